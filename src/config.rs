@@ -1,0 +1,575 @@
+//! The TOML config (CONTRACT §2): unknown keys are errors, every value is
+//! checked, and every error names its key. Secrets live in files named by the
+//! config, read here with an OpenSSH-style permission check.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::is_valid_id;
+
+pub const DEFAULT_PATH: &str = "/etc/tillpay/tillpay.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub till: TillConfig,
+    pub pos: PosConfig,
+    pub scanner: Option<ScannerConfig>,
+    pub payment: PaymentConfig,
+    pub wechat: Option<WechatConfig>,
+    pub alipay: Option<AlipayConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TillConfig {
+    pub id: String,
+    pub state_dir: PathBuf,
+}
+
+impl TillConfig {
+    pub fn journal_path(&self) -> PathBuf {
+        self.state_dir.join("journal.sqlite")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PosConfig {
+    pub socket: PathBuf,
+    pub socket_mode: u32,
+    pub allowed_uids: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScannerConfig {
+    pub device: PathBuf,
+    pub baud: u32,
+    pub frame_gap: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentConfig {
+    pub scan_timeout: Duration,
+    pub poll_interval: Duration,
+    pub pay_timeout: Duration,
+    pub revoke_interval: Duration,
+    pub revoke_max_attempts: u32,
+    pub http_timeout: Duration,
+    pub max_amount: u64,
+}
+
+impl Default for PaymentConfig {
+    fn default() -> Self {
+        PaymentConfig {
+            scan_timeout: Duration::from_millis(120_000),
+            poll_interval: Duration::from_millis(5_000),
+            pay_timeout: Duration::from_millis(30_000),
+            revoke_interval: Duration::from_millis(2_000),
+            revoke_max_attempts: 5,
+            http_timeout: Duration::from_millis(10_000),
+            max_amount: 500_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WechatSignType {
+    Md5,
+    HmacSha256,
+}
+
+#[derive(Clone)]
+pub struct WechatConfig {
+    pub base_url: String,
+    pub appid: String,
+    pub mch_id: String,
+    pub sub_mch_id: Option<String>,
+    pub sub_appid: Option<String>,
+    /// The API v2 key, read from `api_key_file`.
+    pub api_key: String,
+    pub sign_type: WechatSignType,
+    /// PEM text of the client certificate and its key, for /secapi/ calls.
+    /// `None` only with an `http://` base URL (a simulator).
+    pub client_identity: Option<ClientIdentity>,
+    /// WeChat forbids a reverse sooner than 15 s after micropay. Only a
+    /// simulator may be configured with less.
+    pub min_reverse_delay: Duration,
+}
+
+impl std::fmt::Debug for WechatConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WechatConfig")
+            .field("base_url", &self.base_url)
+            .field("appid", &self.appid)
+            .field("mch_id", &self.mch_id)
+            .field("sub_mch_id", &self.sub_mch_id)
+            .field("api_key", &"<secret>")
+            .field("sign_type", &self.sign_type)
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct ClientIdentity {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub cert_file: PathBuf,
+}
+
+#[derive(Clone)]
+pub struct AlipayConfig {
+    pub gateway_url: String,
+    pub app_id: String,
+    /// Key text as found in the files (PEM or bare base64); the Alipay
+    /// gateway module parses it and names the file when it cannot.
+    pub app_private_key: String,
+    pub app_private_key_file: PathBuf,
+    pub alipay_public_key: String,
+    pub alipay_public_key_file: PathBuf,
+}
+
+impl std::fmt::Debug for AlipayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlipayConfig")
+            .field("gateway_url", &self.gateway_url)
+            .field("app_id", &self.app_id)
+            .field("app_private_key_file", &self.app_private_key_file)
+            .field("alipay_public_key_file", &self.alipay_public_key_file)
+            .finish()
+    }
+}
+
+// ---- raw TOML shape -------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    till: Option<RawTill>,
+    pos: Option<RawPos>,
+    scanner: Option<RawScanner>,
+    payment: Option<RawPayment>,
+    wechat: Option<RawWechat>,
+    alipay: Option<RawAlipay>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTill {
+    id: Option<String>,
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPos {
+    socket: Option<PathBuf>,
+    socket_mode: Option<String>,
+    allowed_uids: Option<Vec<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScanner {
+    device: Option<PathBuf>,
+    baud: Option<u32>,
+    frame_gap_ms: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPayment {
+    scan_timeout_ms: Option<u64>,
+    poll_interval_ms: Option<u64>,
+    pay_timeout_ms: Option<u64>,
+    revoke_interval_ms: Option<u64>,
+    revoke_max_attempts: Option<u32>,
+    http_timeout_ms: Option<u64>,
+    max_amount: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWechat {
+    base_url: Option<String>,
+    appid: Option<String>,
+    mch_id: Option<String>,
+    sub_mch_id: Option<String>,
+    sub_appid: Option<String>,
+    api_key_file: Option<PathBuf>,
+    sign_type: Option<String>,
+    cert_file: Option<PathBuf>,
+    cert_key_file: Option<PathBuf>,
+    min_reverse_delay_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlipay {
+    gateway_url: Option<String>,
+    app_id: Option<String>,
+    app_private_key_file: Option<PathBuf>,
+    alipay_public_key_file: Option<PathBuf>,
+}
+
+// ---- loading -------------------------------------------------------------
+
+impl Config {
+    /// Reads and checks the config file and the secret files it names.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Checks config text; `origin` names it in errors and anchors relative
+    /// secret paths.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let base = origin.parent().unwrap_or(Path::new("."));
+        let till = check_till(raw.till)?;
+        let pos = check_pos(raw.pos.unwrap_or_default())?;
+        let scanner = raw.scanner.map(check_scanner).transpose()?;
+        let payment = check_payment(raw.payment.unwrap_or_default())?;
+        let wechat = raw.wechat.map(|w| check_wechat(w, base)).transpose()?;
+        let alipay = raw.alipay.map(|a| check_alipay(a, base)).transpose()?;
+        if wechat.is_none() && alipay.is_none() {
+            return Err(invalid(
+                "wechat / alipay",
+                "no payment provider is configured: add a [wechat] or an [alipay] table",
+            ));
+        }
+        Ok(Config {
+            till,
+            pos,
+            scanner,
+            payment,
+            wechat,
+            alipay,
+        })
+    }
+}
+
+fn required<T>(v: Option<T>, key: &str) -> Result<T, ConfigError> {
+    v.ok_or_else(|| invalid(key, "is required"))
+}
+
+fn check_till(raw: Option<RawTill>) -> Result<TillConfig, ConfigError> {
+    let raw = raw.ok_or_else(|| invalid("till", "the [till] table is required"))?;
+    let id = required(raw.id, "till.id")?;
+    if !is_valid_id(&id) {
+        return Err(invalid(
+            "till.id",
+            format!("{id:?} must be 1-32 characters of A-Z a-z 0-9 _ -"),
+        ));
+    }
+    let state_dir = raw
+        .state_dir
+        .unwrap_or_else(|| PathBuf::from("/var/lib/tillpay"));
+    if state_dir.as_os_str().is_empty() {
+        return Err(invalid("till.state_dir", "must not be empty"));
+    }
+    Ok(TillConfig { id, state_dir })
+}
+
+fn check_pos(raw: RawPos) -> Result<PosConfig, ConfigError> {
+    let mode_text = raw.socket_mode.unwrap_or_else(|| "0660".to_string());
+    let socket_mode = u32::from_str_radix(&mode_text, 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && mode_text.len() <= 4)
+        .ok_or_else(|| {
+            invalid(
+                "pos.socket_mode",
+                format!("{mode_text:?} is not an octal file mode such as \"0660\""),
+            )
+        })?;
+    if socket_mode & 0o600 != 0o600 {
+        return Err(invalid(
+            "pos.socket_mode",
+            format!("{mode_text:?} must let the owner read and write"),
+        ));
+    }
+    Ok(PosConfig {
+        socket: raw
+            .socket
+            .unwrap_or_else(|| PathBuf::from("/run/tillpay/pos.sock")),
+        socket_mode,
+        allowed_uids: raw.allowed_uids.unwrap_or_default(),
+    })
+}
+
+fn check_scanner(raw: RawScanner) -> Result<ScannerConfig, ConfigError> {
+    let device = required(raw.device, "scanner.device")?;
+    let baud = raw.baud.unwrap_or(9600);
+    const BAUDS: [u32; 8] = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200];
+    if !BAUDS.contains(&baud) {
+        return Err(invalid(
+            "scanner.baud",
+            format!("{baud} is not one of {BAUDS:?}"),
+        ));
+    }
+    let gap = ranged(raw.frame_gap_ms, 50, 5, 2_000, "scanner.frame_gap_ms")?;
+    Ok(ScannerConfig {
+        device,
+        baud,
+        frame_gap: gap,
+    })
+}
+
+fn ranged(
+    v: Option<u64>,
+    default: u64,
+    min: u64,
+    max: u64,
+    key: &str,
+) -> Result<Duration, ConfigError> {
+    let v = v.unwrap_or(default);
+    if v < min || v > max {
+        return Err(invalid(key, format!("{v} ms is outside {min}..={max}")));
+    }
+    Ok(Duration::from_millis(v))
+}
+
+fn check_payment(raw: RawPayment) -> Result<PaymentConfig, ConfigError> {
+    let d = PaymentConfig::default();
+    let ms = |dur: Duration| dur.as_millis() as u64;
+    let poll_interval = ranged(
+        raw.poll_interval_ms,
+        ms(d.poll_interval),
+        10,
+        60_000,
+        "payment.poll_interval_ms",
+    )?;
+    let pay_timeout = ranged(
+        raw.pay_timeout_ms,
+        ms(d.pay_timeout),
+        100,
+        600_000,
+        "payment.pay_timeout_ms",
+    )?;
+    if poll_interval > pay_timeout {
+        return Err(invalid(
+            "payment.poll_interval_ms",
+            "must not be longer than payment.pay_timeout_ms",
+        ));
+    }
+    let revoke_max_attempts = raw.revoke_max_attempts.unwrap_or(d.revoke_max_attempts);
+    if !(1..=100).contains(&revoke_max_attempts) {
+        return Err(invalid(
+            "payment.revoke_max_attempts",
+            format!("{revoke_max_attempts} is outside 1..=100"),
+        ));
+    }
+    let max_amount = raw.max_amount.unwrap_or(d.max_amount);
+    if !(1..=10_000_000_000).contains(&max_amount) {
+        return Err(invalid(
+            "payment.max_amount",
+            format!("{max_amount} fen is outside 1..=10000000000"),
+        ));
+    }
+    Ok(PaymentConfig {
+        scan_timeout: ranged(
+            raw.scan_timeout_ms,
+            ms(d.scan_timeout),
+            100,
+            3_600_000,
+            "payment.scan_timeout_ms",
+        )?,
+        poll_interval,
+        pay_timeout,
+        revoke_interval: ranged(
+            raw.revoke_interval_ms,
+            ms(d.revoke_interval),
+            10,
+            600_000,
+            "payment.revoke_interval_ms",
+        )?,
+        revoke_max_attempts,
+        http_timeout: ranged(
+            raw.http_timeout_ms,
+            ms(d.http_timeout),
+            100,
+            120_000,
+            "payment.http_timeout_ms",
+        )?,
+        max_amount,
+    })
+}
+
+fn check_url(url: &str, key: &str) -> Result<(), ConfigError> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(invalid(
+            key,
+            format!("{url:?} must start with https:// or http://"),
+        ));
+    }
+    Ok(())
+}
+
+fn nonempty(v: Option<String>, key: &str) -> Result<String, ConfigError> {
+    let v = required(v, key)?;
+    if v.trim().is_empty() || v.len() > 32 {
+        return Err(invalid(key, "must be 1-32 characters"));
+    }
+    Ok(v)
+}
+
+fn resolve(base: &Path, p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        p
+    } else {
+        base.join(p)
+    }
+}
+
+fn check_wechat(raw: RawWechat, base: &Path) -> Result<WechatConfig, ConfigError> {
+    let base_url = raw
+        .base_url
+        .unwrap_or_else(|| "https://api.mch.weixin.qq.com".to_string());
+    check_url(&base_url, "wechat.base_url")?;
+    let sign_type = match raw.sign_type.as_deref().unwrap_or("HMAC-SHA256") {
+        "HMAC-SHA256" => WechatSignType::HmacSha256,
+        "MD5" => WechatSignType::Md5,
+        other => {
+            return Err(invalid(
+                "wechat.sign_type",
+                format!("{other:?} must be \"HMAC-SHA256\" or \"MD5\""),
+            ))
+        }
+    };
+    let key_file = resolve(base, required(raw.api_key_file, "wechat.api_key_file")?);
+    let api_key = read_secret(&key_file, "wechat.api_key_file")?
+        .trim()
+        .to_string();
+    if api_key.len() != 32 || !api_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(invalid(
+            "wechat.api_key_file",
+            format!(
+                "{} must hold the 32-character API v2 key and nothing else",
+                key_file.display()
+            ),
+        ));
+    }
+    let client_identity = match (raw.cert_file, raw.cert_key_file) {
+        (Some(cert), Some(key)) => {
+            let cert = resolve(base, cert);
+            let key = resolve(base, key);
+            Some(ClientIdentity {
+                cert_pem: read_public(&cert, "wechat.cert_file")?,
+                key_pem: read_secret(&key, "wechat.cert_key_file")?,
+                cert_file: cert,
+            })
+        }
+        (None, None) if base_url.starts_with("http://") => None,
+        (None, None) => return Err(invalid(
+            "wechat.cert_file",
+            "is required with an https:// base_url: reverse and refund need the client certificate",
+        )),
+        (Some(_), None) => {
+            return Err(invalid(
+                "wechat.cert_key_file",
+                "is required with wechat.cert_file",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "wechat.cert_file",
+                "is required with wechat.cert_key_file",
+            ))
+        }
+    };
+    let min_reverse_delay = Duration::from_millis(raw.min_reverse_delay_ms.unwrap_or(15_000));
+    if min_reverse_delay < Duration::from_millis(15_000) && !base_url.starts_with("http://") {
+        return Err(invalid(
+            "wechat.min_reverse_delay_ms",
+            "WeChat forbids a reverse sooner than 15000 ms after micropay; only a simulator (http:// base_url) may use less",
+        ));
+    }
+    Ok(WechatConfig {
+        base_url: base_url.trim_end_matches('/').to_string(),
+        appid: nonempty(raw.appid, "wechat.appid")?,
+        mch_id: nonempty(raw.mch_id, "wechat.mch_id")?,
+        sub_mch_id: raw.sub_mch_id.filter(|s| !s.is_empty()),
+        sub_appid: raw.sub_appid.filter(|s| !s.is_empty()),
+        api_key,
+        sign_type,
+        client_identity,
+        min_reverse_delay,
+    })
+}
+
+fn check_alipay(raw: RawAlipay, base: &Path) -> Result<AlipayConfig, ConfigError> {
+    let gateway_url = raw
+        .gateway_url
+        .unwrap_or_else(|| "https://openapi.alipay.com/gateway.do".to_string());
+    check_url(&gateway_url, "alipay.gateway_url")?;
+    let app_id = nonempty(raw.app_id, "alipay.app_id")?;
+    let private_file = resolve(
+        base,
+        required(raw.app_private_key_file, "alipay.app_private_key_file")?,
+    );
+    let public_file = resolve(
+        base,
+        required(raw.alipay_public_key_file, "alipay.alipay_public_key_file")?,
+    );
+    Ok(AlipayConfig {
+        gateway_url,
+        app_id,
+        app_private_key: read_secret(&private_file, "alipay.app_private_key_file")?,
+        app_private_key_file: private_file,
+        alipay_public_key: read_public(&public_file, "alipay.alipay_public_key_file")?,
+        alipay_public_key_file: public_file,
+    })
+}
+
+fn read_public(path: &Path, key: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+}
+
+/// Reads a secret file, refusing one that group or others may read, as
+/// OpenSSH does for private keys.
+pub fn read_secret(path: &Path, key: &str) -> Result<String, ConfigError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(invalid(
+            key,
+            format!(
+                "{} is readable by group or others (mode {mode:04o}); it holds a secret: run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ),
+        ));
+    }
+    read_public(path, key)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new() -> Dir {
+        let d = Dir(tempfile::tempdir().expect("tempdir"));
+        d.write("wechat-key", "192006250b4c09247ec02edce69f6a2d\n", 0o600);
+        d.write("ap-priv.pem", "PRIVATE", 0o600);
+        d.write("ap-pub.pem", "PUBLIC", 0o644);
+        d
+    }
+    fn write(&self, name: &str, text: &str, mode: u32) {
+        let p = self.0.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    fn parse(&self, toml: &str) -> Result<Config, ConfigError> {
+        Config::parse(toml, &self.0.path().join("tillpay.toml"))
+    }
+}
+
+const GOOD: &str = r#"
+[till]
+id = "S001-T03"
+state_dir = "/tmp/x"
+[wechat]
+base_url = "http://127.0.0.1:1"
+appid = "wx2421b1c4370ec43b"
+mch_id = "10000100"
+api_key_file = "wechat-key"
+[alipay]
+gateway_url = "http://127.0.0.1:1/gateway.do"
+app_id = "2021000000000000"
+app_private_key_file = "ap-priv.pem"
+alipay_public_key_file = "ap-pub.pem"
+"#;
+
+fn err(r: Result<Config, ConfigError>) -> String {
+    match r {
+        Ok(_) => panic!("config accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_good_config_gets_the_contract_defaults() {
+    let d = Dir::new();
+    let c = d.parse(GOOD).expect("good config");
+    assert_eq!(c.till.id, "S001-T03");
+    assert_eq!(c.payment, PaymentConfig::default());
+    assert_eq!(c.payment.pay_timeout, Duration::from_millis(30_000));
+    assert_eq!(c.pos.socket_mode, 0o660);
+    assert_eq!(c.pos.socket, PathBuf::from("/run/tillpay/pos.sock"));
+    assert!(c.scanner.is_none());
+    let w = c.wechat.expect("wechat");
+    assert_eq!(w.api_key, "192006250b4c09247ec02edce69f6a2d");
+    assert_eq!(w.sign_type, WechatSignType::HmacSha256);
+    assert_eq!(w.min_reverse_delay, Duration::from_secs(15));
+    assert_eq!(c.alipay.expect("alipay").app_private_key, "PRIVATE");
+}
+
+#[test]
+fn an_unknown_key_is_an_error_that_names_it() {
+    let d = Dir::new();
+    let e = err(d.parse(&GOOD.replace("[alipay]", "[alipay]\napp_idd = \"x\"")));
+    assert!(e.contains("app_idd"), "{e}");
+    let e = err(d.parse(&format!("{GOOD}\n[payment]\npoll_intervall_ms = 5\n")));
+    assert!(e.contains("poll_intervall_ms"), "{e}");
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let d = Dir::new();
+    let cases = [
+        (GOOD.replace("S001-T03", "till 3"), "till.id"),
+        (
+            format!("{GOOD}\n[payment]\npoll_interval_ms = 0\n"),
+            "payment.poll_interval_ms",
+        ),
+        (
+            format!("{GOOD}\n[payment]\nrevoke_max_attempts = 0\n"),
+            "payment.revoke_max_attempts",
+        ),
+        (
+            format!("{GOOD}\n[payment]\nmax_amount = 0\n"),
+            "payment.max_amount",
+        ),
+        (
+            format!("{GOOD}\n[pos]\nsocket_mode = \"rw\"\n"),
+            "pos.socket_mode",
+        ),
+        (
+            format!("{GOOD}\n[scanner]\ndevice = \"/dev/x\"\nbaud = 1234\n"),
+            "scanner.baud",
+        ),
+        (
+            format!("{GOOD}\n[scanner]\nbaud = 9600\n"),
+            "scanner.device",
+        ),
+        (
+            GOOD.replace("HMAC", "x")
+                .replace("mch_id = \"10000100\"\n", ""),
+            "wechat.mch_id",
+        ),
+        (
+            GOOD.replace("http://127.0.0.1:1\"", "ftp://x\""),
+            "wechat.base_url",
+        ),
+        (
+            GOOD.replace("http://127.0.0.1:1\"", "https://api.mch.weixin.qq.com\""),
+            "wechat.cert_file",
+        ),
+    ];
+    for (text, key) in cases {
+        let e = err(d.parse(&text));
+        assert!(e.starts_with(key), "expected {key}: {e}");
+    }
+    let no_provider = "[till]\nid = \"T1\"\n";
+    assert!(err(d.parse(no_provider)).contains("no payment provider"));
+    let e = err(d.parse("[till]\nid = 5\n"));
+    assert!(e.contains("tillpay.toml"), "{e}");
+}
+
+#[test]
+fn a_secret_readable_by_others_is_refused_with_the_fix() {
+    let d = Dir::new();
+    d.write("wechat-key", "192006250b4c09247ec02edce69f6a2d", 0o644);
+    let e = err(d.parse(GOOD));
+    assert!(e.starts_with("wechat.api_key_file"), "{e}");
+    assert!(e.contains("chmod 600"), "{e}");
+    d.write("wechat-key", "192006250b4c09247ec02edce69f6a2d", 0o600);
+    d.write("ap-priv.pem", "PRIVATE", 0o640);
+    let e = err(d.parse(GOOD));
+    assert!(e.starts_with("alipay.app_private_key_file"), "{e}");
+}
+
+#[test]
+fn a_wrong_length_api_key_is_refused() {
+    let d = Dir::new();
+    d.write("wechat-key", "short", 0o600);
+    assert!(err(d.parse(GOOD)).contains("32-character"));
+}
+
+#[test]
+fn a_short_reverse_delay_only_for_simulators() {
+    let d = Dir::new();
+    let c = d
+        .parse(&GOOD.replace("api_key_file", "min_reverse_delay_ms = 300\napi_key_file"))
+        .expect("simulator may shorten");
+    assert_eq!(
+        c.wechat.expect("wechat").min_reverse_delay,
+        Duration::from_millis(300)
+    );
+}

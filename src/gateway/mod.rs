@@ -1,0 +1,173 @@
+//! The one trait every payment channel implements. Its answers are already
+//! classified per POLICY rules 4-9 and 12-13, so the engine never sees a
+//! gateway's own codes except as text for the cashier and the journal.
+//!
+//! A response whose signature does not verify must never come back as
+//! `Paid`, `Failed` or `Revoked`: the client turns it into `Unknown` /
+//! `Pending` / `Retry` (POLICY 7).
+
+pub mod alipay;
+pub mod wechat;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AuthCode, Fen, Provider};
+
+/// The gateway's own code and text, kept for the cashier and the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayNote {
+    pub code: String,
+    pub message: String,
+}
+
+impl GatewayNote {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        GatewayNote {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What a paid order looks like at the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaidInfo {
+    /// WeChat `transaction_id` / Alipay `trade_no`.
+    pub transaction_id: String,
+    /// RFC 3339, when the gateway said; otherwise the engine uses its clock.
+    pub paid_at: Option<String>,
+    /// The amount the gateway booked, when it said.
+    pub amount: Option<Fen>,
+}
+
+/// The request for one attempt's pay call. Every retry of the same attempt
+/// sends the same `out_trade_no` (POLICY 1).
+#[derive(Debug, Clone)]
+pub struct PayRequest {
+    pub out_trade_no: String,
+    pub amount: Fen,
+    pub auth_code: AuthCode,
+    pub subject: String,
+}
+
+/// Classified answer to a pay call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayAnswer {
+    /// Money taken; signature verified.
+    Paid(PaidInfo),
+    /// Definitely not charged (POLICY 6). `config_error` marks errors the
+    /// merchant must fix (signature, permission, parameters): logged at error.
+    Failed {
+        note: GatewayNote,
+        config_error: bool,
+    },
+    /// Nobody knows yet: the customer confirms on the phone, a system error,
+    /// a transport failure after the request left, an unverifiable answer.
+    /// `user_paying` says the gateway is waiting for the customer.
+    Unknown {
+        note: GatewayNote,
+        user_paying: bool,
+    },
+    /// The request provably never left (connection refused, DNS, connect
+    /// timeout, TLS handshake): safe to call it failed (POLICY 4).
+    NotSent(GatewayNote),
+}
+
+/// Classified answer to an order query (POLICY 9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryAnswer {
+    Paid(PaidInfo),
+    /// Not final yet, or the query itself failed: keep polling.
+    Pending {
+        note: GatewayNote,
+        user_paying: bool,
+    },
+    /// Final and unpaid (WeChat CLOSED/REVOKED, Alipay TRADE_CLOSED).
+    NotPaid(GatewayNote),
+    /// WeChat PAYERROR: not paid, but still revoked to close the loop.
+    PayError(GatewayNote),
+}
+
+/// Did the revoke move money? WeChat's reverse does not say; Alipay's
+/// cancel does (`action=close|refund`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeEffect {
+    /// The order was closed unpaid: no money moved.
+    Closed,
+    /// The order had been paid and the money went back.
+    Refunded,
+    /// The gateway confirmed the revoke but did not say which.
+    Unstated,
+}
+
+/// Classified answer to a revoke (WeChat reverse / Alipay cancel), POLICY 12.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeAnswer {
+    Revoked(RevokeEffect),
+    /// Try again after `revoke_interval_ms`: `recall=Y`, `retry_flag=Y`,
+    /// SYSTEMERROR, USERPAYING, 20000, transport failure, bad signature.
+    Retry(GatewayNote),
+    /// The gateway refuses for good (e.g. REVERSE_EXPIRE): an operator must look.
+    Refused(GatewayNote),
+}
+
+#[derive(Debug, Clone)]
+pub struct RefundRequest {
+    pub out_trade_no: String,
+    pub transaction_id: Option<String>,
+    /// The merchant's refund number: the idempotency key (POLICY 17).
+    pub refund_no: String,
+    pub total_amount: Fen,
+    pub refund_amount: Fen,
+    pub reason: Option<String>,
+}
+
+/// Classified answer to a refund or refund query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundAnswer {
+    Refunded {
+        refund_id: Option<String>,
+    },
+    Processing(GatewayNote),
+    Failed(GatewayNote),
+    /// Unknown: ask again with the same refund_no.
+    Unknown(GatewayNote),
+}
+
+/// A day's bill as the gateway serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BillAnswer {
+    /// WeChat: the CSV text's bytes; Alipay: the zip's bytes.
+    File(Vec<u8>),
+    /// Not generated yet (WeChat "Bill Creating", before 10:00 next day).
+    NotYet(GatewayNote),
+    /// No bill for that day (no trades): WeChat "No Bill Exist", Alipay
+    /// `isp.bill_not_exist`.
+    NoBill(GatewayNote),
+    Failed(GatewayNote),
+}
+
+/// One payment channel. Implementations hold their credentials and one HTTP
+/// client; every call is independent and may be retried with the same ids.
+#[async_trait]
+pub trait Gateway: Send + Sync {
+    fn provider(&self) -> Provider;
+
+    /// The earliest a revoke may be sent after the pay request. WeChat
+    /// forbids reversing sooner than 15 s after micropay (POLICY 11).
+    fn min_revoke_delay(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    async fn pay(&self, req: &PayRequest) -> PayAnswer;
+    async fn query(&self, out_trade_no: &str) -> QueryAnswer;
+    async fn revoke(&self, out_trade_no: &str) -> RevokeAnswer;
+    async fn refund(&self, req: &RefundRequest) -> RefundAnswer;
+    async fn refund_query(&self, out_trade_no: &str, refund_no: &str) -> RefundAnswer;
+    /// The bill of `date` (`YYYY-MM-DD`).
+    async fn bill(&self, date: &str) -> BillAnswer;
+}
