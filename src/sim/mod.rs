@@ -5,3 +5,4 @@
 
 pub mod behaviour;
 pub mod http;
+pub mod ledger;

@@ -1,0 +1,518 @@
+//! The simulator's book of orders and money, shared by both dialects. It
+//! models the customer (see [`Behaviour`]) and the acquirer's side of an
+//! order; each dialect only translates it to and from its wire format.
+//!
+//! Time: a customer who "confirms after N" does so N `time_unit`s after the
+//! pay request, measured on the monotonic clock when the order is looked at.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Local};
+
+use crate::domain::{mask_code, Fen, Provider};
+use crate::gateway::RevokeEffect;
+use crate::sim::behaviour::Behaviour;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderState {
+    /// Created; waiting for the customer (WeChat USERPAYING / NOTPAY,
+    /// Alipay WAIT_BUYER_PAY).
+    Open,
+    Paid,
+    /// The payment failed at the bank (WeChat PAYERROR, Alipay TRADE_CLOSED).
+    Failed,
+    /// Revoked: closed unpaid or refunded after payment.
+    Revoked(RevokeEffect),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRefund {
+    pub refund_no: String,
+    pub refund_id: String,
+    pub amount: Fen,
+    pub at: DateTime<Local>,
+    /// A refund that a revoke of a paid order caused.
+    pub by_revoke: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub provider: Provider,
+    pub out_trade_no: String,
+    /// WeChat transaction_id / Alipay trade_no.
+    pub transaction_id: String,
+    pub amount: Fen,
+    /// WeChat device_info / Alipay terminal_id.
+    pub device: String,
+    pub subject: String,
+    pub code_masked: String,
+    pub behaviour: Behaviour,
+    pub state: OrderState,
+    pub created: DateTime<Local>,
+    pub paid_at: Option<DateTime<Local>>,
+    pub refunds: Vec<SimRefund>,
+    pub revoke_calls: u32,
+    /// How many times money was taken for this order (must never exceed 1).
+    pub charges: u32,
+    confirm_at: Option<Instant>,
+    code_hash: u64,
+}
+
+impl Order {
+    pub fn refunded(&self) -> Fen {
+        Fen(self.refunds.iter().map(|r| r.amount.0).sum())
+    }
+
+    /// Money the merchant keeps from this order.
+    pub fn money_kept(&self) -> u64 {
+        if self.charges == 0 {
+            return 0;
+        }
+        self.amount.0.saturating_sub(self.refunded().0)
+    }
+}
+
+/// What a pay request leads to, before the dialect words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayOutcome {
+    Paid(Order),
+    /// Waiting for the customer to confirm on the phone.
+    UserPaying(Order),
+    /// The bank said no: no money moved. The order is kept as `Failed`.
+    InsufficientFunds,
+    /// The code is expired or was already used: no order was created.
+    CodeExpired,
+    CodeUsed,
+    /// Answer "system error" (the order may or may not be paid).
+    SystemError(Order),
+    /// Money taken, and the answer must be lost on the way back.
+    AnswerLost(Order),
+    /// The same out_trade_no was already submitted: its order as it stands,
+    /// and whether this request differs (another code or amount).
+    Existing {
+        order: Order,
+        mismatch: bool,
+    },
+}
+
+impl PartialEq for Order {
+    fn eq(&self, other: &Self) -> bool {
+        self.out_trade_no == other.out_trade_no && self.state == other.state
+    }
+}
+impl Eq for Order {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    Done(RevokeEffect),
+    /// The customer's behaviour asks for the revoke to be retried.
+    Retry,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    Refunded(SimRefund),
+    NotFound,
+    NotPaid,
+    /// More than what is left to refund, or a refund_no reused with another amount.
+    Rejected(&'static str),
+}
+
+pub struct Ledger {
+    inner: Mutex<Inner>,
+    time_unit: Duration,
+}
+
+#[derive(Default)]
+struct Inner {
+    orders: BTreeMap<String, Order>,
+    used_codes: HashSet<u64>,
+    seq: u64,
+}
+
+fn hash_code(code: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    code.hash(&mut h);
+    h.finish()
+}
+
+impl Ledger {
+    pub fn new(time_unit: Duration) -> Ledger {
+        Ledger {
+            inner: Mutex::new(Inner::default()),
+            time_unit,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves the ledger as it was.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Looks at every order whose customer confirmed since the last look.
+    fn settle(inner: &mut Inner) {
+        let now = Instant::now();
+        for o in inner.orders.values_mut() {
+            if o.state == OrderState::Open && o.confirm_at.is_some_and(|t| t <= now) {
+                o.state = OrderState::Paid;
+                o.paid_at = Some(Local::now());
+                o.charges += 1;
+                o.confirm_at = None;
+            }
+        }
+    }
+
+    fn next_id(inner: &mut Inner, provider: Provider) -> String {
+        inner.seq += 1;
+        let day = Local::now().format("%Y%m%d");
+        match provider {
+            // 4200 + ... is how WeChat transaction ids look (28 digits).
+            Provider::Wechat => format!("4200{day}{:016}", inner.seq),
+            // Alipay trade_no: date + "22" + digits (28 digits).
+            Provider::Alipay => format!("{day}22{:018}", inner.seq),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn pay(
+        &self,
+        provider: Provider,
+        out_trade_no: &str,
+        amount: Fen,
+        code: &str,
+        device: &str,
+        subject: &str,
+    ) -> PayOutcome {
+        let mut inner = self.lock();
+        Self::settle(&mut inner);
+        let code_hash = hash_code(code);
+        if let Some(o) = inner.orders.get(out_trade_no) {
+            let mismatch = o.code_hash != code_hash || o.amount != amount;
+            return PayOutcome::Existing {
+                order: o.clone(),
+                mismatch,
+            };
+        }
+        let behaviour = Behaviour::of_code(code);
+        if behaviour == Behaviour::ExpiredCode {
+            return PayOutcome::CodeExpired;
+        }
+        if !inner.used_codes.insert(code_hash) {
+            // A payment code is single-use, even when the payment failed.
+            return PayOutcome::CodeUsed;
+        }
+        let now = Local::now();
+        let mut order = Order {
+            provider,
+            out_trade_no: out_trade_no.to_string(),
+            transaction_id: Self::next_id(&mut inner, provider),
+            amount,
+            device: device.to_string(),
+            subject: subject.to_string(),
+            code_masked: mask_code(code),
+            behaviour,
+            state: OrderState::Open,
+            created: now,
+            paid_at: None,
+            refunds: Vec::new(),
+            revoke_calls: 0,
+            charges: 0,
+            confirm_at: None,
+            code_hash,
+        };
+        let pay_now = |o: &mut Order| {
+            o.state = OrderState::Paid;
+            o.paid_at = Some(now);
+            o.charges = 1;
+        };
+        let outcome = match behaviour {
+            Behaviour::PaysAtOnce => {
+                pay_now(&mut order);
+                PayOutcome::Paid(order.clone())
+            }
+            Behaviour::ConfirmsAfter(n) => {
+                order.confirm_at = Some(Instant::now() + self.time_unit * n);
+                if n == 0 {
+                    pay_now(&mut order);
+                    order.confirm_at = None;
+                }
+                PayOutcome::UserPaying(order.clone())
+            }
+            Behaviour::NeverConfirms | Behaviour::RevokeRetries(_) | Behaviour::RevokeFails => {
+                PayOutcome::UserPaying(order.clone())
+            }
+            Behaviour::InsufficientFunds => {
+                order.state = OrderState::Failed;
+                inner.orders.insert(out_trade_no.to_string(), order);
+                return PayOutcome::InsufficientFunds;
+            }
+            Behaviour::SystemErrorPaid => {
+                pay_now(&mut order);
+                PayOutcome::SystemError(order.clone())
+            }
+            Behaviour::SystemErrorUnpaid => PayOutcome::SystemError(order.clone()),
+            Behaviour::AnswerLost => {
+                pay_now(&mut order);
+                PayOutcome::AnswerLost(order.clone())
+            }
+            Behaviour::ExpiredCode => PayOutcome::CodeExpired,
+        };
+        inner.orders.insert(out_trade_no.to_string(), order);
+        outcome
+    }
+
+    pub fn order(&self, out_trade_no: &str) -> Option<Order> {
+        let mut inner = self.lock();
+        Self::settle(&mut inner);
+        inner.orders.get(out_trade_no).cloned()
+    }
+
+    pub fn orders(&self) -> Vec<Order> {
+        let mut inner = self.lock();
+        Self::settle(&mut inner);
+        inner.orders.values().cloned().collect()
+    }
+
+    /// Revokes (WeChat reverse / Alipay cancel). Revoking an order that was
+    /// never created leaves a closed tombstone, so a pay request that
+    /// arrives late cannot take money for it.
+    pub fn revoke(&self, provider: Provider, out_trade_no: &str) -> RevokeOutcome {
+        let mut inner = self.lock();
+        Self::settle(&mut inner);
+        let Some(o) = inner.orders.get_mut(out_trade_no) else {
+            let now = Local::now();
+            inner.orders.insert(
+                out_trade_no.to_string(),
+                Order {
+                    provider,
+                    out_trade_no: out_trade_no.to_string(),
+                    transaction_id: String::new(),
+                    amount: Fen(0),
+                    device: String::new(),
+                    subject: String::new(),
+                    code_masked: String::new(),
+                    behaviour: Behaviour::NeverConfirms,
+                    state: OrderState::Revoked(RevokeEffect::Closed),
+                    created: now,
+                    paid_at: None,
+                    refunds: Vec::new(),
+                    revoke_calls: 1,
+                    charges: 0,
+                    confirm_at: None,
+                    code_hash: 0,
+                },
+            );
+            return RevokeOutcome::Done(RevokeEffect::Closed);
+        };
+        o.revoke_calls += 1;
+        match o.behaviour {
+            Behaviour::RevokeRetries(n) if o.revoke_calls <= n => return RevokeOutcome::Retry,
+            Behaviour::RevokeFails => return RevokeOutcome::Retry,
+            _ => {}
+        }
+        let effect = match o.state {
+            OrderState::Open | OrderState::Failed => RevokeEffect::Closed,
+            OrderState::Paid => {
+                let refund_id = format!("{}R", o.transaction_id);
+                let amount = Fen(o.amount.0 - o.refunded().0);
+                o.refunds.push(SimRefund {
+                    refund_no: String::new(),
+                    refund_id,
+                    amount,
+                    at: Local::now(),
+                    by_revoke: true,
+                });
+                RevokeEffect::Refunded
+            }
+            OrderState::Revoked(effect) => effect,
+        };
+        o.state = OrderState::Revoked(effect);
+        o.confirm_at = None;
+        RevokeOutcome::Done(effect)
+    }
+
+    /// Refunds part or all of a paid order; idempotent on `refund_no`.
+    pub fn refund(&self, out_trade_no: &str, refund_no: &str, amount: Fen) -> RefundOutcome {
+        let mut inner = self.lock();
+        Self::settle(&mut inner);
+        let Some(o) = inner.orders.get_mut(out_trade_no) else {
+            return RefundOutcome::NotFound;
+        };
+        if let Some(r) = o.refunds.iter().find(|r| r.refund_no == refund_no) {
+            if r.amount != amount {
+                return RefundOutcome::Rejected("refund_no reused with another amount");
+            }
+            return RefundOutcome::Refunded(r.clone());
+        }
+        if o.state != OrderState::Paid {
+            return RefundOutcome::NotPaid;
+        }
+        if amount.0 == 0 || o.refunded().0 + amount.0 > o.amount.0 {
+            return RefundOutcome::Rejected("refund exceeds what is left to refund");
+        }
+        let r = SimRefund {
+            refund_no: refund_no.to_string(),
+            refund_id: format!("{}R{}", o.transaction_id, o.refunds.len() + 1),
+            amount,
+            at: Local::now(),
+            by_revoke: false,
+        };
+        o.refunds.push(r.clone());
+        RefundOutcome::Refunded(r)
+    }
+
+    pub fn refund_of(&self, out_trade_no: &str, refund_no: &str) -> Option<SimRefund> {
+        let inner = self.lock();
+        inner
+            .orders
+            .get(out_trade_no)?
+            .refunds
+            .iter()
+            .find(|r| r.refund_no == refund_no)
+            .cloned()
+    }
+
+    /// Money the merchant keeps from `out_trade_no` (0 if unknown).
+    pub fn money_kept(&self, out_trade_no: &str) -> u64 {
+        self.order(out_trade_no).map_or(0, |o| o.money_kept())
+    }
+
+    /// Total money kept over every order whose out_trade_no starts with `prefix`.
+    pub fn money_kept_with_prefix(&self, prefix: &str) -> u64 {
+        self.orders()
+            .iter()
+            .filter(|o| o.out_trade_no.starts_with(prefix))
+            .map(Order::money_kept)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(b: Behaviour, serial: u64) -> String {
+        b.code(Provider::Wechat, serial)
+    }
+
+    #[test]
+    fn a_code_is_single_use_and_a_retry_sees_the_same_order() {
+        let l = Ledger::new(Duration::from_millis(1));
+        let c = code(Behaviour::PaysAtOnce, 1);
+        assert!(matches!(
+            l.pay(Provider::Wechat, "o1", Fen(100), &c, "T1", "x"),
+            PayOutcome::Paid(_)
+        ));
+        assert!(matches!(
+            l.pay(Provider::Wechat, "o1", Fen(100), &c, "T1", "x"),
+            PayOutcome::Existing {
+                mismatch: false,
+                ..
+            }
+        ));
+        assert_eq!(
+            l.pay(Provider::Wechat, "o2", Fen(100), &c, "T1", "x"),
+            PayOutcome::CodeUsed
+        );
+        assert_eq!(l.money_kept("o1"), 100);
+    }
+
+    #[test]
+    fn revoke_refunds_a_paid_order_and_closes_an_open_one() {
+        let l = Ledger::new(Duration::from_millis(1));
+        l.pay(
+            Provider::Alipay,
+            "p",
+            Fen(100),
+            &code(Behaviour::PaysAtOnce, 2),
+            "T1",
+            "x",
+        );
+        l.pay(
+            Provider::Alipay,
+            "u",
+            Fen(100),
+            &code(Behaviour::NeverConfirms, 3),
+            "T1",
+            "x",
+        );
+        assert_eq!(
+            l.revoke(Provider::Alipay, "p"),
+            RevokeOutcome::Done(RevokeEffect::Refunded)
+        );
+        assert_eq!(
+            l.revoke(Provider::Alipay, "u"),
+            RevokeOutcome::Done(RevokeEffect::Closed)
+        );
+        assert_eq!(l.money_kept("p"), 0);
+        assert_eq!(l.order("p").map(|o| o.charges), Some(1));
+        assert_eq!(
+            l.revoke(Provider::Alipay, "ghost"),
+            RevokeOutcome::Done(RevokeEffect::Closed)
+        );
+    }
+
+    #[test]
+    fn revoke_retries_as_the_behaviour_asks() {
+        let l = Ledger::new(Duration::from_millis(1));
+        l.pay(
+            Provider::Wechat,
+            "r",
+            Fen(5),
+            &code(Behaviour::RevokeRetries(2), 4),
+            "T1",
+            "x",
+        );
+        assert_eq!(l.revoke(Provider::Wechat, "r"), RevokeOutcome::Retry);
+        assert_eq!(l.revoke(Provider::Wechat, "r"), RevokeOutcome::Retry);
+        assert_eq!(
+            l.revoke(Provider::Wechat, "r"),
+            RevokeOutcome::Done(RevokeEffect::Closed)
+        );
+    }
+
+    #[test]
+    fn a_customer_confirms_after_the_time_given() {
+        let l = Ledger::new(Duration::from_millis(20));
+        l.pay(
+            Provider::Wechat,
+            "c",
+            Fen(5),
+            &code(Behaviour::ConfirmsAfter(1), 5),
+            "T1",
+            "x",
+        );
+        assert_eq!(l.order("c").map(|o| o.state), Some(OrderState::Open));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(l.order("c").map(|o| o.state), Some(OrderState::Paid));
+    }
+
+    #[test]
+    fn refunds_are_idempotent_and_bounded() {
+        let l = Ledger::new(Duration::from_millis(1));
+        l.pay(
+            Provider::Wechat,
+            "f",
+            Fen(100),
+            &code(Behaviour::PaysAtOnce, 6),
+            "T1",
+            "x",
+        );
+        assert!(matches!(
+            l.refund("f", "r1", Fen(60)),
+            RefundOutcome::Refunded(_)
+        ));
+        assert!(matches!(
+            l.refund("f", "r1", Fen(60)),
+            RefundOutcome::Refunded(_)
+        ));
+        assert!(matches!(
+            l.refund("f", "r2", Fen(50)),
+            RefundOutcome::Rejected(_)
+        ));
+        assert_eq!(l.money_kept("f"), 40);
+    }
+}
