@@ -6,5 +6,7 @@
 
 pub mod config;
 pub mod domain;
+pub mod engine;
 pub mod gateway;
+pub mod journal;
 pub mod sim;

@@ -1,0 +1,557 @@
+//! The payment engine: sales and their attempts, driven by the pure state
+//! machine in [`machine`], journaled before every gateway call, run as
+//! tokio tasks. The POS socket and the scanner call into it; gateways sit
+//! behind the [`Gateway`] trait.
+
+pub mod machine;
+mod recovery;
+mod refund;
+pub mod view;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::config::PaymentConfig;
+use crate::domain::{is_valid_id, AuthCode, Fen, Provider};
+use crate::gateway::Gateway;
+use crate::journal::{Journal, JournalError};
+
+pub use view::{EngineError, Notification, Payment, PaymentStatus, RefundView};
+
+/// A charge as the POS asks for it.
+#[derive(Debug, Clone)]
+pub struct ChargeRequest {
+    pub order_no: String,
+    pub amount: u64,
+    pub subject: Option<String>,
+    /// Typed in by hand; without it the charge waits for the scanner.
+    pub auth_code: Option<String>,
+}
+
+/// What happened to a scanned payment code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanOutcome {
+    /// Handed to the charge that was waiting.
+    Taken { order_no: String },
+    /// Charged nothing; the reason is for the cashier.
+    Ignored(String),
+}
+
+enum ScanWait {
+    Scanned(AuthCode),
+    Cancelled,
+}
+
+struct Armed {
+    order_no: String,
+    tx: oneshot::Sender<ScanWait>,
+}
+
+struct Running {
+    cancel: mpsc::UnboundedSender<()>,
+    done: watch::Receiver<bool>,
+}
+
+#[derive(Default)]
+struct Live {
+    armed: Option<Armed>,
+    /// Sales with an attempt in flight, by order_no.
+    running: HashMap<String, Running>,
+}
+
+pub struct Engine {
+    journal: Arc<Journal>,
+    gateways: HashMap<Provider, Arc<dyn Gateway>>,
+    cfg: PaymentConfig,
+    notify: broadcast::Sender<Notification>,
+    live: Mutex<Live>,
+    /// Set on the first journal I/O error: no new charges (POLICY 14).
+    journal_failed: AtomicBool,
+}
+
+/// Runs blocking journal work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, JournalError> + Send + 'static,
+) -> Result<T, JournalError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(JournalError::Conflict(format!("journal task failed: {e}"))),
+    }
+}
+
+impl Engine {
+    pub fn new(
+        journal: Arc<Journal>,
+        gateways: Vec<Arc<dyn Gateway>>,
+        cfg: PaymentConfig,
+    ) -> Arc<Engine> {
+        let (notify, _) = broadcast::channel(256);
+        Arc::new(Engine {
+            journal,
+            gateways: gateways.into_iter().map(|g| (g.provider(), g)).collect(),
+            cfg,
+            notify,
+            live: Mutex::new(Live::default()),
+            journal_failed: AtomicBool::new(false),
+        })
+    }
+
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Notification> {
+        self.notify.subscribe()
+    }
+
+    pub fn config(&self) -> &PaymentConfig {
+        &self.cfg
+    }
+
+    fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn emit_payment(&self, order_no: &str, event: &str, extra: serde_json::Value) {
+        let mut params = json!({"order_no": order_no, "event": event});
+        if let (Some(p), serde_json::Value::Object(extra)) = (params.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        tracing::info!(order = order_no, event, "payment event");
+        let _ = self.notify.send(Notification::Payment(params));
+    }
+
+    pub fn emit_scanner(&self, event: &str, extra: serde_json::Value) {
+        let mut params = json!({"event": event});
+        if let (Some(p), serde_json::Value::Object(extra)) = (params.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        let _ = self.notify.send(Notification::Scanner(params));
+    }
+
+    /// A journal write failed: stop taking charges (POLICY 14).
+    pub(crate) fn fail_stop(&self, err: &JournalError) {
+        if !self.journal_failed.swap(true, Ordering::SeqCst) {
+            tracing::error!(error = %err, "journal write failed: refusing new charges until restarted");
+        }
+    }
+
+    pub fn journal_ok(&self) -> bool {
+        !self.journal_failed.load(Ordering::SeqCst)
+    }
+
+    /// `(waiting order, in-flight count, needs-attention count)` for `status`.
+    pub async fn counts(&self) -> (Option<String>, usize, usize) {
+        let (waiting, in_flight) = {
+            let live = self.live();
+            (
+                live.armed.as_ref().map(|a| a.order_no.clone()),
+                live.running.len(),
+            )
+        };
+        let j = self.journal.clone();
+        let attention = blocking(move || j.attention()).await.map_or(0, |v| v.len());
+        (waiting, in_flight, attention)
+    }
+
+    /// The Payment of `order_no` as the journal has it now.
+    pub async fn payment(&self, order_no: &str) -> Result<Payment, EngineError> {
+        let armed = self
+            .live()
+            .armed
+            .as_ref()
+            .is_some_and(|a| a.order_no == order_no);
+        let j = self.journal.clone();
+        let o = order_no.to_string();
+        let found = blocking(move || {
+            let sale = j.sale(&o)?;
+            let refunds = j.refunds_of(&o)?;
+            Ok(sale.map(|s| (s, refunds)))
+        })
+        .await
+        .map_err(|e| EngineError::JournalUnavailable(e.to_string()))?;
+        let ((sale, attempts), refunds) =
+            found.ok_or_else(|| EngineError::UnknownOrder(order_no.to_string()))?;
+        Ok(Payment::build(&sale, &attempts, &refunds, armed))
+    }
+
+    /// The Payments of one local day.
+    pub async fn list(&self, date: &str) -> Result<Vec<Payment>, EngineError> {
+        let j = self.journal.clone();
+        let d = date.to_string();
+        let day = blocking(move || {
+            let sales = j.day(&d)?;
+            let mut out = Vec::with_capacity(sales.len());
+            for (s, a) in sales {
+                let r = j.refunds_of(&s.order_no)?;
+                out.push((s, a, r));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| EngineError::JournalUnavailable(e.to_string()))?;
+        let armed = self.live().armed.as_ref().map(|a| a.order_no.clone());
+        Ok(day
+            .iter()
+            .map(|(s, a, r)| Payment::build(s, a, r, armed.as_deref() == Some(s.order_no.as_str())))
+            .collect())
+    }
+
+    fn check_charge(&self, req: &ChargeRequest) -> Result<Option<AuthCode>, EngineError> {
+        if !is_valid_id(&req.order_no) {
+            return Err(EngineError::InvalidParams(
+                "order_no must be 1-32 characters of A-Z a-z 0-9 _ -".into(),
+            ));
+        }
+        if req.amount == 0 || req.amount > self.cfg.max_amount {
+            return Err(EngineError::InvalidParams(format!(
+                "amount must be 1..={} fen",
+                self.cfg.max_amount
+            )));
+        }
+        if req
+            .subject
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > 128)
+        {
+            return Err(EngineError::InvalidParams(
+                "subject must be at most 128 characters".into(),
+            ));
+        }
+        let code = match &req.auth_code {
+            None => None,
+            Some(c) => {
+                let code = AuthCode::parse(c.trim()).ok_or_else(|| {
+                    EngineError::InvalidParams(
+                        "auth_code is not a WeChat or Alipay payment code".into(),
+                    )
+                })?;
+                if !self.gateways.contains_key(&code.provider()) {
+                    return Err(EngineError::ProviderUnavailable(code.provider()));
+                }
+                Some(code)
+            }
+        };
+        if !self.journal_ok() {
+            return Err(EngineError::JournalUnavailable(
+                "the journal failed earlier".into(),
+            ));
+        }
+        Ok(code)
+    }
+
+    /// Charges a sale and answers when it has ended (CONTRACT §3 `charge`).
+    /// The work runs in its own task: a caller that goes away does not stop
+    /// the payment, and its result stays queryable.
+    pub async fn charge(self: &Arc<Self>, req: ChargeRequest) -> Result<Payment, EngineError> {
+        let code = self.check_charge(&req)?;
+        let order_no = req.order_no.clone();
+        {
+            let live = self.live();
+            if live.running.contains_key(&order_no) {
+                return Err(EngineError::OrderConflict(format!(
+                    "order {order_no} is still in flight"
+                )));
+            }
+            if live.armed.as_ref().is_some_and(|a| a.order_no == order_no) {
+                return Err(EngineError::OrderConflict(format!(
+                    "order {order_no} is already waiting for a scan"
+                )));
+            }
+            if code.is_none() && live.armed.is_some() {
+                return Err(EngineError::Busy);
+            }
+        }
+        let j = self.journal.clone();
+        let (o, amount) = (order_no.clone(), Fen(req.amount));
+        let subject = req.subject.clone().unwrap_or_default();
+        let existing = blocking(move || j.sale(&o))
+            .await
+            .map_err(|e| self.journal_error(e))?;
+        if let Some((sale, attempts)) = &existing {
+            if sale.amount != amount {
+                return Err(EngineError::OrderConflict(format!(
+                    "order {order_no} exists with amount {} fen",
+                    sale.amount.0
+                )));
+            }
+            if attempts
+                .iter()
+                .any(|a| a.state.phase == machine::Phase::Paid)
+            {
+                // Already paid: answer at once, charge nothing.
+                return self.payment(&order_no).await;
+            }
+            if attempts.iter().any(|a| !a.state.phase.is_final()) {
+                return Err(EngineError::OrderConflict(format!(
+                    "order {order_no} is still in flight"
+                )));
+            }
+            if attempts
+                .iter()
+                .any(|a| a.state.phase == machine::Phase::NeedsAttention)
+            {
+                return Err(EngineError::OrderConflict(format!(
+                    "order {order_no} needs an operator first (tillpay journal attention)"
+                )));
+            }
+        }
+        let j = self.journal.clone();
+        let o = order_no.clone();
+        blocking(move || j.ensure_sale(&o, amount, &subject))
+            .await
+            .map_err(|e| self.journal_error(e))?;
+
+        let (result_tx, result_rx) = oneshot::channel();
+        match code {
+            Some(code) => {
+                let engine = self.clone();
+                tokio::spawn(async move {
+                    let r = engine.start_attempt(&order_no, code).await;
+                    let _ = result_tx.send(r);
+                });
+            }
+            None => {
+                let (scan_tx, scan_rx) = oneshot::channel();
+                {
+                    let mut live = self.live();
+                    if live.armed.is_some() {
+                        return Err(EngineError::Busy);
+                    }
+                    live.armed = Some(Armed {
+                        order_no: order_no.clone(),
+                        tx: scan_tx,
+                    });
+                }
+                self.emit_payment(&order_no, "waiting_scan", json!({"amount": req.amount}));
+                let engine = self.clone();
+                tokio::spawn(async move {
+                    let r = engine.wait_for_scan(&order_no, scan_rx).await;
+                    let _ = result_tx.send(r);
+                });
+            }
+        }
+        result_rx
+            .await
+            .unwrap_or_else(|_| Err(EngineError::JournalUnavailable("charge task ended".into())))
+    }
+
+    fn journal_error(&self, e: JournalError) -> EngineError {
+        match e {
+            JournalError::Conflict(m) => EngineError::OrderConflict(m),
+            JournalError::UnknownOrder(o) => EngineError::UnknownOrder(o),
+            other => {
+                self.fail_stop(&other);
+                EngineError::JournalUnavailable(other.to_string())
+            }
+        }
+    }
+
+    async fn wait_for_scan(
+        self: &Arc<Self>,
+        order_no: &str,
+        rx: oneshot::Receiver<ScanWait>,
+    ) -> Result<Payment, EngineError> {
+        let outcome = tokio::time::timeout(self.cfg.scan_timeout, rx).await;
+        {
+            let mut live = self.live();
+            if live.armed.as_ref().is_some_and(|a| a.order_no == order_no) {
+                live.armed = None;
+            }
+        }
+        match outcome {
+            Ok(Ok(ScanWait::Scanned(code))) => self.start_attempt(order_no, code).await,
+            Ok(Ok(ScanWait::Cancelled)) => {
+                self.end_unscanned(order_no, "cancelled by the cashier")
+                    .await
+            }
+            Ok(Err(_)) | Err(_) => {
+                self.end_unscanned(order_no, "no code was scanned in time")
+                    .await
+            }
+        }
+    }
+
+    async fn end_unscanned(
+        &self,
+        order_no: &str,
+        why: &'static str,
+    ) -> Result<Payment, EngineError> {
+        let j = self.journal.clone();
+        let o = order_no.to_string();
+        blocking(move || j.cancel_sale(&o, why))
+            .await
+            .map_err(|e| self.journal_error(e))?;
+        self.emit_payment(order_no, "cancelled", json!({"reason": why}));
+        self.payment(order_no).await
+    }
+
+    /// Journals a new attempt (before any byte leaves, POLICY 3), runs it,
+    /// and answers with the final Payment.
+    async fn start_attempt(
+        self: &Arc<Self>,
+        order_no: &str,
+        code: AuthCode,
+    ) -> Result<Payment, EngineError> {
+        let Some(gateway) = self.gateways.get(&code.provider()).cloned() else {
+            return Err(EngineError::ProviderUnavailable(code.provider()));
+        };
+        let j = self.journal.clone();
+        let o = order_no.to_string();
+        let c = code.clone();
+        let row = blocking(move || j.begin_attempt(&o, &c))
+            .await
+            .map_err(|e| self.journal_error(e))?;
+        let j = self.journal.clone();
+        let o = order_no.to_string();
+        let subject = blocking(move || j.sale(&o))
+            .await
+            .ok()
+            .flatten()
+            .map(|(s, _)| s.subject)
+            .unwrap_or_default();
+        let req = crate::gateway::PayRequest {
+            out_trade_no: row.out_trade_no.clone(),
+            amount: row.amount,
+            auth_code: code,
+            subject,
+        };
+        let done = self.launch(row, gateway, worker::First::Pay(req));
+        self.await_done(order_no, done).await
+    }
+
+    /// Starts the worker of an attempt and registers it as running.
+    fn launch(
+        self: &Arc<Self>,
+        row: crate::journal::AttemptRow,
+        gateway: Arc<dyn Gateway>,
+        first: worker::First,
+    ) -> watch::Receiver<bool> {
+        let (cancel_tx, cancel_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = watch::channel(false);
+        self.live().running.insert(
+            row.order_no.clone(),
+            Running {
+                cancel: cancel_tx,
+                done: done_rx.clone(),
+            },
+        );
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let order_no = row.order_no.clone();
+            worker::run(&engine, row, gateway, first, cancel_rx).await;
+            engine.live().running.remove(&order_no);
+            let _ = done_tx.send(true);
+        });
+        done_rx
+    }
+
+    async fn await_done(
+        &self,
+        order_no: &str,
+        mut done: watch::Receiver<bool>,
+    ) -> Result<Payment, EngineError> {
+        let _ = done.wait_for(|d| *d).await;
+        let p = self.payment(order_no).await?;
+        if !p.status.is_final() && !self.journal_ok() {
+            return Err(EngineError::JournalUnavailable(
+                "the journal failed mid-payment; the attempt resumes when the daemon restarts"
+                    .into(),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// A code from the scanner: to the waiting charge, or ignored.
+    pub fn scanned(&self, code: AuthCode) -> ScanOutcome {
+        let mut live = self.live();
+        let Some(armed) = live.armed.take() else {
+            let why = if live.running.is_empty() {
+                "no charge waiting"
+            } else {
+                "a charge is already paying"
+            };
+            return ScanOutcome::Ignored(why.into());
+        };
+        if !self.gateways.contains_key(&code.provider()) {
+            live.armed = Some(armed);
+            return ScanOutcome::Ignored(format!(
+                "{} is not configured on this till",
+                code.provider()
+            ));
+        }
+        let order_no = armed.order_no.clone();
+        self.emit_payment(
+            &order_no,
+            "scanned",
+            json!({"provider": code.provider(), "auth_code_masked": code.masked()}),
+        );
+        match armed.tx.send(ScanWait::Scanned(code)) {
+            Ok(()) => ScanOutcome::Taken { order_no },
+            Err(_) => ScanOutcome::Ignored("no charge waiting".into()),
+        }
+    }
+
+    /// Cancels a sale (CONTRACT §3 `cancel`) and answers once it is final.
+    pub async fn cancel(&self, order_no: &str) -> Result<Payment, EngineError> {
+        let running = {
+            let mut live = self.live();
+            if live.armed.as_ref().is_some_and(|a| a.order_no == order_no) {
+                if let Some(armed) = live.armed.take() {
+                    let _ = armed.tx.send(ScanWait::Cancelled);
+                }
+                None
+            } else {
+                live.running
+                    .get(order_no)
+                    .map(|r| (r.cancel.clone(), r.done.clone()))
+            }
+        };
+        match running {
+            Some((cancel, done)) => {
+                let _ = cancel.send(());
+                self.await_done(order_no, done).await
+            }
+            None => {
+                // Not in flight: wait briefly for an armed charge to record
+                // its cancel, then answer with the journal's view.
+                for _ in 0..50 {
+                    let p = self.payment(order_no).await?;
+                    if p.status.is_final() {
+                        return Ok(p);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                self.payment(order_no).await
+            }
+        }
+    }
+
+    /// Resumes every unfinished attempt (POLICY 15); call before taking charges.
+    pub async fn recover(self: &Arc<Self>) -> Result<usize, EngineError> {
+        recovery::recover(self).await
+    }
+
+    /// Refunds part or all of a paid sale (POLICY 17).
+    pub async fn refund(
+        self: &Arc<Self>,
+        order_no: &str,
+        refund_no: &str,
+        amount: u64,
+        reason: Option<String>,
+    ) -> Result<RefundView, EngineError> {
+        refund::refund(self, order_no, refund_no, amount, reason).await
+    }
+
+    pub fn has_provider(&self, p: Provider) -> bool {
+        self.gateways.contains_key(&p)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,701 @@
+//! Engine tests against a scripted gateway, on tokio's paused clock.
+
+use std::collections::VecDeque;
+use std::sync::Mutex as StdMutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::gateway::{
+    BillAnswer, GatewayNote, PaidInfo, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
+    RefundRequest, RevokeAnswer, RevokeEffect,
+};
+
+const WECHAT_CODE: &str = "134567890123456789";
+const ALIPAY_CODE: &str = "284567890123456789";
+
+#[derive(Debug, Clone, PartialEq)]
+enum Sent {
+    Pay(String),
+    Query,
+    Revoke,
+    Refund(String),
+}
+
+/// A gateway double that answers from scripts and records what it was
+/// sent, with the (paused) time since the first pay request.
+struct Scripted {
+    provider: Provider,
+    min_revoke: Duration,
+    pay: StdMutex<VecDeque<PayAnswer>>,
+    query: StdMutex<VecDeque<QueryAnswer>>,
+    revoke: StdMutex<VecDeque<RevokeAnswer>>,
+    refund: StdMutex<VecDeque<RefundAnswer>>,
+    sent: StdMutex<Vec<(Sent, Duration)>>,
+    start: StdMutex<Option<tokio::time::Instant>>,
+}
+
+fn note(code: &str) -> GatewayNote {
+    GatewayNote::new(code, format!("{code} text"))
+}
+
+fn paid_info() -> PaidInfo {
+    PaidInfo {
+        transaction_id: "4200000000001".into(),
+        paid_at: Some("2026-11-23T10:00:00+08:00".into()),
+        amount: None,
+    }
+}
+
+fn pending() -> QueryAnswer {
+    QueryAnswer::Pending {
+        note: note("USERPAYING"),
+        user_paying: true,
+    }
+}
+
+impl Scripted {
+    fn new(provider: Provider) -> Arc<Scripted> {
+        Arc::new(Scripted {
+            provider,
+            min_revoke: if provider == Provider::Wechat {
+                Duration::from_secs(15)
+            } else {
+                Duration::ZERO
+            },
+            pay: StdMutex::default(),
+            query: StdMutex::default(),
+            revoke: StdMutex::default(),
+            refund: StdMutex::default(),
+            sent: StdMutex::default(),
+            start: StdMutex::default(),
+        })
+    }
+    fn pays(self: &Arc<Self>, a: PayAnswer) -> Arc<Self> {
+        self.pay.lock().expect("lock").push_back(a);
+        self.clone()
+    }
+    fn queries(self: &Arc<Self>, a: impl IntoIterator<Item = QueryAnswer>) -> Arc<Self> {
+        self.query.lock().expect("lock").extend(a);
+        self.clone()
+    }
+    fn revokes(self: &Arc<Self>, a: impl IntoIterator<Item = RevokeAnswer>) -> Arc<Self> {
+        self.revoke.lock().expect("lock").extend(a);
+        self.clone()
+    }
+    fn log(&self, s: Sent) {
+        let now = tokio::time::Instant::now();
+        let mut start = self.start.lock().expect("lock");
+        let t0 = *start.get_or_insert(now);
+        self.sent.lock().expect("lock").push((s, now - t0));
+    }
+    fn sent(&self) -> Vec<(Sent, Duration)> {
+        self.sent.lock().expect("lock").clone()
+    }
+    fn count(&self, f: impl Fn(&Sent) -> bool) -> usize {
+        self.sent().iter().filter(|(s, _)| f(s)).count()
+    }
+}
+
+#[async_trait]
+impl Gateway for Scripted {
+    fn provider(&self) -> Provider {
+        self.provider
+    }
+    fn min_revoke_delay(&self) -> Duration {
+        self.min_revoke
+    }
+    async fn pay(&self, req: &PayRequest) -> PayAnswer {
+        self.log(Sent::Pay(req.out_trade_no.clone()));
+        self.pay
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .unwrap_or(PayAnswer::Paid(paid_info()))
+    }
+    async fn query(&self, _: &str) -> QueryAnswer {
+        self.log(Sent::Query);
+        self.query
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .unwrap_or_else(pending)
+    }
+    async fn revoke(&self, _: &str) -> RevokeAnswer {
+        self.log(Sent::Revoke);
+        self.revoke
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .unwrap_or(RevokeAnswer::Revoked(RevokeEffect::Closed))
+    }
+    async fn refund(&self, req: &RefundRequest) -> RefundAnswer {
+        self.log(Sent::Refund(req.refund_no.clone()));
+        self.refund
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .unwrap_or(RefundAnswer::Refunded {
+                refund_id: Some("R1".into()),
+            })
+    }
+    async fn refund_query(&self, _: &str, _: &str) -> RefundAnswer {
+        RefundAnswer::Refunded {
+            refund_id: Some("R1".into()),
+        }
+    }
+    async fn bill(&self, _: &str) -> BillAnswer {
+        BillAnswer::NoBill(note("none"))
+    }
+}
+
+struct Till {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    engine: Arc<Engine>,
+}
+
+fn till_with(gateways: Vec<Arc<Scripted>>, dir: tempfile::TempDir) -> Till {
+    let path = dir.path().join("journal.sqlite");
+    let journal = Arc::new(Journal::open(&path, "T1").expect("journal"));
+    let gws = gateways
+        .into_iter()
+        .map(|g| g as Arc<dyn Gateway>)
+        .collect();
+    let engine = Engine::new(journal, gws, PaymentConfig::default());
+    Till {
+        _dir: dir,
+        path,
+        engine,
+    }
+}
+
+fn till(gw: &Arc<Scripted>) -> Till {
+    till_with(vec![gw.clone()], tempfile::tempdir().expect("tempdir"))
+}
+
+fn charge(order: &str, code: Option<&str>) -> ChargeRequest {
+    ChargeRequest {
+        order_no: order.into(),
+        amount: 1234,
+        subject: Some("2 coffees".into()),
+        auth_code: code.map(str::to_string),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn paid_at_once() {
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    let p = t
+        .engine
+        .charge(charge("A1", Some(WECHAT_CODE)))
+        .await
+        .expect("charge");
+    assert_eq!(p.status, PaymentStatus::Paid);
+    assert_eq!(p.transaction_id.as_deref(), Some("4200000000001"));
+    assert_eq!(p.out_trade_no.as_deref(), Some("T1_A1_1"));
+    assert_eq!(p.provider, Some(Provider::Wechat));
+    assert_eq!(gw.sent().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn customer_confirms_after_two_polls() {
+    let gw = Scripted::new(Provider::Alipay)
+        .pays(PayAnswer::Unknown {
+            note: note("10003"),
+            user_paying: true,
+        })
+        .queries([pending(), QueryAnswer::Paid(paid_info())]);
+    let t = till(&gw);
+    let mut events = t.engine.subscribe();
+    let p = t
+        .engine
+        .charge(charge("A1", Some(ALIPAY_CODE)))
+        .await
+        .expect("charge");
+    assert_eq!(p.status, PaymentStatus::Paid);
+    let sent = gw.sent();
+    assert_eq!(
+        sent.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
+        vec![Sent::Pay("T1_A1_1".into()), Sent::Query, Sent::Query]
+    );
+    assert_eq!(
+        sent[1].1,
+        Duration::from_secs(5),
+        "first poll after poll_interval"
+    );
+    assert_eq!(sent[2].1, Duration::from_secs(10));
+    let mut seen = Vec::new();
+    while let Ok(n) = events.try_recv() {
+        seen.push(n.params()["event"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(seen, ["submitted", "user_paying", "user_paying", "paid"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_confirms_is_revoked_at_the_deadline() {
+    let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Unknown {
+        note: note("10003"),
+        user_paying: true,
+    });
+    let t = till(&gw);
+    let p = t
+        .engine
+        .charge(charge("A1", Some(ALIPAY_CODE)))
+        .await
+        .expect("charge");
+    assert_eq!(p.status, PaymentStatus::Revoked);
+    let sent = gw.sent();
+    let (last, at) = sent.last().expect("calls");
+    assert_eq!(*last, Sent::Revoke);
+    assert_eq!(*at, Duration::from_secs(30));
+    assert_eq!(gw.count(|s| *s == Sent::Query), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn revoke_that_keeps_asking_to_retry_needs_attention() {
+    let retry = || RevokeAnswer::Retry(note("SYSTEMERROR"));
+    let gw = Scripted::new(Provider::Wechat)
+        .pays(PayAnswer::Unknown {
+            note: note("USERPAYING"),
+            user_paying: true,
+        })
+        .revokes((0..10).map(|_| retry()));
+    let t = till(&gw);
+    let p = t
+        .engine
+        .charge(charge("A1", Some(WECHAT_CODE)))
+        .await
+        .expect("charge");
+    assert_eq!(p.status, PaymentStatus::NeedsAttention);
+    assert_eq!(gw.count(|s| *s == Sent::Revoke), 5, "revoke_max_attempts");
+    let attention = t.engine.journal().attention().expect("attention");
+    assert_eq!(attention.len(), 1);
+    assert_eq!(attention[0].state.revoke_tries, 5);
+    // Nothing retries it silently afterwards.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(gw.count(|s| *s == Sent::Revoke), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_pay_answer_then_query_paid_is_paid() {
+    let gw = Scripted::new(Provider::Wechat)
+        .pays(PayAnswer::Unknown {
+            note: note("SYSTEMERROR"),
+            user_paying: false,
+        })
+        .queries([QueryAnswer::Paid(paid_info())]);
+    let t = till(&gw);
+    let p = t
+        .engine
+        .charge(charge("A1", Some(WECHAT_CODE)))
+        .await
+        .expect("charge");
+    assert_eq!(p.status, PaymentStatus::Paid);
+    assert_eq!(gw.count(|s| *s == Sent::Revoke), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn definite_failure_is_failed_with_the_gateway_code_and_a_new_attempt_may_follow() {
+    let gw = Scripted::new(Provider::Wechat).pays(PayAnswer::Failed {
+        note: note("NOTENOUGH"),
+        config_error: false,
+    });
+    let t = till(&gw);
+    let p = t
+        .engine
+        .charge(charge("A1", Some(WECHAT_CODE)))
+        .await
+        .expect("charge");
+    assert_eq!(p.status, PaymentStatus::Failed);
+    assert_eq!(p.error.as_ref().map(|e| e.code.as_str()), Some("NOTENOUGH"));
+    let p = t
+        .engine
+        .charge(charge("A1", Some("104567890123456789")))
+        .await
+        .expect("charge");
+    assert_eq!(p.status, PaymentStatus::Paid);
+    assert_eq!(p.out_trade_no.as_deref(), Some("T1_A1_2"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_before_any_scan_is_cancelled() {
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    let engine = t.engine.clone();
+    let pending_charge = tokio::spawn(async move { engine.charge(charge("A1", None)).await });
+    tokio::task::yield_now().await;
+    while t.engine.counts().await.0.is_none() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(
+        t.engine.payment("A1").await.expect("p").status,
+        PaymentStatus::WaitingScan
+    );
+    let p = t.engine.cancel("A1").await.expect("cancel");
+    assert_eq!(p.status, PaymentStatus::Cancelled);
+    let p = pending_charge.await.expect("join").expect("charge");
+    assert_eq!(p.status, PaymentStatus::Cancelled);
+    assert!(gw.sent().is_empty());
+    assert!(matches!(
+        t.engine
+            .scanned(AuthCode::parse(WECHAT_CODE).expect("code")),
+        ScanOutcome::Ignored(_)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scan_reaches_the_waiting_charge_and_a_second_charge_is_busy() {
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    let engine = t.engine.clone();
+    let pending_charge = tokio::spawn(async move { engine.charge(charge("A1", None)).await });
+    while t.engine.counts().await.0.is_none() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let busy = t.engine.charge(charge("B2", None)).await;
+    assert_eq!(busy.map_err(|e| e.code()), Err(1001));
+    let out = t
+        .engine
+        .scanned(AuthCode::parse(WECHAT_CODE).expect("code"));
+    assert_eq!(
+        out,
+        ScanOutcome::Taken {
+            order_no: "A1".into()
+        }
+    );
+    let p = pending_charge.await.expect("join").expect("charge");
+    assert_eq!(p.status, PaymentStatus::Paid);
+}
+
+#[tokio::test(start_paused = true)]
+async fn wechat_cancel_at_3s_waits_until_15s_before_revoking() {
+    let gw = Scripted::new(Provider::Wechat).pays(PayAnswer::Unknown {
+        note: note("USERPAYING"),
+        user_paying: true,
+    });
+    let t = till(&gw);
+    let engine = t.engine.clone();
+    let pending_charge =
+        tokio::spawn(async move { engine.charge(charge("A1", Some(WECHAT_CODE))).await });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let p = t.engine.cancel("A1").await.expect("cancel");
+    assert_eq!(p.status, PaymentStatus::Revoked);
+    let revoke_at = gw
+        .sent()
+        .iter()
+        .find(|(s, _)| *s == Sent::Revoke)
+        .map(|(_, at)| *at);
+    assert_eq!(revoke_at, Some(Duration::from_secs(15)));
+    assert!(gw.count(|s| *s == Sent::Query) >= 2, "polls meanwhile");
+    assert_eq!(
+        pending_charge.await.expect("join").expect("charge").status,
+        PaymentStatus::Revoked
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn alipay_cancel_while_paying_revokes_at_once() {
+    let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Unknown {
+        note: note("10003"),
+        user_paying: true,
+    });
+    let t = till(&gw);
+    let engine = t.engine.clone();
+    tokio::spawn(async move { engine.charge(charge("A1", Some(ALIPAY_CODE))).await });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let p = t.engine.cancel("A1").await.expect("cancel");
+    assert_eq!(p.status, PaymentStatus::Revoked);
+    let revoke_at = gw
+        .sent()
+        .iter()
+        .find(|(s, _)| *s == Sent::Revoke)
+        .map(|(_, at)| *at);
+    assert_eq!(revoke_at, Some(Duration::from_secs(3)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paid_order_is_never_charged_again() {
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    t.engine
+        .charge(charge("A1", Some(WECHAT_CODE)))
+        .await
+        .expect("charge");
+    let again = t
+        .engine
+        .charge(charge("A1", Some("104567890123456789")))
+        .await
+        .expect("charge");
+    assert_eq!(again.status, PaymentStatus::Paid);
+    assert_eq!(again.out_trade_no.as_deref(), Some("T1_A1_1"));
+    assert_eq!(gw.count(|s| matches!(s, Sent::Pay(_))), 1);
+    let other_amount = ChargeRequest {
+        amount: 99,
+        ..charge("A1", None)
+    };
+    assert_eq!(
+        t.engine.charge(other_amount).await.map_err(|e| e.code()),
+        Err(1002)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_code_for_a_sale_in_flight_is_an_order_conflict() {
+    let gw = Scripted::new(Provider::Wechat).pays(PayAnswer::Unknown {
+        note: note("USERPAYING"),
+        user_paying: true,
+    });
+    let t = till(&gw);
+    let engine = t.engine.clone();
+    tokio::spawn(async move { engine.charge(charge("A1", Some(WECHAT_CODE))).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let second = t
+        .engine
+        .charge(charge("A1", Some("104567890123456789")))
+        .await;
+    assert_eq!(second.map_err(|e| e.code()), Err(1002));
+    assert_eq!(gw.count(|s| matches!(s, Sent::Pay(_))), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_code_of_an_unconfigured_provider_is_refused() {
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    let r = t.engine.charge(charge("A1", Some(ALIPAY_CODE))).await;
+    assert_eq!(r.map_err(|e| e.code()), Err(1003));
+    let r = t.engine.charge(charge("A1", Some("6901234567892"))).await;
+    assert_eq!(r.map_err(|e| e.code()), Err(-32602));
+}
+
+#[tokio::test(start_paused = true)]
+async fn refunds_are_bounded_and_idempotent() {
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    t.engine
+        .charge(charge("A1", Some(WECHAT_CODE)))
+        .await
+        .expect("charge");
+    let r = t
+        .engine
+        .refund("A1", "R1", 1000, None)
+        .await
+        .expect("refund");
+    assert_eq!(r.status, "refunded");
+    let again = t
+        .engine
+        .refund("A1", "R1", 1000, None)
+        .await
+        .expect("same refund");
+    assert_eq!(again.status, "refunded");
+    assert_eq!(
+        gw.count(|s| matches!(s, Sent::Refund(_))),
+        1,
+        "a retry with the same refund_no sends nothing"
+    );
+    let too_much = t.engine.refund("A1", "R2", 235, None).await;
+    assert_eq!(too_much.map_err(|e| e.code()), Err(1006));
+    let p = t.engine.payment("A1").await.expect("payment");
+    assert_eq!(p.refunded_amount, 1000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_revoked_attempt_is_never_refunded() {
+    let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Unknown {
+        note: note("10003"),
+        user_paying: true,
+    });
+    let t = till(&gw);
+    t.engine
+        .charge(charge("A1", Some(ALIPAY_CODE)))
+        .await
+        .expect("charge");
+    let r = t.engine.refund("A1", "R1", 100, None).await;
+    assert_eq!(r.map_err(|e| e.code()), Err(1006));
+}
+
+#[tokio::test]
+async fn the_journal_never_holds_a_full_auth_code() {
+    let gw = Scripted::new(Provider::Wechat);
+    let alipay = Scripted::new(Provider::Alipay).pays(PayAnswer::Failed {
+        note: note("ACQ.PAYMENT_AUTH_CODE_INVALID"),
+        config_error: false,
+    });
+    let t = till_with(vec![gw, alipay], tempfile::tempdir().expect("tempdir"));
+    let codes = [
+        "134567890123456789",
+        "284567890123456789",
+        "104567890123450000",
+    ];
+    for (i, code) in codes.iter().enumerate() {
+        t.engine
+            .charge(charge(&format!("S{i}"), Some(code)))
+            .await
+            .expect("charge");
+    }
+    let mut bytes = std::fs::read(&t.path).expect("db");
+    if let Ok(wal) = std::fs::read(t.path.with_extension("sqlite-wal")) {
+        bytes.extend(wal);
+    }
+    assert!(bytes.len() > 4096);
+    for code in codes {
+        let needle = code.as_bytes();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "full code found in the journal"
+        );
+        let masked = AuthCode::parse(code).expect("code").masked();
+        assert!(
+            bytes.windows(masked.len()).any(|w| w == masked.as_bytes()),
+            "masked code kept"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_journal_that_cannot_be_written_refuses_the_charge_and_sends_nothing() {
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    // Another process holds the write lock past the busy timeout.
+    let other = rusqlite::Connection::open(&t.path).expect("open");
+    other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let r = t.engine.charge(charge("A1", Some(WECHAT_CODE))).await;
+    assert_eq!(r.map_err(|e| e.code()), Err(1004));
+    assert!(gw.sent().is_empty(), "nothing reached the gateway");
+    other.execute_batch("ROLLBACK").expect("unlock");
+    // Fail-stop: even with the lock gone, no new charges until restart.
+    let r = t.engine.charge(charge("A2", Some(WECHAT_CODE))).await;
+    assert_eq!(r.map_err(|e| e.code()), Err(1004));
+    assert!(gw.sent().is_empty());
+}
+
+// ---- recovery (POLICY 15) -------------------------------------------------
+
+/// Leaves a journal as if the process died with attempt A1 in `phase`,
+/// submitted `ago` before now.
+fn crashed_journal(phase: &str, ago: Duration, provider: Provider) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.sqlite");
+    {
+        let j = Journal::open(&path, "T1").expect("journal");
+        j.ensure_sale("A1", Fen(500), "x").expect("sale");
+        let code = if provider == Provider::Wechat {
+            WECHAT_CODE
+        } else {
+            ALIPAY_CODE
+        };
+        j.begin_attempt("A1", &AuthCode::parse(code).expect("code"))
+            .expect("attempt");
+    }
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let at = crate::journal::now_ms() - ago.as_millis() as i64;
+    conn.execute(
+        "UPDATE attempts SET phase = ?1, submitted_at = ?2",
+        rusqlite::params![phase, at],
+    )
+    .expect("crash state");
+    dir
+}
+
+async fn recover_and_wait(t: &Till) -> Payment {
+    assert_eq!(t.engine.recover().await.expect("recover"), 1);
+    let done = t
+        .engine
+        .live()
+        .running
+        .get("A1")
+        .map(|r| r.done.clone())
+        .expect("resumed");
+    t.engine.await_done("A1", done).await.expect("final")
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_of_a_submitting_attempt_queries_and_finds_it_paid() {
+    let gw = Scripted::new(Provider::Wechat).queries([QueryAnswer::Paid(paid_info())]);
+    let t = till_with(
+        vec![gw.clone()],
+        crashed_journal("submitting", Duration::from_secs(2), Provider::Wechat),
+    );
+    let p = recover_and_wait(&t).await;
+    assert_eq!(p.status, PaymentStatus::Paid);
+    assert_eq!(
+        gw.sent().first().map(|s| s.0.clone()),
+        Some(Sent::Query),
+        "never resubmits the pay"
+    );
+    assert_eq!(gw.count(|s| matches!(s, Sent::Pay(_))), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_of_a_paying_attempt_polls_to_the_original_deadline() {
+    let gw = Scripted::new(Provider::Alipay);
+    let t = till_with(
+        vec![gw.clone()],
+        crashed_journal("paying", Duration::from_secs(20), Provider::Alipay),
+    );
+    let p = recover_and_wait(&t).await;
+    assert_eq!(p.status, PaymentStatus::Revoked);
+    let revoke_at = gw
+        .sent()
+        .iter()
+        .find(|(s, _)| *s == Sent::Revoke)
+        .map(|(_, at)| *at);
+    let revoke_at = revoke_at.expect("revoked");
+    assert!(
+        revoke_at <= Duration::from_secs(11),
+        "deadline counted from submission: {revoke_at:?}"
+    );
+    assert!(revoke_at >= Duration::from_secs(9), "{revoke_at:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_past_the_deadline_revokes_at_once() {
+    for phase in ["submitting", "paying", "revoking"] {
+        let gw = Scripted::new(Provider::Wechat)
+            .revokes([RevokeAnswer::Revoked(RevokeEffect::Refunded)]);
+        let t = till_with(
+            vec![gw.clone()],
+            crashed_journal(phase, Duration::from_secs(3600), Provider::Wechat),
+        );
+        let p = recover_and_wait(&t).await;
+        assert_eq!(p.status, PaymentStatus::Revoked, "{phase}");
+        assert_eq!(
+            gw.sent().iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
+            vec![Sent::Revoke],
+            "{phase}"
+        );
+        let (_, attempts) = t.engine.journal().sale("A1").expect("read").expect("sale");
+        assert_eq!(attempts[0].revoke_effect, Some(RevokeEffect::Refunded));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_without_the_provider_needs_attention() {
+    let gw = Scripted::new(Provider::Alipay);
+    let t = till_with(
+        vec![gw],
+        crashed_journal("paying", Duration::from_secs(5), Provider::Wechat),
+    );
+    t.engine.recover().await.expect("recover");
+    assert_eq!(
+        t.engine.payment("A1").await.expect("p").status,
+        PaymentStatus::NeedsAttention
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_cancels_a_sale_left_waiting_for_a_scan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let j = Journal::open(&dir.path().join("journal.sqlite"), "T1").expect("journal");
+        j.ensure_sale("W1", Fen(500), "x").expect("sale");
+    }
+    let t = till_with(vec![Scripted::new(Provider::Wechat)], dir);
+    assert_eq!(t.engine.recover().await.expect("recover"), 0);
+    assert_eq!(
+        t.engine.payment("W1").await.expect("p").status,
+        PaymentStatus::Cancelled
+    );
+}

@@ -1,0 +1,194 @@
+//! The objects the POS sees (CONTRACT §3): Payment, Refund, notifications,
+//! and the application errors with their codes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Provider;
+use crate::engine::machine::Phase;
+use crate::gateway::GatewayNote;
+use crate::journal::{AttemptRow, RefundRow, RefundStatus, SaleRow};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    WaitingScan,
+    Paying,
+    Paid,
+    Failed,
+    Cancelled,
+    Revoked,
+    NeedsAttention,
+}
+
+impl PaymentStatus {
+    pub fn is_final(self) -> bool {
+        !matches!(self, PaymentStatus::WaitingScan | PaymentStatus::Paying)
+    }
+
+    fn of_phase(p: Phase) -> PaymentStatus {
+        match p {
+            Phase::Submitting | Phase::Paying | Phase::Revoking => PaymentStatus::Paying,
+            Phase::Paid => PaymentStatus::Paid,
+            Phase::Failed => PaymentStatus::Failed,
+            Phase::Revoked => PaymentStatus::Revoked,
+            Phase::NeedsAttention => PaymentStatus::NeedsAttention,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorObject {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&GatewayNote> for ErrorObject {
+    fn from(n: &GatewayNote) -> Self {
+        ErrorObject {
+            code: n.code.clone(),
+            message: n.message.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub order_no: String,
+    pub amount: u64,
+    pub status: PaymentStatus,
+    pub provider: Option<Provider>,
+    pub out_trade_no: Option<String>,
+    pub transaction_id: Option<String>,
+    pub paid_at: Option<String>,
+    pub refunded_amount: u64,
+    pub error: Option<ErrorObject>,
+}
+
+impl Payment {
+    /// The sale as the journal has it. The attempt shown is the paid one
+    /// if any, else the latest.
+    pub fn build(
+        sale: &SaleRow,
+        attempts: &[AttemptRow],
+        refunds: &[RefundRow],
+        armed: bool,
+    ) -> Payment {
+        let shown = attempts
+            .iter()
+            .find(|a| a.state.phase == Phase::Paid)
+            .or_else(|| attempts.last());
+        let status = match shown {
+            Some(a) => PaymentStatus::of_phase(a.state.phase),
+            None if armed => PaymentStatus::WaitingScan,
+            None if sale.cancelled => PaymentStatus::Cancelled,
+            None => PaymentStatus::Cancelled,
+        };
+        let refunded_amount = refunds
+            .iter()
+            .filter(|r| r.status == RefundStatus::Refunded)
+            .map(|r| r.amount.0)
+            .sum();
+        let error = match (status, shown) {
+            (PaymentStatus::Paid, _) => None,
+            (_, Some(a)) => a.error.as_ref().map(ErrorObject::from),
+            _ => None,
+        };
+        Payment {
+            order_no: sale.order_no.clone(),
+            amount: sale.amount.0,
+            status,
+            provider: shown.map(|a| a.provider),
+            out_trade_no: shown.map(|a| a.out_trade_no.clone()),
+            transaction_id: shown.and_then(|a| a.transaction_id.clone()),
+            paid_at: shown
+                .filter(|a| a.state.phase == Phase::Paid)
+                .and_then(|a| a.paid_at.clone()),
+            refunded_amount,
+            error,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundView {
+    pub order_no: String,
+    pub refund_no: String,
+    pub amount: u64,
+    /// `refunded`, `processing` or `failed`.
+    pub status: String,
+    pub error: Option<ErrorObject>,
+}
+
+impl From<&RefundRow> for RefundView {
+    fn from(r: &RefundRow) -> Self {
+        let status = match r.status {
+            RefundStatus::Refunded => "refunded",
+            RefundStatus::Failed => "failed",
+            RefundStatus::Processing | RefundStatus::Pending => "processing",
+        };
+        RefundView {
+            order_no: r.order_no.clone(),
+            refund_no: r.refund_no.clone(),
+            amount: r.amount.0,
+            status: status.to_string(),
+            error: r.error.as_ref().map(ErrorObject::from),
+        }
+    }
+}
+
+/// A notification for every connected POS client (CONTRACT §3).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notification {
+    /// Params of a `payment.event`.
+    Payment(serde_json::Value),
+    /// Params of a `scanner.event`.
+    Scanner(serde_json::Value),
+}
+
+impl Notification {
+    pub fn method(&self) -> &'static str {
+        match self {
+            Notification::Payment(_) => "payment.event",
+            Notification::Scanner(_) => "scanner.event",
+        }
+    }
+    pub fn params(&self) -> &serde_json::Value {
+        match self {
+            Notification::Payment(p) | Notification::Scanner(p) => p,
+        }
+    }
+}
+
+/// Application errors (CONTRACT §3) and bad params.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("busy: another charge is already waiting for a scan")]
+    Busy,
+    #[error("order_conflict: {0}")]
+    OrderConflict(String),
+    #[error("provider_unavailable: {0} is not configured on this till")]
+    ProviderUnavailable(Provider),
+    #[error("journal_unavailable: {0}; nothing was sent to any gateway")]
+    JournalUnavailable(String),
+    #[error("unknown_order: {0}")]
+    UnknownOrder(String),
+    #[error("refund_rejected: {0}")]
+    RefundRejected(String),
+    /// JSON-RPC -32602; the message names the param.
+    #[error("invalid params: {0}")]
+    InvalidParams(String),
+}
+
+impl EngineError {
+    pub fn code(&self) -> i64 {
+        match self {
+            EngineError::Busy => 1001,
+            EngineError::OrderConflict(_) => 1002,
+            EngineError::ProviderUnavailable(_) => 1003,
+            EngineError::JournalUnavailable(_) => 1004,
+            EngineError::UnknownOrder(_) => 1005,
+            EngineError::RefundRejected(_) => 1006,
+            EngineError::InvalidParams(_) => -32602,
+        }
+    }
+}

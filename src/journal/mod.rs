@@ -1,0 +1,497 @@
+//! The journal: a SQLite file (WAL, `synchronous=FULL`) that holds every
+//! sale, attempt, refund and operator resolution, plus an append-only
+//! history of every transition. Each change is one short `BEGIN IMMEDIATE`
+//! transaction (POLICY 14). A full auth code is never stored: only its
+//! masked form and a keyed hash (the key lives in the journal itself, so a
+//! hash is useless outside this till).
+
+mod rows;
+mod schema;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::domain::{out_trade_no, AuthCode, Fen};
+use crate::engine::machine::{Attempt, Phase, Record};
+use crate::gateway::GatewayNote;
+
+pub use rows::{AttemptRow, EventRow, RefundRow, RefundStatus, SaleRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("journal: cannot create {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+    /// A rule of POLICY 2 or CONTRACT §3 refused the change.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("unknown order {0}")]
+    UnknownOrder(String),
+}
+
+pub type Result<T> = std::result::Result<T, JournalError>;
+
+pub struct Journal {
+    conn: Mutex<Connection>,
+    code_key: ring::hmac::Key,
+    till_id: String,
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn local_date() -> String {
+    chrono::Local::now().format("%Y-%m-%d").to_string()
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path`, with the
+    /// durability settings of POLICY 14, and migrates its schema.
+    pub fn open(path: &Path, till_id: &str) -> Result<Journal> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| JournalError::Dir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > schema::VERSION {
+            return Err(JournalError::Conflict(format!(
+                "{} was written by a newer tillpay (schema {version}, this one knows {}): upgrade tillpay",
+                path.display(),
+                schema::VERSION
+            )));
+        }
+        schema::migrate(&mut conn)?;
+        let key = Self::code_key(&mut conn)?;
+        Ok(Journal {
+            conn: Mutex::new(conn),
+            code_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+            till_id: till_id.to_string(),
+        })
+    }
+
+    fn code_key(conn: &mut Connection) -> Result<Vec<u8>> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let existing: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'code_hash_key'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let key = match existing {
+            Some(k) => k,
+            None => {
+                let mut k = vec![0u8; 32];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k).map_err(
+                    |_| JournalError::Conflict("no randomness for the code hash key".into()),
+                )?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('code_hash_key', ?1)",
+                    [&k],
+                )?;
+                k
+            }
+        };
+        tx.commit()?;
+        Ok(key)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic in another thread mid-transaction rolled that transaction
+        // back; the connection itself is still sound.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The keyed hash that recognises a rescan of the same code.
+    pub fn code_hash(&self, code: &AuthCode) -> String {
+        let tag = ring::hmac::sign(&self.code_key, code.expose().as_bytes());
+        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Reads one PRAGMA's value as text (for tests and `doctor`).
+    pub fn pragma(&self, name: &str) -> Result<String> {
+        let conn = self.lock();
+        let v: rusqlite::types::Value =
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?;
+        Ok(match v {
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+    }
+
+    pub fn sale(&self, order_no: &str) -> Result<Option<(SaleRow, Vec<AttemptRow>)>> {
+        let conn = self.lock();
+        let Some(sale) = rows::sale(&conn, order_no)? else {
+            return Ok(None);
+        };
+        let attempts = rows::attempts_where(&conn, "order_no = ?1 ORDER BY seq", [order_no])?;
+        Ok(Some((sale, attempts)))
+    }
+
+    /// Creates the sale if it is new. An existing sale with another amount
+    /// is a conflict (CONTRACT §3 `order_conflict`).
+    pub fn ensure_sale(&self, order_no: &str, amount: Fen, subject: &str) -> Result<SaleRow> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(existing) = rows::sale(&tx, order_no)? {
+            if existing.amount != amount {
+                return Err(JournalError::Conflict(format!(
+                    "order {order_no} exists with amount {} fen",
+                    existing.amount.0
+                )));
+            }
+            if existing.cancelled {
+                tx.execute(
+                    "UPDATE sales SET cancelled = 0 WHERE order_no = ?1",
+                    [order_no],
+                )?;
+            }
+            tx.commit()?;
+            return Ok(SaleRow {
+                cancelled: false,
+                ..existing
+            });
+        }
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO sales (order_no, amount, subject, local_date, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![order_no, amount.0 as i64, subject, local_date(), now],
+        )?;
+        rows::event(
+            &tx,
+            order_no,
+            None,
+            "sale_created",
+            &serde_json::json!({"amount": amount.0}),
+        )?;
+        tx.commit()?;
+        Ok(SaleRow {
+            order_no: order_no.to_string(),
+            amount,
+            subject: subject.to_string(),
+            local_date: local_date(),
+            created_at: now,
+            cancelled: false,
+        })
+    }
+
+    /// Marks a sale that never had a code submitted as cancelled.
+    pub fn cancel_sale(&self, order_no: &str, why: &str) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "UPDATE sales SET cancelled = 1 WHERE order_no = ?1",
+            [order_no],
+        )?;
+        rows::event(
+            &tx,
+            order_no,
+            None,
+            "cancelled",
+            &serde_json::json!({"why": why}),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Commits a new attempt in `submitting` before any byte of its pay
+    /// request is sent (POLICY 3). Refused while another attempt of the
+    /// sale is in flight or paid (POLICY 2).
+    pub fn begin_attempt(&self, order_no: &str, code: &AuthCode) -> Result<AttemptRow> {
+        let hash = self.code_hash(code);
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let sale = rows::sale(&tx, order_no)?
+            .ok_or_else(|| JournalError::UnknownOrder(order_no.to_string()))?;
+        let earlier = rows::attempts_where(&tx, "order_no = ?1 ORDER BY seq", [order_no])?;
+        if let Some(live) = earlier.iter().find(|a| !a.state.phase.is_final()) {
+            return Err(JournalError::Conflict(format!(
+                "order {order_no} is still in flight ({})",
+                live.out_trade_no
+            )));
+        }
+        if earlier.iter().any(|a| a.state.phase == Phase::Paid) {
+            return Err(JournalError::Conflict(format!(
+                "order {order_no} is already paid"
+            )));
+        }
+        if earlier
+            .iter()
+            .any(|a| a.state.phase == Phase::NeedsAttention)
+        {
+            return Err(JournalError::Conflict(format!(
+                "order {order_no} has an attempt that needs an operator"
+            )));
+        }
+        let seq = earlier.iter().map(|a| a.seq).max().unwrap_or(0) + 1;
+        let row = AttemptRow {
+            out_trade_no: out_trade_no(&self.till_id, order_no, seq),
+            order_no: order_no.to_string(),
+            seq,
+            provider: code.provider(),
+            amount: sale.amount,
+            code_masked: code.masked(),
+            code_hash: hash,
+            state: Attempt::submitting(),
+            submitted_at: now_ms(),
+            revoke_effect: None,
+            transaction_id: None,
+            paid_at: None,
+            error: None,
+            updated_at: now_ms(),
+        };
+        rows::insert_attempt(&tx, &row)?;
+        rows::event(
+            &tx,
+            order_no,
+            Some(&row.out_trade_no),
+            "submitting",
+            &serde_json::json!({"provider": row.provider, "code": row.code_masked, "amount": row.amount.0}),
+        )?;
+        tx.commit()?;
+        Ok(row)
+    }
+
+    /// Commits one transition of the state machine.
+    pub fn record(&self, out_trade_no: &str, a: &Attempt, rec: &Record) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let order_no: String = tx.query_row(
+            "SELECT order_no FROM attempts WHERE out_trade_no = ?1",
+            [out_trade_no],
+            |r| r.get(0),
+        )?;
+        rows::update_attempt(&tx, out_trade_no, a, rec)?;
+        rows::event(
+            &tx,
+            &order_no,
+            Some(out_trade_no),
+            rec.kind,
+            &rows::record_detail(a, rec),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every attempt that is not final (for recovery, POLICY 15).
+    pub fn unfinished(&self) -> Result<Vec<AttemptRow>> {
+        let conn = self.lock();
+        rows::attempts_where(
+            &conn,
+            "phase IN ('submitting', 'paying', 'revoking') ORDER BY submitted_at",
+            [],
+        )
+        .map_err(Into::into)
+    }
+
+    pub fn attention(&self) -> Result<Vec<AttemptRow>> {
+        let conn = self.lock();
+        Ok(rows::attempts_where(
+            &conn,
+            "phase = 'needs_attention' ORDER BY submitted_at",
+            [],
+        )?)
+    }
+
+    /// The sales of one local day (`YYYY-MM-DD`), each with its attempts.
+    pub fn day(&self, date: &str) -> Result<Vec<(SaleRow, Vec<AttemptRow>)>> {
+        let conn = self.lock();
+        let sales = rows::sales_on(&conn, date)?;
+        let mut out = Vec::with_capacity(sales.len());
+        for s in sales {
+            let attempts =
+                rows::attempts_where(&conn, "order_no = ?1 ORDER BY seq", [&s.order_no])?;
+            out.push((s, attempts));
+        }
+        Ok(out)
+    }
+
+    pub fn events(&self, order_no: &str) -> Result<Vec<EventRow>> {
+        let conn = self.lock();
+        Ok(rows::events_of(&conn, order_no)?)
+    }
+
+    /// Sales left waiting for a scan when the daemon stopped: cancelled.
+    pub fn cancel_orphan_sales(&self) -> Result<usize> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let orphans: Vec<String> = {
+            let mut stmt = tx.prepare(
+                "SELECT order_no FROM sales s WHERE cancelled = 0
+                 AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.order_no = s.order_no)",
+            )?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for o in &orphans {
+            tx.execute("UPDATE sales SET cancelled = 1 WHERE order_no = ?1", [o])?;
+            rows::event(
+                &tx,
+                o,
+                None,
+                "cancelled",
+                &serde_json::json!({"why": "daemon restarted before a scan"}),
+            )?;
+        }
+        tx.commit()?;
+        Ok(orphans.len())
+    }
+
+    /// An operator's verdict on an attempt that needs attention, recorded
+    /// with who, when and why (CONTRACT §1 `journal resolve`).
+    pub fn resolve(
+        &self,
+        order_no: &str,
+        as_paid: bool,
+        operator: &str,
+        note: &str,
+    ) -> Result<AttemptRow> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut stuck = rows::attempts_where(
+            &tx,
+            "order_no = ?1 AND phase = 'needs_attention' ORDER BY seq",
+            [order_no],
+        )?;
+        let Some(mut row) = stuck.pop() else {
+            return Err(JournalError::Conflict(format!(
+                "order {order_no} has no attempt that needs attention"
+            )));
+        };
+        let verdict = if as_paid { "paid" } else { "unpaid" };
+        row.state.phase = if as_paid { Phase::Paid } else { Phase::Failed };
+        let rec = Record {
+            kind: "operator_resolved",
+            note: Some(GatewayNote::new(
+                "OPERATOR_RESOLVED",
+                format!("{verdict} by {operator}: {note}"),
+            )),
+            paid: None,
+            revoke_effect: None,
+            config_error: false,
+        };
+        rows::update_attempt(&tx, &row.out_trade_no, &row.state, &rec)?;
+        tx.execute(
+            "INSERT INTO resolutions (out_trade_no, resolved_as, operator, note, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![row.out_trade_no, verdict, operator, note, now_ms()],
+        )?;
+        rows::event(
+            &tx,
+            order_no,
+            Some(&row.out_trade_no),
+            "operator_resolved",
+            &serde_json::json!({"as": verdict, "operator": operator, "note": note}),
+        )?;
+        tx.commit()?;
+        Ok(row)
+    }
+
+    pub fn refunds_of(&self, order_no: &str) -> Result<Vec<RefundRow>> {
+        let conn = self.lock();
+        Ok(rows::refunds_where(
+            &conn,
+            "order_no = ?1 ORDER BY created_at",
+            [order_no],
+        )?)
+    }
+
+    pub fn refund(&self, refund_no: &str) -> Result<Option<RefundRow>> {
+        let conn = self.lock();
+        Ok(rows::refunds_where(&conn, "refund_no = ?1", [refund_no])?.pop())
+    }
+
+    /// Commits a refund request before it is sent (POLICY 17): refused when
+    /// it would take back more than was paid minus what was refunded.
+    pub fn begin_refund(&self, row: &RefundRow, paid: Fen) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let taken: i64 = tx.query_row(
+            "SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE out_trade_no = ?1 AND status != 'failed'",
+            [&row.out_trade_no],
+            |r| r.get(0),
+        )?;
+        if taken as u64 + row.amount.0 > paid.0 {
+            return Err(JournalError::Conflict(format!(
+                "refund of {} fen exceeds what is left ({} fen)",
+                row.amount.0,
+                paid.0.saturating_sub(taken as u64)
+            )));
+        }
+        rows::insert_refund(&tx, row)?;
+        rows::event(
+            &tx,
+            &row.order_no,
+            Some(&row.out_trade_no),
+            "refund_requested",
+            &serde_json::json!({"refund_no": row.refund_no, "amount": row.amount.0}),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn finish_refund(
+        &self,
+        refund_no: &str,
+        status: RefundStatus,
+        refund_id: Option<&str>,
+        error: Option<&GatewayNote>,
+    ) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "UPDATE refunds SET status = ?2, refund_id = COALESCE(?3, refund_id), error_code = ?4,
+             error_message = ?5, updated_at = ?6 WHERE refund_no = ?1",
+            params![
+                refund_no,
+                status.as_str(),
+                refund_id,
+                error.map(|e| e.code.as_str()),
+                error.map(|e| e.message.as_str()),
+                now_ms()
+            ],
+        )?;
+        let order_no: String = tx.query_row(
+            "SELECT order_no FROM refunds WHERE refund_no = ?1",
+            [refund_no],
+            |r| r.get(0),
+        )?;
+        rows::event(
+            &tx,
+            &order_no,
+            None,
+            "refund_answered",
+            &serde_json::json!({"refund_no": refund_no, "status": status.as_str(), "error": error}),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every attempt of a local day, with its sale's date (reconciliation).
+    pub fn attempts_on(&self, date: &str) -> Result<Vec<AttemptRow>> {
+        let conn = self.lock();
+        rows::attempts_where(
+            &conn,
+            "order_no IN (SELECT order_no FROM sales WHERE local_date = ?1) ORDER BY submitted_at",
+            [date],
+        )
+        .map_err(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests;

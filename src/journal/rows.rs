@@ -1,0 +1,323 @@
+//! Row types of the journal and the SQL that reads and writes them.
+
+use rusqlite::{params, Connection, OptionalExtension, Params, Row};
+
+use crate::domain::{Fen, Provider};
+use crate::engine::machine::{Attempt, Phase, Record};
+use crate::gateway::{GatewayNote, RevokeEffect};
+
+use super::now_ms;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleRow {
+    pub order_no: String,
+    pub amount: Fen,
+    pub subject: String,
+    pub local_date: String,
+    pub created_at: i64,
+    pub cancelled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    pub out_trade_no: String,
+    pub order_no: String,
+    pub seq: u32,
+    pub provider: Provider,
+    pub amount: Fen,
+    pub code_masked: String,
+    pub code_hash: String,
+    pub state: Attempt,
+    /// Wall-clock ms of the pay request, for recovery after a restart.
+    pub submitted_at: i64,
+    pub revoke_effect: Option<RevokeEffect>,
+    pub transaction_id: Option<String>,
+    pub paid_at: Option<String>,
+    pub error: Option<GatewayNote>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundStatus {
+    /// Committed; the gateway has not answered yet.
+    Pending,
+    Refunded,
+    Processing,
+    Failed,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Pending => "pending",
+            RefundStatus::Refunded => "refunded",
+            RefundStatus::Processing => "processing",
+            RefundStatus::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> RefundStatus {
+        match s {
+            "refunded" => RefundStatus::Refunded,
+            "processing" => RefundStatus::Processing,
+            "failed" => RefundStatus::Failed,
+            _ => RefundStatus::Pending,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRow {
+    pub refund_no: String,
+    pub order_no: String,
+    pub out_trade_no: String,
+    pub amount: Fen,
+    pub reason: Option<String>,
+    pub status: RefundStatus,
+    pub refund_id: Option<String>,
+    pub error: Option<GatewayNote>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub at: i64,
+    pub out_trade_no: Option<String>,
+    pub kind: String,
+    pub detail: String,
+}
+
+fn conv_err(col: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        col,
+        rusqlite::types::Type::Text,
+        format!("unexpected {what} in the journal").into(),
+    )
+}
+
+fn note(code: Option<String>, message: Option<String>) -> Option<GatewayNote> {
+    code.map(|c| GatewayNote::new(c, message.unwrap_or_default()))
+}
+
+pub(super) fn sale(conn: &Connection, order_no: &str) -> rusqlite::Result<Option<SaleRow>> {
+    conn.query_row(
+        "SELECT order_no, amount, subject, local_date, created_at, cancelled FROM sales WHERE order_no = ?1",
+        [order_no],
+        sale_row,
+    )
+    .optional()
+}
+
+pub(super) fn sales_on(conn: &Connection, date: &str) -> rusqlite::Result<Vec<SaleRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT order_no, amount, subject, local_date, created_at, cancelled FROM sales
+         WHERE local_date = ?1 ORDER BY created_at",
+    )?;
+    let rows = stmt.query_map([date], sale_row)?;
+    rows.collect()
+}
+
+fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
+    Ok(SaleRow {
+        order_no: r.get(0)?,
+        amount: Fen(r.get::<_, i64>(1)? as u64),
+        subject: r.get(2)?,
+        local_date: r.get(3)?,
+        created_at: r.get(4)?,
+        cancelled: r.get::<_, i64>(5)? != 0,
+    })
+}
+
+const ATTEMPT_COLS: &str =
+    "out_trade_no, order_no, seq, provider, amount, code_masked, code_hash, phase,
+    submitted_at, cancel_requested, seen_paid, revoke_tries, revoke_effect, transaction_id, paid_at,
+    error_code, error_message, updated_at";
+
+pub(super) fn attempts_where<P: Params>(
+    conn: &Connection,
+    clause: &str,
+    p: P,
+) -> rusqlite::Result<Vec<AttemptRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {ATTEMPT_COLS} FROM attempts WHERE {clause}"
+    ))?;
+    let rows = stmt.query_map(p, attempt_row)?;
+    rows.collect()
+}
+
+fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
+    let provider: String = r.get(3)?;
+    let phase: String = r.get(7)?;
+    let effect: Option<String> = r.get(12)?;
+    Ok(AttemptRow {
+        out_trade_no: r.get(0)?,
+        order_no: r.get(1)?,
+        seq: r.get(2)?,
+        provider: Provider::parse(&provider).ok_or_else(|| conv_err(3, "provider"))?,
+        amount: Fen(r.get::<_, i64>(4)? as u64),
+        code_masked: r.get(5)?,
+        code_hash: r.get(6)?,
+        state: Attempt {
+            phase: Phase::parse(&phase).ok_or_else(|| conv_err(7, "phase"))?,
+            cancel_requested: r.get::<_, i64>(9)? != 0,
+            seen_paid: r.get::<_, i64>(10)? != 0,
+            revoke_tries: r.get(11)?,
+        },
+        submitted_at: r.get(8)?,
+        revoke_effect: match effect.as_deref() {
+            None => None,
+            Some("closed") => Some(RevokeEffect::Closed),
+            Some("refunded") => Some(RevokeEffect::Refunded),
+            Some("unstated") => Some(RevokeEffect::Unstated),
+            Some(_) => return Err(conv_err(12, "revoke effect")),
+        },
+        transaction_id: r.get(13)?,
+        paid_at: r.get(14)?,
+        error: note(r.get(15)?, r.get(16)?),
+        updated_at: r.get(17)?,
+    })
+}
+
+fn effect_str(e: RevokeEffect) -> &'static str {
+    match e {
+        RevokeEffect::Closed => "closed",
+        RevokeEffect::Refunded => "refunded",
+        RevokeEffect::Unstated => "unstated",
+    }
+}
+
+pub(super) fn insert_attempt(conn: &Connection, a: &AttemptRow) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO attempts (out_trade_no, order_no, seq, provider, amount, code_masked, code_hash,
+         phase, submitted_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            a.out_trade_no,
+            a.order_no,
+            a.seq,
+            a.provider.as_str(),
+            a.amount.0 as i64,
+            a.code_masked,
+            a.code_hash,
+            a.state.phase.as_str(),
+            a.submitted_at,
+            a.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn update_attempt(
+    conn: &Connection,
+    out_trade_no: &str,
+    a: &Attempt,
+    rec: &Record,
+) -> rusqlite::Result<()> {
+    let paid = rec.paid.as_ref();
+    let changed = conn.execute(
+        "UPDATE attempts SET phase = ?2, cancel_requested = ?3, seen_paid = ?4, revoke_tries = ?5,
+         revoke_effect = COALESCE(?6, revoke_effect),
+         transaction_id = COALESCE(?7, transaction_id), paid_at = COALESCE(?8, paid_at),
+         error_code = COALESCE(?9, error_code), error_message = COALESCE(?10, error_message),
+         updated_at = ?11 WHERE out_trade_no = ?1",
+        params![
+            out_trade_no,
+            a.phase.as_str(),
+            a.cancel_requested as i64,
+            a.seen_paid as i64,
+            a.revoke_tries,
+            rec.revoke_effect.map(effect_str),
+            paid.map(|p| p.transaction_id.as_str()),
+            paid.map(|p| p
+                .paid_at
+                .clone()
+                .unwrap_or_else(|| chrono::Local::now().to_rfc3339())),
+            rec.note.as_ref().map(|n| n.code.as_str()),
+            rec.note.as_ref().map(|n| n.message.as_str()),
+            now_ms()
+        ],
+    )?;
+    if changed != 1 {
+        return Err(rusqlite::Error::QueryReturnedNoRows);
+    }
+    Ok(())
+}
+
+pub(super) fn record_detail(a: &Attempt, rec: &Record) -> serde_json::Value {
+    serde_json::json!({
+        "phase": a.phase.as_str(),
+        "note": rec.note,
+        "transaction_id": rec.paid.as_ref().map(|p| &p.transaction_id),
+        "revoke_effect": rec.revoke_effect.map(effect_str),
+        "revoke_tries": a.revoke_tries,
+    })
+}
+
+pub(super) fn event(
+    conn: &Connection,
+    order_no: &str,
+    out_trade_no: Option<&str>,
+    kind: &str,
+    detail: &serde_json::Value,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO events (at, order_no, out_trade_no, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![now_ms(), order_no, out_trade_no, kind, detail.to_string()],
+    )?;
+    Ok(())
+}
+
+pub(super) fn events_of(conn: &Connection, order_no: &str) -> rusqlite::Result<Vec<EventRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT at, out_trade_no, kind, detail FROM events WHERE order_no = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([order_no], |r| {
+        Ok(EventRow {
+            at: r.get(0)?,
+            out_trade_no: r.get(1)?,
+            kind: r.get(2)?,
+            detail: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+pub(super) fn insert_refund(conn: &Connection, r: &RefundRow) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO refunds (refund_no, order_no, out_trade_no, amount, reason, status, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            r.refund_no,
+            r.order_no,
+            r.out_trade_no,
+            r.amount.0 as i64,
+            r.reason,
+            r.status.as_str(),
+            r.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn refunds_where<P: Params>(
+    conn: &Connection,
+    clause: &str,
+    p: P,
+) -> rusqlite::Result<Vec<RefundRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT refund_no, order_no, out_trade_no, amount, reason, status, refund_id, error_code,
+         error_message, created_at FROM refunds WHERE {clause}"
+    ))?;
+    let rows = stmt.query_map(p, |r| {
+        Ok(RefundRow {
+            refund_no: r.get(0)?,
+            order_no: r.get(1)?,
+            out_trade_no: r.get(2)?,
+            amount: Fen(r.get::<_, i64>(3)? as u64),
+            reason: r.get(4)?,
+            status: RefundStatus::parse(&r.get::<_, String>(5)?),
+            refund_id: r.get(6)?,
+            error: note(r.get(7)?, r.get(8)?),
+            created_at: r.get(9)?,
+        })
+    })?;
+    rows.collect()
+}

@@ -1,0 +1,93 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Migration `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: sales, attempts, refunds, operator resolutions, and the
+    // append-only history of every transition.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    CREATE TABLE sales (
+        order_no   TEXT PRIMARY KEY,
+        amount     INTEGER NOT NULL CHECK (amount > 0),
+        subject    TEXT NOT NULL,
+        local_date TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        cancelled  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE attempts (
+        out_trade_no     TEXT PRIMARY KEY,
+        order_no         TEXT NOT NULL REFERENCES sales(order_no),
+        seq              INTEGER NOT NULL,
+        provider         TEXT NOT NULL,
+        amount           INTEGER NOT NULL CHECK (amount > 0),
+        code_masked      TEXT NOT NULL,
+        code_hash        TEXT NOT NULL,
+        phase            TEXT NOT NULL,
+        submitted_at     INTEGER NOT NULL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        seen_paid        INTEGER NOT NULL DEFAULT 0,
+        revoke_tries     INTEGER NOT NULL DEFAULT 0,
+        revoke_effect    TEXT,
+        transaction_id   TEXT,
+        paid_at          TEXT,
+        error_code       TEXT,
+        error_message    TEXT,
+        updated_at       INTEGER NOT NULL,
+        UNIQUE (order_no, seq)
+    );
+    CREATE INDEX attempts_phase ON attempts(phase);
+    CREATE TABLE refunds (
+        refund_no     TEXT PRIMARY KEY,
+        order_no      TEXT NOT NULL REFERENCES sales(order_no),
+        out_trade_no  TEXT NOT NULL REFERENCES attempts(out_trade_no),
+        amount        INTEGER NOT NULL CHECK (amount > 0),
+        reason        TEXT,
+        status        TEXT NOT NULL,
+        refund_id     TEXT,
+        error_code    TEXT,
+        error_message TEXT,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    );
+    CREATE TABLE resolutions (
+        id           INTEGER PRIMARY KEY,
+        out_trade_no TEXT NOT NULL REFERENCES attempts(out_trade_no),
+        resolved_as  TEXT NOT NULL CHECK (resolved_as IN ('paid', 'unpaid')),
+        operator     TEXT NOT NULL,
+        note         TEXT NOT NULL,
+        at           INTEGER NOT NULL
+    );
+    CREATE TABLE events (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        at           INTEGER NOT NULL,
+        order_no     TEXT NOT NULL,
+        out_trade_no TEXT,
+        kind         TEXT NOT NULL,
+        detail       TEXT NOT NULL
+    );
+    CREATE INDEX events_order ON events(order_no);
+    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'the event history is append-only'); END;
+    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'the event history is append-only'); END;
+    "#,
+];
+
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema up to [`VERSION`], one transaction per migration.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

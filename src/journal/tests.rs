@@ -1,0 +1,156 @@
+use super::*;
+use crate::gateway::PaidInfo;
+
+fn journal() -> (tempfile::TempDir, Journal) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let j = Journal::open(&dir.path().join("state/journal.sqlite"), "T1").expect("open");
+    (dir, j)
+}
+
+fn code(s: &str) -> AuthCode {
+    AuthCode::parse(s).expect("valid code")
+}
+
+fn finish(j: &Journal, row: &AttemptRow, phase: Phase) {
+    let a = Attempt { phase, ..row.state };
+    let mut rec = Record {
+        kind: phase.as_str(),
+        note: None,
+        paid: None,
+        revoke_effect: None,
+        config_error: false,
+    };
+    if phase == Phase::Paid {
+        rec.paid = Some(PaidInfo {
+            transaction_id: "4200".into(),
+            paid_at: None,
+            amount: None,
+        });
+    }
+    j.record(&row.out_trade_no, &a, &rec).expect("record");
+}
+
+#[test]
+fn durability_pragmas_are_what_policy_14_asks() {
+    let (_d, j) = journal();
+    assert_eq!(j.pragma("journal_mode").expect("pragma"), "wal");
+    assert_eq!(j.pragma("synchronous").expect("pragma"), "2", "2 = FULL");
+    assert_eq!(j.pragma("foreign_keys").expect("pragma"), "1");
+    assert_eq!(
+        j.pragma("user_version").expect("pragma"),
+        schema::VERSION.to_string()
+    );
+}
+
+#[test]
+fn reopening_keeps_data_and_the_code_hash_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.sqlite");
+    let c = code("134567890123456789");
+    let h1 = {
+        let j = Journal::open(&path, "T1").expect("open");
+        j.ensure_sale("A1", Fen(100), "x").expect("sale");
+        j.code_hash(&c)
+    };
+    let j = Journal::open(&path, "T1").expect("reopen");
+    assert_eq!(
+        j.code_hash(&c),
+        h1,
+        "a rescan is recognised across restarts"
+    );
+    assert!(j.sale("A1").expect("read").is_some());
+}
+
+#[test]
+fn attempts_follow_policy_1_and_2() {
+    let (_d, j) = journal();
+    j.ensure_sale("A1", Fen(100), "x").expect("sale");
+    assert!(matches!(
+        j.ensure_sale("A1", Fen(101), "x"),
+        Err(JournalError::Conflict(_))
+    ));
+    let first = j
+        .begin_attempt("A1", &code("134567890123456789"))
+        .expect("attempt");
+    assert_eq!(first.out_trade_no, "T1_A1_1");
+    assert_eq!(first.code_masked, "1345**********6789");
+    // In flight: a second code for the sale is refused.
+    let e = j.begin_attempt("A1", &code("284567890123456789"));
+    assert!(matches!(e, Err(JournalError::Conflict(_))), "{e:?}");
+    finish(&j, &first, Phase::Failed);
+    let second = j
+        .begin_attempt("A1", &code("284567890123456789"))
+        .expect("new attempt");
+    assert_eq!(
+        second.out_trade_no, "T1_A1_2",
+        "a new attempt gets a new out_trade_no"
+    );
+    finish(&j, &second, Phase::Paid);
+    let e = j.begin_attempt("A1", &code("104567890123456789"));
+    assert!(
+        matches!(e, Err(JournalError::Conflict(_))),
+        "a paid sale is never charged again"
+    );
+    let (_, attempts) = j.sale("A1").expect("read").expect("sale");
+    assert_eq!(attempts[1].transaction_id.as_deref(), Some("4200"));
+}
+
+#[test]
+fn the_event_history_is_append_only() {
+    let (_d, j) = journal();
+    j.ensure_sale("A1", Fen(100), "x").expect("sale");
+    let conn = j.lock();
+    assert!(conn.execute("UPDATE events SET kind = 'x'", []).is_err());
+    assert!(conn.execute("DELETE FROM events", []).is_err());
+}
+
+#[test]
+fn resolve_records_who_and_why() {
+    let (_d, j) = journal();
+    j.ensure_sale("A1", Fen(100), "x").expect("sale");
+    let row = j
+        .begin_attempt("A1", &code("134567890123456789"))
+        .expect("attempt");
+    assert!(
+        j.resolve("A1", true, "ops", "checked").is_err(),
+        "only stuck attempts"
+    );
+    finish(&j, &row, Phase::NeedsAttention);
+    assert_eq!(j.attention().expect("attention").len(), 1);
+    j.resolve("A1", false, "alice", "merchant portal shows closed")
+        .expect("resolve");
+    assert!(j.attention().expect("attention").is_empty());
+    let (_, attempts) = j.sale("A1").expect("read").expect("sale");
+    assert_eq!(attempts[0].state.phase, Phase::Failed);
+    let events = j.events("A1").expect("events");
+    let last = events.last().expect("event");
+    assert_eq!(last.kind, "operator_resolved");
+    assert!(last.detail.contains("alice") && last.detail.contains("merchant portal"));
+}
+
+#[test]
+fn refunds_never_exceed_what_was_paid() {
+    let (_d, j) = journal();
+    j.ensure_sale("A1", Fen(100), "x").expect("sale");
+    let row = j
+        .begin_attempt("A1", &code("134567890123456789"))
+        .expect("attempt");
+    let refund = |no: &str, amount: u64| RefundRow {
+        refund_no: no.into(),
+        order_no: "A1".into(),
+        out_trade_no: row.out_trade_no.clone(),
+        amount: Fen(amount),
+        reason: None,
+        status: RefundStatus::Pending,
+        refund_id: None,
+        error: None,
+        created_at: now_ms(),
+    };
+    j.begin_refund(&refund("R1", 60), Fen(100))
+        .expect("first refund");
+    assert!(j.begin_refund(&refund("R2", 41), Fen(100)).is_err());
+    j.finish_refund("R1", RefundStatus::Failed, None, None)
+        .expect("finish");
+    j.begin_refund(&refund("R2", 100), Fen(100))
+        .expect("a failed refund frees its amount");
+}
