@@ -4,9 +4,14 @@
 //! Data flows scanner → engine (+ journal) → gateways; the POS socket sits
 //! beside the engine; reconciliation and the simulator stand apart.
 
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod domain;
 pub mod engine;
 pub mod gateway;
 pub mod journal;
+pub mod pos;
+pub mod scanner_link;
 pub mod sim;
+pub mod systemd;

@@ -1,0 +1,214 @@
+//! `tillpay journal list|show|attention|resolve`: the operator's view of
+//! the local journal, read directly from the SQLite file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use crate::config::{self, Config};
+use crate::engine::machine::Phase;
+use crate::engine::Payment;
+use crate::journal::Journal;
+
+#[derive(Args)]
+pub struct JournalArgs {
+    /// Where the journal lives: the config's till.state_dir …
+    #[arg(long, default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// … or the state directory itself.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: JournalCommand,
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// A day's payments (default today).
+    List {
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// One order with its full history.
+    Show { order: String },
+    /// Attempts that need an operator.
+    Attention,
+    /// Record an operator's verdict after checking with the gateway.
+    Resolve {
+        order: String,
+        /// What the gateway (merchant portal) shows.
+        #[arg(long = "as", value_parser = ["paid", "unpaid"])]
+        verdict: String,
+        /// Why: what was checked, where.
+        #[arg(long)]
+        note: String,
+        /// Who checked (default: $SUDO_USER or $USER).
+        #[arg(long)]
+        operator: Option<String>,
+    },
+}
+
+fn open(args: &JournalArgs) -> Result<Journal, String> {
+    let (dir, till) = match &args.state_dir {
+        Some(d) => (d.clone(), "local".to_string()),
+        None => {
+            let cfg = Config::load(&args.config).map_err(|e| format!("config: {e}"))?;
+            (cfg.till.state_dir.clone(), cfg.till.id.clone())
+        }
+    };
+    let path = dir.join("journal.sqlite");
+    if !path.exists() {
+        return Err(format!("no journal at {}", path.display()));
+    }
+    Journal::open(&path, &till).map_err(|e| e.to_string())
+}
+
+fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub async fn main(args: JournalArgs) -> ExitCode {
+    let j = match open(&args) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("tillpay journal: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let r = match &args.command {
+        JournalCommand::List { date } => list(&j, date.clone()),
+        JournalCommand::Show { order } => show(&j, order),
+        JournalCommand::Attention => attention(&j),
+        JournalCommand::Resolve {
+            order,
+            verdict,
+            note,
+            operator,
+        } => {
+            let operator = operator
+                .clone()
+                .or_else(|| std::env::var("SUDO_USER").ok())
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "operator".into());
+            j.resolve(order, verdict == "paid", &operator, note)
+                .map(|row| {
+                    println!(
+                        "{order}: attempt {} resolved as {verdict} by {operator}",
+                        row.out_trade_no
+                    );
+                    ExitCode::SUCCESS
+                })
+                .map_err(|e| e.to_string())
+        }
+    };
+    r.unwrap_or_else(|e| {
+        eprintln!("tillpay journal: {e}");
+        ExitCode::from(1)
+    })
+}
+
+fn list(j: &Journal, date: Option<String>) -> Result<ExitCode, String> {
+    let date = date.unwrap_or_else(|| chrono::Local::now().format("%Y-%m-%d").to_string());
+    let day = j.day(&date).map_err(|e| e.to_string())?;
+    println!("{date}: {} sale(s)", day.len());
+    for (sale, attempts) in day {
+        let refunds = j.refunds_of(&sale.order_no).map_err(|e| e.to_string())?;
+        let p = Payment::build(&sale, &attempts, &refunds, false);
+        println!(
+            "  {:<24} {:>10} {:<16} {:<7} {}",
+            p.order_no,
+            crate::domain::Fen(p.amount).to_yuan(),
+            serde_json::to_value(p.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            p.provider.map(|p| p.as_str()).unwrap_or("-"),
+            p.out_trade_no.unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(j: &Journal, order: &str) -> Result<ExitCode, String> {
+    let Some((sale, attempts)) = j.sale(order).map_err(|e| e.to_string())? else {
+        return Err(format!("no order {order} in the journal"));
+    };
+    println!(
+        "order {} ¥{} {:?} created {}{}",
+        sale.order_no,
+        sale.amount.to_yuan(),
+        sale.subject,
+        when(sale.created_at),
+        if sale.cancelled { " (cancelled)" } else { "" }
+    );
+    for a in &attempts {
+        println!(
+            "  attempt {} {} {} code {} phase {}{}{}",
+            a.seq,
+            a.out_trade_no,
+            a.provider,
+            a.code_masked,
+            a.state.phase.as_str(),
+            a.transaction_id
+                .as_ref()
+                .map(|t| format!(" transaction {t}"))
+                .unwrap_or_default(),
+            a.error
+                .as_ref()
+                .map(|e| format!(" — {} {}", e.code, e.message))
+                .unwrap_or_default()
+        );
+    }
+    for r in j.refunds_of(order).map_err(|e| e.to_string())? {
+        println!(
+            "  refund {} ¥{} {}",
+            r.refund_no,
+            r.amount.to_yuan(),
+            r.status.as_str()
+        );
+    }
+    println!("history:");
+    for e in j.events(order).map_err(|e| e.to_string())? {
+        println!(
+            "  {} {:<18} {} {}",
+            when(e.at),
+            e.kind,
+            e.out_trade_no.unwrap_or_default(),
+            e.detail
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn attention(j: &Journal) -> Result<ExitCode, String> {
+    let rows = j.attention().map_err(|e| e.to_string())?;
+    if rows.is_empty() {
+        println!("nothing needs attention");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} attempt(s) need an operator: check each with the gateway, then `tillpay journal resolve ORDER --as paid|unpaid --note ...`", rows.len());
+    for a in rows {
+        debug_assert_eq!(a.state.phase, Phase::NeedsAttention);
+        println!(
+            "  {} {} {} ¥{} submitted {} revoke tries {}{}",
+            a.order_no,
+            a.out_trade_no,
+            a.provider,
+            a.amount.to_yuan(),
+            when(a.submitted_at),
+            a.state.revoke_tries,
+            a.error
+                .as_ref()
+                .map(|e| format!(" — last answer {} {}", e.code, e.message))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::from(1))
+}

@@ -1,0 +1,215 @@
+//! The `tillpay` command line (CONTRACT §1).
+
+mod client_cmds;
+mod journal_cmds;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+
+pub const EX_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "tillpay",
+    version,
+    about = "WeChat Pay and Alipay payment codes at the till: scan, charge, poll, revoke, reconcile"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ClientOpts {
+    /// The daemon's POS socket.
+    #[arg(long, env = "TILLPAY_SOCKET", default_value = "/run/tillpay/pos.sock")]
+    socket: PathBuf,
+    /// Print the result object as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground (systemd runs it).
+    Run {
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Training/demo mode: simulated gateways, a virtual scanner, a whole sale.
+    Demo,
+    /// Charge a sale: waits for a scan unless --auth-code is given.
+    Charge {
+        /// Amount in yuan, at most two decimals (12.34).
+        #[arg(long)]
+        amount: String,
+        /// The sale's order number (generated when omitted).
+        #[arg(long)]
+        order: Option<String>,
+        #[arg(long)]
+        subject: Option<String>,
+        /// A payment code typed in by hand.
+        #[arg(long)]
+        auth_code: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Show a sale as the journal has it.
+    Query {
+        order: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Cancel a sale: before a scan it ends cancelled, after one it is revoked.
+    Cancel {
+        order: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Refund part or all of a paid sale.
+    Refund {
+        order: String,
+        /// The refund's own number: retry with the same one, never a new one.
+        #[arg(long)]
+        refund_no: String,
+        /// Amount in yuan, at most two decimals.
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// The daemon's state: scanner, waiting and in-flight sales.
+    Status {
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// List a day's payments (default today).
+    List {
+        #[arg(long)]
+        date: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Read the local journal; resolve attempts that need an operator.
+    Journal(journal_cmds::JournalArgs),
+    /// Next-day reconciliation against the gateways' bills.
+    Reconcile {
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        #[arg(long)]
+        date: String,
+        #[arg(long)]
+        wechat_bill: Option<PathBuf>,
+        #[arg(long)]
+        alipay_bill: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check config, keys, scanner, socket, journal and gateways.
+    Doctor {
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+}
+
+fn not_built(what: &str) -> ExitCode {
+    eprintln!("tillpay {what}: not built yet in this version");
+    ExitCode::from(2)
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tillpay: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+async fn dispatch(cmd: Command) -> ExitCode {
+    match cmd {
+        Command::Run { config } => run(&config).await,
+        Command::Demo => not_built("demo"),
+        Command::Charge {
+            amount,
+            order,
+            subject,
+            auth_code,
+            opts,
+        } => client_cmds::charge(&opts, &amount, order, subject, auth_code).await,
+        Command::Query { order, opts } => client_cmds::order_call(&opts, "query", &order).await,
+        Command::Cancel { order, opts } => client_cmds::order_call(&opts, "cancel", &order).await,
+        Command::Refund {
+            order,
+            refund_no,
+            amount,
+            reason,
+            opts,
+        } => client_cmds::refund(&opts, &order, &refund_no, &amount, reason).await,
+        Command::Status { opts } => client_cmds::status(&opts).await,
+        Command::List { date, opts } => client_cmds::list(&opts, date).await,
+        Command::Journal(args) => journal_cmds::main(args).await,
+        Command::Reconcile { .. } => not_built("reconcile"),
+        Command::Doctor { .. } => not_built("doctor"),
+    }
+}
+
+/// Logs for a terminal, or for journald (no timestamps of our own: the
+/// journal adds them) when systemd started us.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn run(path: &std::path::Path) -> ExitCode {
+    init_logging();
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tillpay: config: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let gateways = match crate::gateway::from_config(&cfg) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("tillpay: config: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    match crate::daemon::run(cfg, gateways).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "stopped");
+            eprintln!("tillpay: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

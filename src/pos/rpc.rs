@@ -1,0 +1,219 @@
+//! JSON-RPC 2.0 for the POS (CONTRACT §3): parsing a line into a request,
+//! checking params, calling the engine, and shaping answers.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use crate::engine::{ChargeRequest, Engine, EngineError};
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+
+/// What the daemon knows beyond the engine, for `status`.
+pub struct Context {
+    pub engine: Arc<Engine>,
+    pub till_id: String,
+    /// `(device, connected)` of the scanner, if one is configured.
+    pub scanner: Option<Arc<dyn Fn() -> (String, bool) + Send + Sync>>,
+}
+
+/// A request that parsed; `id` is `None` for a notification.
+pub struct Request {
+    pub id: Option<Value>,
+    pub method: String,
+    pub params: Map<String, Value>,
+}
+
+pub fn error(id: Option<&Value>, code: i64, message: impl Into<String>) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "error": {"code": code, "message": message.into()},
+    })
+}
+
+pub fn result(id: &Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// Parses one line. `Err` carries the error response to send back.
+pub fn parse(line: &[u8]) -> Result<Request, Value> {
+    let v: Value = serde_json::from_slice(line)
+        .map_err(|e| error(None, PARSE_ERROR, format!("parse error: {e}")))?;
+    let Value::Object(mut obj) = v else {
+        return Err(error(
+            None,
+            INVALID_REQUEST,
+            "a request must be one JSON object (batches are not supported)",
+        ));
+    };
+    let id = obj.remove("id");
+    if let Some(id) = &id {
+        if !(id.is_string() || id.is_number() || id.is_null()) {
+            return Err(error(
+                None,
+                INVALID_REQUEST,
+                "id must be a string, a number or null",
+            ));
+        }
+    }
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(error(
+            id.as_ref(),
+            INVALID_REQUEST,
+            "jsonrpc must be \"2.0\"",
+        ));
+    }
+    let Some(Value::String(method)) = obj.remove("method") else {
+        return Err(error(
+            id.as_ref(),
+            INVALID_REQUEST,
+            "method must be a string",
+        ));
+    };
+    let params = match obj.remove("params") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err(error(
+                id.as_ref(),
+                INVALID_PARAMS,
+                "params must be an object",
+            ))
+        }
+    };
+    Ok(Request { id, method, params })
+}
+
+fn bad(param: &str, what: &str) -> EngineError {
+    EngineError::InvalidParams(format!("{param}: {what}"))
+}
+
+fn string(p: &Map<String, Value>, key: &str) -> Result<Option<String>, EngineError> {
+    match p.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad(key, "must be a string")),
+    }
+}
+
+fn required_string(p: &Map<String, Value>, key: &str) -> Result<String, EngineError> {
+    string(p, key)?.ok_or_else(|| bad(key, "is required"))
+}
+
+/// An amount in fen: a JSON integer, never a float or a string.
+fn amount(p: &Map<String, Value>) -> Result<u64, EngineError> {
+    match p.get("amount") {
+        None => Err(bad("amount", "is required (integer fen)")),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| bad("amount", "must be a positive integer number of fen")),
+        Some(_) => Err(bad("amount", "must be an integer number of fen")),
+    }
+}
+
+fn check_known(p: &Map<String, Value>, known: &[&str]) -> Result<(), EngineError> {
+    match p.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(bad(
+            k,
+            &format!(
+                "is not a param of this method (expected {})",
+                known.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn to_value<T: serde::Serialize>(v: T) -> Result<Value, EngineError> {
+    serde_json::to_value(v).map_err(|e| EngineError::InvalidParams(e.to_string()))
+}
+
+/// Runs one request against the engine.
+pub async fn call(
+    ctx: &Context,
+    method: &str,
+    p: &Map<String, Value>,
+) -> Result<Value, (i64, String)> {
+    let r = match method {
+        "charge" => charge(ctx, p).await,
+        "cancel" => {
+            match check_known(p, &["order_no"]).and_then(|()| required_string(p, "order_no")) {
+                Ok(o) => ctx.engine.cancel(&o).await.and_then(to_value),
+                Err(e) => Err(e),
+            }
+        }
+        "query" => {
+            match check_known(p, &["order_no"]).and_then(|()| required_string(p, "order_no")) {
+                Ok(o) => ctx.engine.payment(&o).await.and_then(to_value),
+                Err(e) => Err(e),
+            }
+        }
+        "refund" => refund(ctx, p).await,
+        "status" => status(ctx).await,
+        "list" => list(ctx, p).await,
+        other => return Err((METHOD_NOT_FOUND, format!("method not found: {other}"))),
+    };
+    r.map_err(|e| (e.code(), e.to_string()))
+}
+
+async fn charge(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineError> {
+    check_known(p, &["order_no", "amount", "subject", "auth_code"])?;
+    let req = ChargeRequest {
+        order_no: required_string(p, "order_no")?,
+        amount: amount(p)?,
+        subject: string(p, "subject")?,
+        auth_code: string(p, "auth_code")?,
+    };
+    to_value(ctx.engine.charge(req).await?)
+}
+
+async fn refund(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineError> {
+    check_known(p, &["order_no", "refund_no", "amount", "reason"])?;
+    let order_no = required_string(p, "order_no")?;
+    let refund_no = required_string(p, "refund_no")?;
+    let amount = amount(p)?;
+    let reason = string(p, "reason")?;
+    to_value(
+        ctx.engine
+            .refund(&order_no, &refund_no, amount, reason)
+            .await?,
+    )
+}
+
+async fn status(ctx: &Context) -> Result<Value, EngineError> {
+    let (waiting, in_flight, attention) = ctx.engine.counts().await;
+    let scanner = match &ctx.scanner {
+        Some(f) => {
+            let (device, connected) = f();
+            json!({"device": device, "connected": connected})
+        }
+        None => json!({"device": null, "connected": false}),
+    };
+    Ok(json!({
+        "till_id": ctx.till_id,
+        "version": env!("CARGO_PKG_VERSION"),
+        "scanner": scanner,
+        "waiting_order": waiting,
+        "in_flight": in_flight,
+        "needs_attention": attention,
+        "journal_ok": ctx.engine.journal_ok(),
+    }))
+}
+
+async fn list(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineError> {
+    check_known(p, &["date"])?;
+    let date = match string(p, "date")? {
+        Some(d) => {
+            chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                .map_err(|_| bad("date", "must be YYYY-MM-DD"))?;
+            d
+        }
+        None => chrono::Local::now().format("%Y-%m-%d").to_string(),
+    };
+    to_value(ctx.engine.list(&date).await?)
+}
