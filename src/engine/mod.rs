@@ -263,9 +263,6 @@ impl Engine {
                     "order {order_no} is already waiting for a scan"
                 )));
             }
-            if code.is_none() && live.armed.is_some() {
-                return Err(EngineError::Busy);
-            }
         }
         let j = self.journal.clone();
         let (o, amount) = (order_no.clone(), Fen(req.amount));
@@ -300,6 +297,9 @@ impl Engine {
                     "order {order_no} needs an operator first (tillpay journal attention)"
                 )));
             }
+        }
+        if code.is_none() && self.live().armed.is_some() {
+            return Err(EngineError::Busy);
         }
         let j = self.journal.clone();
         let o = order_no.clone();

@@ -1,0 +1,99 @@
+//! The `tillpay` client commands against a running daemon: output and
+//! exit codes (CONTRACT §1).
+
+mod common;
+
+use std::process::Output;
+
+use tillpay::domain::Provider;
+use tillpay::sim::behaviour::Behaviour;
+
+async fn tillpay(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tillpay"))
+            .args(args)
+            .output()
+            .expect("tillpay runs")
+    })
+    .await
+    .expect("join")
+}
+
+fn args(socket: &std::path::Path, rest: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+    v.push("--socket".into());
+    v.push(socket.display().to_string());
+    v
+}
+
+#[tokio::test]
+async fn charge_paid_exits_0_with_a_clear_line() {
+    let till = common::TestTill::start(vec![], 0o600).await;
+    let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 11);
+    let out = tillpay(args(
+        &till.socket,
+        &[
+            "charge",
+            "--amount",
+            "12.34",
+            "--order",
+            "C1",
+            "--auth-code",
+            &code,
+        ],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("C1 PAID ¥12.34 wechat"), "{stdout}");
+    assert!(!stdout.contains(&code) && !String::from_utf8_lossy(&out.stderr).contains(&code));
+    let q = tillpay(args(&till.socket, &["query", "C1", "--json"])).await;
+    let v: serde_json::Value = serde_json::from_slice(&q.stdout).expect("json");
+    assert_eq!(
+        v["amount"], 1234,
+        "yuan on the command line became exact fen"
+    );
+    assert_eq!(v["status"], "paid");
+}
+
+#[tokio::test]
+async fn charge_failed_exits_1_and_json_prints_the_payment() {
+    let till = common::TestTill::start(vec![], 0o600).await;
+    let code = Behaviour::InsufficientFunds.code(Provider::Alipay, 12);
+    let out = tillpay(args(
+        &till.socket,
+        &[
+            "charge",
+            "--amount",
+            "5",
+            "--order",
+            "C2",
+            "--auth-code",
+            &code,
+            "--json",
+        ],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["amount"], 500);
+    assert_eq!(v["error"]["code"], "NOTENOUGH");
+}
+
+#[tokio::test]
+async fn connection_and_usage_errors_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tillpay(args(&dir.path().join("nobody.sock"), &["status"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach tillpay"));
+    let till = common::TestTill::start(vec![], 0o600).await;
+    let out = tillpay(args(&till.socket, &["charge", "--amount", "1.234"])).await;
+    assert_eq!(out.status.code(), Some(2), "three decimals are refused");
+    let out = tillpay(args(&till.socket, &["query", "NOPE"])).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "unknown order is a clean negative answer"
+    );
+}
