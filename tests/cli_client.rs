@@ -97,3 +97,38 @@ async fn connection_and_usage_errors_exit_2() {
         "unknown order is a clean negative answer"
     );
 }
+
+#[tokio::test]
+async fn the_python_example_client_charges_a_sale() {
+    let till = common::TestTill::start(vec![], 0o600).await;
+    let code = Behaviour::ConfirmsAfter(1).code(Provider::Alipay, 13);
+    let socket = till.socket.display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args([
+                "examples/pos_client.py",
+                "--socket",
+                &socket,
+                "--order",
+                "PY1",
+                "--amount",
+                "150",
+                "--auth-code",
+                &code,
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("user_paying"), "{stdout}");
+    assert!(stdout.contains("PY1: paid"), "{stdout}");
+}
