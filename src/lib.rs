@@ -12,6 +12,7 @@ pub mod engine;
 pub mod gateway;
 pub mod journal;
 pub mod pos;
+pub mod reconcile;
 pub mod scanner_link;
 pub mod sim;
 pub mod systemd;

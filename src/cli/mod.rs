@@ -2,6 +2,7 @@
 
 mod client_cmds;
 mod journal_cmds;
+mod reconcile_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -110,6 +111,9 @@ enum Command {
         alipay_bill: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Also write the discrepancies as CSV, for the accountant.
+        #[arg(long)]
+        csv: Option<PathBuf>,
     },
     /// Check config, keys, scanner, socket, journal and gateways.
     Doctor {
@@ -167,7 +171,24 @@ async fn dispatch(cmd: Command) -> ExitCode {
         Command::Status { opts } => client_cmds::status(&opts).await,
         Command::List { date, opts } => client_cmds::list(&opts, date).await,
         Command::Journal(args) => journal_cmds::main(args).await,
-        Command::Reconcile { .. } => not_built("reconcile"),
+        Command::Reconcile {
+            config,
+            date,
+            wechat_bill,
+            alipay_bill,
+            json,
+            csv,
+        } => {
+            reconcile_cmd::main(reconcile_cmd::Args {
+                config,
+                date,
+                wechat_bill,
+                alipay_bill,
+                json,
+                csv,
+            })
+            .await
+        }
         Command::Doctor { .. } => not_built("doctor"),
     }
 }

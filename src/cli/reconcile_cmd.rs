@@ -1,0 +1,134 @@
+//! `tillpay reconcile`: exit 0 when nothing differs, 1 when something
+//! does, 2 when it could not run (CONTRACT §5).
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::domain::Provider;
+use crate::gateway::BillAnswer;
+use crate::journal::Journal;
+use crate::reconcile::{alipay_bill, matching, report, wechat_bill, Bill};
+
+pub struct Args {
+    pub config: PathBuf,
+    pub date: String,
+    pub wechat_bill: Option<PathBuf>,
+    pub alipay_bill: Option<PathBuf>,
+    pub json: bool,
+    pub csv: Option<PathBuf>,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tillpay reconcile: {msg}");
+    ExitCode::from(2)
+}
+
+fn parse(provider: Provider, bytes: &[u8], till: &str) -> Result<Bill, String> {
+    match provider {
+        Provider::Wechat => {
+            wechat_bill::parse(BufReader::new(bytes), till).map_err(|e| e.to_string())
+        }
+        Provider::Alipay => alipay_bill::parse_file(bytes, till).map_err(|e| e.to_string()),
+    }
+}
+
+fn parse_path(provider: Provider, path: &Path, till: &str) -> Result<Bill, String> {
+    match provider {
+        // Streamed: a million-row bill is never held whole.
+        Provider::Wechat => {
+            let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            wechat_bill::parse(BufReader::with_capacity(1 << 16, f), till)
+                .map_err(|e| e.to_string())
+        }
+        Provider::Alipay => {
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            parse(provider, &bytes, till)
+        }
+    }
+}
+
+pub async fn main(args: Args) -> ExitCode {
+    if chrono::NaiveDate::parse_from_str(&args.date, "%Y-%m-%d").is_err() {
+        return fail(format!("--date {:?}: give YYYY-MM-DD", args.date));
+    }
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("config: {e}")),
+    };
+    let till = cfg.till.id.clone();
+    let mut bills = Vec::new();
+    if args.wechat_bill.is_some() || args.alipay_bill.is_some() {
+        for (p, path) in [
+            (Provider::Wechat, &args.wechat_bill),
+            (Provider::Alipay, &args.alipay_bill),
+        ] {
+            if let Some(path) = path {
+                match parse_path(p, path, &till) {
+                    Ok(b) => bills.push((p, b)),
+                    Err(e) => return fail(e),
+                }
+            }
+        }
+    } else {
+        let gateways = match crate::gateway::from_config(&cfg) {
+            Ok(g) => g,
+            Err(e) => return fail(format!("config: {e}")),
+        };
+        for gw in gateways {
+            let p = gw.provider();
+            match gw.bill(&args.date).await {
+                BillAnswer::File(bytes) => match parse(p, &bytes, &till) {
+                    Ok(b) => bills.push((p, b)),
+                    Err(e) => return fail(e),
+                },
+                BillAnswer::NoBill(n) => {
+                    eprintln!("{p}: no bill exists for {} ({}): no trades that day", args.date, n.message);
+                    bills.push((p, Bill::default()));
+                }
+                BillAnswer::NotYet(n) => {
+                    return fail(format!(
+                        "{p}: the bill for {} is not ready yet ({}); bills are ready after 10:00 the next day",
+                        args.date, n.message
+                    ))
+                }
+                BillAnswer::Failed(n) => return fail(format!("{p}: cannot download the bill: {} {}", n.code, n.message)),
+            }
+        }
+    }
+    let path = cfg.till.journal_path();
+    if !path.exists() {
+        return fail(format!("no journal at {}", path.display()));
+    }
+    let local = Journal::open(&path, &till).and_then(|j| {
+        let attempts = j.attempts_on(&args.date)?;
+        let mut refunds = Vec::new();
+        let orders: std::collections::BTreeSet<&str> =
+            attempts.iter().map(|a| a.order_no.as_str()).collect();
+        for o in orders {
+            refunds.extend(j.refunds_of(o)?);
+        }
+        Ok((attempts, refunds))
+    });
+    let (attempts, refunds) = match local {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let r = matching::reconcile(&args.date, &attempts, &refunds, &bills);
+    if let Some(csv) = &args.csv {
+        if let Err(e) = std::fs::write(csv, report::csv(&r)) {
+            return fail(format!("{}: {e}", csv.display()));
+        }
+    }
+    if args.json {
+        println!("{}", report::json(&r));
+    } else {
+        print!("{}", report::table(&r, &till));
+    }
+    if r.discrepancies.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
