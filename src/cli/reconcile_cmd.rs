@@ -43,8 +43,8 @@ fn parse_path(provider: Provider, path: &Path, till: &str) -> Result<Bill, Strin
                 .map_err(|e| e.to_string())
         }
         Provider::Alipay => {
-            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            parse(provider, &bytes, till)
+            let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            alipay_bill::parse_reader(f, till).map_err(|e| e.to_string())
         }
     }
 }

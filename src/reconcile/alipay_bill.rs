@@ -3,7 +3,7 @@
 //! text fields end with a tab; 交易 rows are payments and 退款 rows refunds
 //! with negative amounts; the footer's totals are checked against the rows.
 
-use std::io::{BufRead, BufReader, Cursor, Read};
+use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 
 use super::{bill_amount, fields, Bill, BillError, BillRow, RowKind};
 use crate::domain::{Fen, Provider};
@@ -16,17 +16,26 @@ const DETAIL_MARK: &str = "#支付宝业务明细查询";
 
 /// Reads a bill given as the zip, or as the detail CSV itself.
 pub fn parse_file(bytes: &[u8], till_id: &str) -> Result<Bill, BillError> {
-    if bytes.starts_with(b"PK\x03\x04") {
-        parse_zip(bytes, till_id)
+    parse_reader(Cursor::new(bytes), till_id)
+}
+
+/// Like [`parse_file`], streaming from a file: a big bill is never held whole.
+pub fn parse_reader<R: Read + Seek>(mut r: R, till_id: &str) -> Result<Bill, BillError> {
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut r, &mut magic)?;
+    r.seek(SeekFrom::Start(0))
+        .map_err(|e| BillError::Io(e.to_string()))?;
+    if n == 4 && magic == *b"PK\x03\x04" {
+        parse_zip(r, till_id)
     } else {
-        parse_detail(BufReader::new(bytes), till_id)
+        parse_detail(BufReader::with_capacity(1 << 16, r), till_id)
     }
 }
 
 /// Finds the detail CSV in the zip by its first line (entry names are GBK
 /// without the UTF-8 flag, so names are not to be trusted) and parses it.
-pub fn parse_zip(bytes: &[u8], till_id: &str) -> Result<Bill, BillError> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+pub fn parse_zip<R: Read + Seek>(r: R, till_id: &str) -> Result<Bill, BillError> {
+    let mut zip = zip::ZipArchive::new(r)
         .map_err(|e| BillError::format(WHAT, format!("not a readable zip: {e}")))?;
     for i in 0..zip.len() {
         let mut entry = zip
