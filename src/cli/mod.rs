@@ -1,6 +1,8 @@
 //! The `tillpay` command line (CONTRACT §1).
 
+mod cert;
 mod client_cmds;
+mod doctor;
 mod journal_cmds;
 mod reconcile_cmd;
 
@@ -189,7 +191,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
             })
             .await
         }
-        Command::Doctor { .. } => not_built("doctor"),
+        Command::Doctor { config } => doctor::main(&config).await,
     }
 }
 

@@ -1,0 +1,368 @@
+//! `tillpay doctor`: checks what a till needs, one line each, OK / WARN /
+//! FAIL with the fix in plain words. Exit 0 only if nothing FAILed.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::config::Config;
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Default)]
+struct Checks {
+    lines: Vec<(Level, String, String)>,
+}
+
+impl Checks {
+    fn add(&mut self, level: Level, what: impl Into<String>, detail: impl Into<String>) {
+        let (what, detail) = (what.into(), detail.into());
+        let tag = match level {
+            Level::Ok => "OK  ",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        };
+        println!("{tag} {what}: {detail}");
+        self.lines.push((level, what, detail));
+    }
+    fn worst(&self) -> Level {
+        self.lines.iter().map(|l| l.0).max().unwrap_or(Level::Ok)
+    }
+}
+
+pub async fn main(path: &Path) -> ExitCode {
+    let mut c = Checks::default();
+    let cfg = match Config::load(path) {
+        Ok(cfg) => {
+            c.add(
+                Level::Ok,
+                "config",
+                format!(
+                    "{} is valid; key files readable only by their owner",
+                    path.display()
+                ),
+            );
+            cfg
+        }
+        Err(e) => {
+            c.add(
+                Level::Fail,
+                "config",
+                format!("{e} — fix the key named, then run doctor again"),
+            );
+            return ExitCode::from(1);
+        }
+    };
+    keys(&mut c, &cfg);
+    scanner(&mut c, &cfg);
+    socket(&mut c, &cfg).await;
+    journal(&mut c, &cfg);
+    gateways(&mut c, &cfg).await;
+    if c.worst() == Level::Fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn keys(c: &mut Checks, cfg: &Config) {
+    match crate::gateway::from_config(cfg) {
+        Ok(g) => c.add(
+            Level::Ok,
+            "keys",
+            format!(
+                "{} gateway client(s) built: keys parse, sign and verify",
+                g.len()
+            ),
+        ),
+        Err(e) => c.add(Level::Fail, "keys", format!("{e}")),
+    }
+    if let Some(id) = cfg.wechat.as_ref().and_then(|w| w.client_identity.as_ref()) {
+        match super::cert::not_after(&id.cert_pem) {
+            Ok(t) => {
+                let left = t - chrono::Utc::now();
+                let file = id.cert_file.display();
+                if left < chrono::Duration::zero() {
+                    c.add(Level::Fail, "wechat certificate", format!("{file} expired on {t}: download a new one in the merchant portal (API安全)"));
+                } else if left < chrono::Duration::days(30) {
+                    c.add(
+                        Level::Warn,
+                        "wechat certificate",
+                        format!(
+                            "{file} expires on {t}, in {} days: renew it soon",
+                            left.num_days()
+                        ),
+                    );
+                } else {
+                    c.add(
+                        Level::Ok,
+                        "wechat certificate",
+                        format!("{file} valid until {t}"),
+                    );
+                }
+            }
+            Err(e) => c.add(
+                Level::Fail,
+                "wechat certificate",
+                format!("{}: {e}", id.cert_file.display()),
+            ),
+        }
+    }
+}
+
+fn scanner(c: &mut Checks, cfg: &Config) {
+    let Some(s) = &cfg.scanner else {
+        c.add(
+            Level::Ok,
+            "scanner",
+            "none configured ([scanner] absent): codes typed at the POS only",
+        );
+        return;
+    };
+    let dev = s.device.display().to_string();
+    let real = match std::fs::canonicalize(&s.device) {
+        Ok(r) => r,
+        Err(_) => {
+            c.add(
+                Level::Fail,
+                "scanner",
+                format!("{dev} is not present: plug the scanner in (serial/COM mode) and check the udev rules (docs/operations.md)"),
+            );
+            return;
+        }
+    };
+    let holders = holders_of(&real);
+    match serialport::new(real.to_string_lossy(), s.baud).timeout(Duration::from_millis(100)).open() {
+        Ok(_) => c.add(Level::Ok, "scanner", format!("{dev} → {} opens at {} baud", real.display(), s.baud)),
+        Err(e) if !holders.is_empty() => c.add(
+            Level::Warn,
+            "scanner",
+            format!("{dev} is held by {} ({e}); fine if that is the running tillpay", holders.join(", ")),
+        ),
+        Err(e) => c.add(
+            Level::Fail,
+            "scanner",
+            format!("{dev} cannot be opened: {e}: the service user must be in group dialout (adduser tillpay dialout)"),
+        ),
+    }
+}
+
+/// Processes that have `dev` open, as `name[pid]`.
+fn holders_of(dev: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let pid = p.file_name().to_string_lossy().to_string();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == dev))
+        {
+            let name = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            out.push(format!("{}[{pid}]", name.trim()));
+        }
+    }
+    out
+}
+
+async fn socket(c: &mut Checks, cfg: &Config) {
+    let path = &cfg.pos.socket;
+    if path.exists() {
+        match crate::pos::client::Client::connect(path).await {
+            Ok(mut client) => {
+                let status = tokio::time::timeout(
+                    Duration::from_secs(3),
+                    client.call("status", serde_json::json!({}), |_| {}),
+                )
+                .await;
+                match status {
+                    Ok(Ok(s)) => c.add(
+                        Level::Ok,
+                        "socket",
+                        format!(
+                            "{} answers: tillpay {} is running",
+                            path.display(),
+                            s["version"].as_str().unwrap_or("?")
+                        ),
+                    ),
+                    _ => c.add(
+                        Level::Warn,
+                        "socket",
+                        format!("{} accepts but does not answer status", path.display()),
+                    ),
+                }
+            }
+            Err(_) => c.add(
+                Level::Warn,
+                "socket",
+                format!(
+                    "{} is a stale file (no daemon): it is replaced on start",
+                    path.display()
+                ),
+            ),
+        }
+        return;
+    }
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    if dir.is_dir() {
+        c.add(
+            Level::Ok,
+            "socket",
+            format!(
+                "{} will be created by the daemon (or systemd's tillpay.socket)",
+                path.display()
+            ),
+        );
+    } else {
+        c.add(
+            Level::Warn,
+            "socket",
+            format!(
+                "{} does not exist yet: systemd's RuntimeDirectory=tillpay creates it",
+                dir.display()
+            ),
+        );
+    }
+}
+
+fn journal(c: &mut Checks, cfg: &Config) {
+    let path = cfg.till.journal_path();
+    if !path.exists() {
+        let dir = &cfg.till.state_dir;
+        let level = if dir.is_dir() { Level::Ok } else { Level::Warn };
+        c.add(
+            level,
+            "journal",
+            format!(
+                "{} not created yet (first start creates it in {})",
+                path.display(),
+                dir.display()
+            ),
+        );
+        return;
+    }
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let conn = match rusqlite::Connection::open_with_flags(&path, flags) {
+        Ok(c) => c,
+        Err(e) => return c.add(Level::Fail, "journal", format!("{}: {e}", path.display())),
+    };
+    let integrity: Result<String, _> = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0));
+    match integrity {
+        Ok(v) if v == "ok" => {}
+        Ok(v) => {
+            return c.add(
+                Level::Fail,
+                "journal",
+                format!(
+                    "{} is damaged: {v}; stop tillpay and restore it from a backup",
+                    path.display()
+                ),
+            )
+        }
+        Err(e) => {
+            return c.add(
+                Level::Fail,
+                "journal",
+                format!("{} is not a journal: {e}", path.display()),
+            )
+        }
+    }
+    let stuck: Result<i64, _> = conn.query_row(
+        "SELECT COUNT(*) FROM attempts WHERE phase = 'needs_attention'",
+        [],
+        |r| r.get(0),
+    );
+    match stuck {
+        Ok(0) => c.add(
+            Level::Ok,
+            "journal",
+            format!(
+                "{} passes the integrity check; nothing needs attention",
+                path.display()
+            ),
+        ),
+        Ok(n) => c.add(
+            Level::Warn,
+            "journal",
+            format!("{n} attempt(s) need an operator: tillpay journal attention"),
+        ),
+        Err(e) => c.add(Level::Fail, "journal", format!("{}: {e}", path.display())),
+    }
+}
+
+async fn gateways(c: &mut Checks, cfg: &Config) {
+    let mut urls = Vec::new();
+    if let Some(w) = &cfg.wechat {
+        urls.push(("wechat", w.base_url.clone()));
+    }
+    if let Some(a) = &cfg.alipay {
+        urls.push(("alipay", a.gateway_url.clone()));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build();
+    let Ok(client) = client else {
+        return c.add(Level::Fail, "gateways", "no HTTP client could be built");
+    };
+    let mut clock_checked = false;
+    for (name, url) in urls {
+        match client.head(&url).send().await {
+            Ok(resp) => {
+                c.add(
+                    Level::Ok,
+                    format!("{name} gateway"),
+                    format!("{url} reachable (HTTP {})", resp.status().as_u16()),
+                );
+                if clock_checked {
+                    continue;
+                }
+                let date = resp
+                    .headers()
+                    .get("date")
+                    .and_then(|d| d.to_str().ok())
+                    .map(str::to_string);
+                if let Some(remote) =
+                    date.and_then(|d| chrono::DateTime::parse_from_rfc2822(&d).ok())
+                {
+                    clock_checked = true;
+                    let skew = (chrono::Utc::now() - remote.with_timezone(&chrono::Utc))
+                        .num_seconds()
+                        .abs();
+                    let detail = format!("{skew} s from {name}'s clock");
+                    match skew {
+                        0..=30 => c.add(Level::Ok, "clock", detail),
+                        31..=300 => c.add(Level::Warn, "clock", format!("{detail}: enable NTP (timedatectl set-ntp true)")),
+                        _ => c.add(Level::Fail, "clock", format!("{detail}: gateways reject requests from a wrong clock; enable NTP (timedatectl set-ntp true)")),
+                    }
+                }
+            }
+            Err(e) => c.add(
+                Level::Fail,
+                format!("{name} gateway"),
+                format!(
+                    "{url} not reachable: {e}; check the network, DNS and any proxy or firewall"
+                ),
+            ),
+        }
+    }
+    if !clock_checked {
+        let year = chrono::Utc::now().format("%Y").to_string();
+        c.add(
+            Level::Warn,
+            "clock",
+            format!("no gateway told the time; the local year is {year}"),
+        );
+    }
+}
