@@ -11,6 +11,7 @@ pub mod domain;
 pub mod engine;
 pub mod gateway;
 pub mod journal;
+pub mod logging;
 pub mod pos;
 pub mod reconcile;
 pub mod scanner_link;

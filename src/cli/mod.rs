@@ -195,24 +195,8 @@ async fn dispatch(cmd: Command) -> ExitCode {
     }
 }
 
-/// Logs for a terminal, or for journald (no timestamps of our own: the
-/// journal adds them) when systemd started us.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().with_ansi(false).try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
 async fn run(path: &std::path::Path) -> ExitCode {
-    init_logging();
+    crate::logging::init();
     let cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {

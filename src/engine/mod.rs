@@ -122,7 +122,19 @@ impl Engine {
         if let (Some(p), serde_json::Value::Object(extra)) = (params.as_object_mut(), extra) {
             p.extend(extra);
         }
-        tracing::info!(order = order_no, event, "payment event");
+        let field = |k: &str| {
+            params
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        tracing::info!(
+            order = order_no,
+            code = %field("auth_code_masked"),
+            out_trade_no = %field("out_trade_no"),
+            "{event}"
+        );
         let _ = self.notify.send(Notification::Payment(params));
     }
 

@@ -30,6 +30,7 @@ struct Run<'a> {
     engine: &'a Arc<Engine>,
     out_trade_no: String,
     order_no: String,
+    code_masked: String,
     timing: Timing,
     attempt: Attempt,
     /// When the pay request was sent, on the monotonic clock.
@@ -62,6 +63,7 @@ pub(crate) async fn run(
         engine,
         out_trade_no: row.out_trade_no.clone(),
         order_no: row.order_no.clone(),
+        code_masked: row.code_masked.clone(),
         timing,
         attempt: row.state,
         base,
@@ -82,7 +84,11 @@ impl Run<'_> {
                 self.engine.emit_payment(
                     &self.order_no,
                     "submitted",
-                    json!({"provider": gw.provider(), "out_trade_no": self.out_trade_no}),
+                    json!({
+                        "provider": gw.provider(),
+                        "out_trade_no": self.out_trade_no,
+                        "auth_code_masked": self.code_masked,
+                    }),
                 );
                 let answer = self.in_flight(gw.pay(&req)).await?;
                 drop(req); // the full auth code is not kept past its one use
