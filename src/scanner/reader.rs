@@ -117,7 +117,9 @@ async fn run(
 ) {
     let device = cfg.device.display().to_string();
     let mut filter = opts.double_read_window.map(DoubleReadFilter::new);
-    let mut backoff = opts.backoff_min;
+    // A zero backoff would spin while the device is absent.
+    let floor = Duration::from_millis(10);
+    let mut backoff = opts.backoff_min.max(floor);
     let mut warned_absent = false;
     loop {
         match open(&cfg) {
@@ -149,7 +151,7 @@ async fn run(
                 // A device that keeps failing at once is retried ever more
                 // slowly; one that worked for a while is retried quickly.
                 if started.elapsed() >= opts.backoff_max {
-                    backoff = opts.backoff_min;
+                    backoff = opts.backoff_min.max(floor);
                 }
             }
             Err(error) => {
@@ -166,7 +168,7 @@ async fn run(
         }
         // Sleep, never spin, while the device is absent.
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(opts.backoff_max);
+        backoff = (backoff * 2).min(opts.backoff_max).max(floor);
     }
 }
 
