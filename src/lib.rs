@@ -14,6 +14,7 @@ pub mod journal;
 pub mod logging;
 pub mod pos;
 pub mod reconcile;
+pub mod scanner;
 pub mod scanner_link;
 pub mod sim;
 pub mod systemd;
