@@ -1,14 +1,68 @@
-//! Wires the scanner (if configured) to the engine: placeholder until the
-//! serial reader lands; returns the status source for `status`.
+//! Wires the scan gun (if configured) to the engine: codes go to the
+//! waiting charge; everything else becomes a `scanner.event` for the POS.
 
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::engine::Engine;
+use serde_json::json;
+use tokio::sync::mpsc;
 
+use crate::config::Config;
+use crate::engine::{Engine, ScanOutcome};
+use crate::scanner::{self, ScannerEvent};
+
+/// `(device, connected)` for the `status` method.
 pub type ScannerStatus = Arc<dyn Fn() -> (String, bool) + Send + Sync>;
 
-pub fn start(cfg: &Config, _engine: &Arc<Engine>) -> Option<ScannerStatus> {
-    let device = cfg.scanner.as_ref()?.device.display().to_string();
-    Some(Arc::new(move || (device.clone(), false)))
+/// Starts the reader; `None` when `[scanner]` is absent.
+pub fn start(cfg: &Config, engine: &Arc<Engine>) -> Option<ScannerStatus> {
+    Some(start_reader(cfg.scanner.clone()?, engine))
+}
+
+/// Reads `scfg`'s device for `engine` until the runtime ends.
+pub fn start_reader(scfg: crate::config::ScannerConfig, engine: &Arc<Engine>) -> ScannerStatus {
+    let device = scfg.device.display().to_string();
+    // Bounded: a flood of scans waits for the engine instead of piling up.
+    let (tx, mut rx) = mpsc::channel(32);
+    let handle = Arc::new(scanner::spawn(scfg, tx));
+    let engine = engine.clone();
+    let dev = device.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            dispatch(&engine, &dev, ev);
+        }
+    });
+    let status_handle = handle.clone();
+    Arc::new(move || (device.clone(), status_handle.connected()))
+}
+
+fn dispatch(engine: &Engine, device: &str, ev: ScannerEvent) {
+    match ev {
+        ScannerEvent::Connected => {
+            tracing::info!(device, "scanner connected");
+            engine.emit_scanner("connected", json!({"device": device}));
+        }
+        ScannerEvent::Disconnected { reason } => {
+            tracing::warn!(device, %reason, "scanner disconnected");
+            engine.emit_scanner("disconnected", json!({"device": device, "reason": reason}));
+        }
+        ScannerEvent::Ignored { reason } => {
+            tracing::info!(%reason, "scan ignored");
+            engine.emit_scanner("ignored", json!({"reason": reason}));
+        }
+        ScannerEvent::Code(code) => {
+            let masked = code.masked();
+            match engine.scanned(code) {
+                ScanOutcome::Taken { order_no } => {
+                    tracing::info!(order = %order_no, code = %masked, "scan taken")
+                }
+                ScanOutcome::Ignored(reason) => {
+                    tracing::info!(code = %masked, %reason, "scan ignored");
+                    engine.emit_scanner(
+                        "ignored",
+                        json!({"reason": reason, "auth_code_masked": masked}),
+                    );
+                }
+            }
+        }
+    }
 }

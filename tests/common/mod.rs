@@ -250,3 +250,15 @@ impl Conn {
         self.answer(id).await.0
     }
 }
+
+impl Conn {
+    /// The next message that `f` accepts (others are skipped).
+    pub async fn next_matching(&mut self, f: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let msg = self.next().await.expect("connection open");
+            if f(&msg) {
+                return msg;
+            }
+        }
+    }
+}
