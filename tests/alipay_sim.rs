@@ -11,8 +11,8 @@ use tillpay::config::AlipayConfig;
 use tillpay::domain::{AuthCode, Fen, Provider};
 use tillpay::gateway::alipay::AlipayGateway;
 use tillpay::gateway::{
-    BillAnswer, Gateway, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
-    RefundRequest, RevokeAnswer, RevokeEffect,
+    BillAnswer, Gateway, PayAnswer, PayRequest, QueryAnswer, RefundAnswer, RefundRequest,
+    RevokeAnswer, RevokeEffect,
 };
 use tillpay::sim::alipay::keys::{
     DEMO_APP_ID, DEMO_APP_PRIVATE_KEY_PEM, DEMO_APP_PUBLIC_KEY_PEM, SIM_PRIVATE_KEY_PEM,
@@ -90,9 +90,9 @@ fn assert_no_code(req: &PayRequest, what: &impl std::fmt::Debug) {
 
 fn code_of(a: &PayAnswer) -> &str {
     match a {
-        PayAnswer::Failed { note, .. } | PayAnswer::Unknown { note, .. } | PayAnswer::NotSent(note) => {
-            &note.code
-        }
+        PayAnswer::Failed { note, .. }
+        | PayAnswer::Unknown { note, .. }
+        | PayAnswer::NotSent(note) => &note.code,
         PayAnswer::Paid(_) => "PAID",
     }
 }
@@ -114,7 +114,10 @@ async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
                 let order = r.ledger.order(&otn).expect("order");
                 assert_eq!(info.transaction_id, order.transaction_id);
                 assert_eq!(info.amount, Some(Fen(fen)));
-                assert!(info.paid_at.as_deref().is_some_and(|t| t.ends_with("+08:00")));
+                assert!(info
+                    .paid_at
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with("+08:00")));
                 assert_eq!(order.device, TILL, "terminal_id is the till id");
                 assert!(matches!(r.gw.query(&otn).await, QueryAnswer::Paid(_)));
                 // A retried pay of a paid order: query decides, not "failed".
@@ -126,14 +129,29 @@ async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
                 (fen, 1)
             }
             Behaviour::ConfirmsAfter(n) => {
-                assert!(matches!(answer, PayAnswer::Unknown { user_paying: true, .. }), "{answer:?}");
+                assert!(
+                    matches!(
+                        answer,
+                        PayAnswer::Unknown {
+                            user_paying: true,
+                            ..
+                        }
+                    ),
+                    "{answer:?}"
+                );
                 assert!(matches!(
                     r.gw.query(&otn).await,
-                    QueryAnswer::Pending { user_paying: true, .. }
+                    QueryAnswer::Pending {
+                        user_paying: true,
+                        ..
+                    }
                 ));
                 tokio::time::sleep(UNIT * (n + 1)).await;
                 let q = r.gw.query(&otn).await;
-                assert!(matches!(&q, QueryAnswer::Paid(p) if p.amount == Some(Fen(fen))), "{q:?}");
+                assert!(
+                    matches!(&q, QueryAnswer::Paid(p) if p.amount == Some(Fen(fen))),
+                    "{q:?}"
+                );
                 (fen, 1)
             }
             Behaviour::NeverConfirms | Behaviour::SystemErrorUnpaid => {
@@ -145,7 +163,10 @@ async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
                 if b == Behaviour::SystemErrorUnpaid {
                     assert_eq!(code_of(&answer), "isp.unknow-error", "the 20000 form");
                 }
-                assert!(matches!(r.gw.query(&otn).await, QueryAnswer::Pending { .. }));
+                assert!(matches!(
+                    r.gw.query(&otn).await,
+                    QueryAnswer::Pending { .. }
+                ));
                 assert_eq!(
                     r.gw.revoke(&otn).await,
                     RevokeAnswer::Revoked(RevokeEffect::Closed)
@@ -167,13 +188,22 @@ async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
                     "{answer:?}"
                 );
                 let q = r.gw.query(&otn).await;
-                assert!(matches!(&q, QueryAnswer::Pending { note, .. } if note.code == "ACQ.TRADE_NOT_EXIST"), "{q:?}");
+                assert!(
+                    matches!(&q, QueryAnswer::Pending { note, .. } if note.code == "ACQ.TRADE_NOT_EXIST"),
+                    "{q:?}"
+                );
                 (0, 0)
             }
             Behaviour::SystemErrorPaid => {
                 // 40004 + ACQ.SYSTEM_ERROR: the F2F demo's gap; unknown here.
                 assert!(
-                    matches!(&answer, PayAnswer::Unknown { user_paying: false, .. }),
+                    matches!(
+                        &answer,
+                        PayAnswer::Unknown {
+                            user_paying: false,
+                            ..
+                        }
+                    ),
                     "{answer:?}"
                 );
                 assert_eq!(code_of(&answer), "ACQ.SYSTEM_ERROR");
@@ -181,7 +211,13 @@ async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
                 (fen, 1)
             }
             Behaviour::RevokeRetries(n) => {
-                assert!(matches!(answer, PayAnswer::Unknown { user_paying: true, .. }));
+                assert!(matches!(
+                    answer,
+                    PayAnswer::Unknown {
+                        user_paying: true,
+                        ..
+                    }
+                ));
                 for _ in 0..n {
                     let a = r.gw.revoke(&otn).await;
                     assert!(matches!(a, RevokeAnswer::Retry(_)), "{a:?}");
@@ -203,7 +239,13 @@ async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
                 // The request left and the answer did not come: unknown,
                 // never "not sent".
                 assert!(
-                    matches!(&answer, PayAnswer::Unknown { user_paying: false, .. }),
+                    matches!(
+                        &answer,
+                        PayAnswer::Unknown {
+                            user_paying: false,
+                            ..
+                        }
+                    ),
                     "{answer:?}"
                 );
                 assert!(matches!(r.gw.query(&otn).await, QueryAnswer::Paid(_)));
@@ -240,7 +282,10 @@ async fn refunds_are_idempotent_and_confirmed_by_refund_query() {
     );
     // The same out_request_no again: no money moves; the query confirms.
     let again = r.gw.refund(&refund("RF1", 2_501)).await;
-    assert!(matches!(&again, RefundAnswer::Unknown(n) if n.code == "FUND_CHANGE_N"), "{again:?}");
+    assert!(
+        matches!(&again, RefundAnswer::Unknown(n) if n.code == "FUND_CHANGE_N"),
+        "{again:?}"
+    );
     assert_eq!(
         r.gw.refund_query("T1_R_1", "RF1").await,
         RefundAnswer::Refunded { refund_id: None }
@@ -250,9 +295,16 @@ async fn refunds_are_idempotent_and_confirmed_by_refund_query() {
         RefundAnswer::Failed(_)
     ));
     let too_much = r.gw.refund(&refund("RF2", 7_500)).await;
-    assert!(matches!(&too_much, RefundAnswer::Failed(n) if n.code == "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL"), "{too_much:?}");
+    assert!(
+        matches!(&too_much, RefundAnswer::Failed(n) if n.code == "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL"),
+        "{too_much:?}"
+    );
     assert!(matches!(
-        r.gw.refund(&RefundRequest { out_trade_no: "nope".into(), ..refund("RF3", 1) }).await,
+        r.gw.refund(&RefundRequest {
+            out_trade_no: "nope".into(),
+            ..refund("RF3", 1)
+        })
+        .await,
         RefundAnswer::Failed(_)
     ));
     assert_eq!(r.ledger.money_kept("T1_R_1"), 10_000 - 2_501);
@@ -287,7 +339,10 @@ async fn bill_is_downloaded_at_once_as_the_gbk_zip() {
     let yesterday = today - chrono::Days::new(1);
     let old = r.gw.bill(&yesterday.format("%Y-%m-%d").to_string()).await;
     assert!(matches!(old, BillAnswer::NoBill(_)), "{old:?}");
-    assert!(matches!(r.gw.bill("2024-13-01").await, BillAnswer::Failed(_)));
+    assert!(matches!(
+        r.gw.bill("2024-13-01").await,
+        BillAnswer::Failed(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,7 +350,10 @@ async fn todays_bill_is_not_yet_like_the_real_gateway() {
     let r = rig().await;
     let req = pay_req(Behaviour::PaysAtOnce, 7_200, "T1_NY_1", 100);
     assert!(matches!(r.gw.pay(&req).await, PayAnswer::Paid(_)));
-    let today = chrono::Local::now().date_naive().format("%Y-%m-%d").to_string();
+    let today = chrono::Local::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
     let a = r.gw.bill(&today).await;
     assert!(matches!(a, BillAnswer::NotYet(_)), "{a:?}");
 }
@@ -304,8 +362,13 @@ async fn todays_bill_is_not_yet_like_the_real_gateway() {
 async fn an_answer_signed_with_another_key_is_never_paid() {
     // This simulator signs with the app's key, not the one the client trusts.
     let r = rig_with(|l| {
-        AlipaySim::new(l, DEMO_APP_ID, DEMO_APP_PUBLIC_KEY_PEM, DEMO_APP_PRIVATE_KEY_PEM)
-            .expect("sim")
+        AlipaySim::new(
+            l,
+            DEMO_APP_ID,
+            DEMO_APP_PUBLIC_KEY_PEM,
+            DEMO_APP_PRIVATE_KEY_PEM,
+        )
+        .expect("sim")
     })
     .await;
     let req = pay_req(Behaviour::PaysAtOnce, 7_300, "T1_TAMPER_1", 500);
@@ -314,11 +377,21 @@ async fn an_answer_signed_with_another_key_is_never_paid() {
         matches!(&a, PayAnswer::Unknown { note, user_paying: false } if note.code == "UNVERIFIED"),
         "{a:?}"
     );
-    assert!(matches!(r.gw.query("T1_TAMPER_1").await, QueryAnswer::Pending { .. }));
-    assert_eq!(r.ledger.money_kept("T1_TAMPER_1"), 500, "the money was taken: unknown was right");
+    assert!(matches!(
+        r.gw.query("T1_TAMPER_1").await,
+        QueryAnswer::Pending { .. }
+    ));
+    assert_eq!(
+        r.ledger.money_kept("T1_TAMPER_1"),
+        500,
+        "the money was taken: unknown was right"
+    );
     // The cancel went through at the gateway, but its answer cannot be
     // trusted either: retry (cancel is idempotent).
-    assert!(matches!(r.gw.revoke("T1_TAMPER_1").await, RevokeAnswer::Retry(_)));
+    assert!(matches!(
+        r.gw.revoke("T1_TAMPER_1").await,
+        RevokeAnswer::Retry(_)
+    ));
     assert_eq!(r.ledger.money_kept("T1_TAMPER_1"), 0);
 }
 
@@ -338,11 +411,18 @@ async fn the_simulator_checks_request_signature_and_app_id() {
     assert!(r.ledger.order("T1_SIG_1").is_none(), "nothing was charged");
 
     let r = rig_with(|l| {
-        AlipaySim::new(l, "2021999999999999", DEMO_APP_PUBLIC_KEY_PEM, SIM_PRIVATE_KEY_PEM)
-            .expect("sim")
+        AlipaySim::new(
+            l,
+            "2021999999999999",
+            DEMO_APP_PUBLIC_KEY_PEM,
+            SIM_PRIVATE_KEY_PEM,
+        )
+        .expect("sim")
     })
     .await;
-    let a = r.gw.pay(&pay_req(Behaviour::PaysAtOnce, 7_401, "T1_SIG_2", 500)).await;
+    let a =
+        r.gw.pay(&pay_req(Behaviour::PaysAtOnce, 7_401, "T1_SIG_2", 500))
+            .await;
     assert!(
         matches!(&a, PayAnswer::Failed { note, config_error: true } if note.code == "isv.invalid-app-id"),
         "{a:?}"
@@ -376,7 +456,16 @@ async fn transport_faults_are_not_sent_only_before_connecting() {
         }
     });
     let a = gw_at(addr).pay(&req).await;
-    assert!(matches!(a, PayAnswer::Unknown { user_paying: false, .. }), "{a:?}");
+    assert!(
+        matches!(
+            a,
+            PayAnswer::Unknown {
+                user_paying: false,
+                ..
+            }
+        ),
+        "{a:?}"
+    );
     assert_no_code(&req, &a);
 
     // Accepts and never answers: a read timeout is unknown too.
@@ -393,7 +482,10 @@ async fn transport_faults_are_not_sent_only_before_connecting() {
         matches!(&a, PayAnswer::Unknown { note, .. } if note.code == "TIMEOUT"),
         "{a:?}"
     );
-    assert!(matches!(gw_at(addr).revoke("T1_NET_1").await, RevokeAnswer::Retry(_)));
+    assert!(matches!(
+        gw_at(addr).revoke("T1_NET_1").await,
+        RevokeAnswer::Retry(_)
+    ));
 
     // HTTP 502 from a proxy: unknown.
     struct BadGateway;
@@ -404,20 +496,30 @@ async fn transport_faults_are_not_sent_only_before_connecting() {
     }
     let addr = spawn(Arc::new(BadGateway)).await;
     let a = gw_at(addr).pay(&req).await;
-    assert!(matches!(&a, PayAnswer::Unknown { note, .. } if note.code == "HTTP_STATUS"), "{a:?}");
+    assert!(
+        matches!(&a, PayAnswer::Unknown { note, .. } if note.code == "HTTP_STATUS"),
+        "{a:?}"
+    );
 }
 
 #[test]
 fn a_key_that_does_not_parse_names_its_file() {
     let mut cfg = config("http://127.0.0.1:9/gateway.do".into());
-    cfg.app_private_key = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n".into();
+    cfg.app_private_key =
+        "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n".into();
     let e = AlipayGateway::new(&cfg, TILL, Duration::from_secs(1)).expect_err("bad key");
-    assert!(e.contains("alipay.app_private_key_file") && e.contains("alipay-app-private-key.pem"), "{e}");
+    assert!(
+        e.contains("alipay.app_private_key_file") && e.contains("alipay-app-private-key.pem"),
+        "{e}"
+    );
 
     let mut cfg = config("http://127.0.0.1:9/gateway.do".into());
     cfg.alipay_public_key = "hello".into();
     let e = AlipayGateway::new(&cfg, TILL, Duration::from_secs(1)).expect_err("bad key");
-    assert!(e.contains("alipay.alipay_public_key_file") && e.contains("alipay-public-key.pem"), "{e}");
+    assert!(
+        e.contains("alipay.alipay_public_key_file") && e.contains("alipay-public-key.pem"),
+        "{e}"
+    );
 
     // The app's own public key in place of Alipay's: the classic mix-up.
     let mut cfg = config("http://127.0.0.1:9/gateway.do".into());

@@ -182,7 +182,11 @@ impl AlipayGateway {
 
 /// Verifies an answer body: the raw `<method>_response` (or
 /// `error_response`) text against the top-level `sign`.
-pub fn verify_answer(alipay_public_key: &[u8], method: &str, body: &str) -> Result<Reply, GatewayNote> {
+pub fn verify_answer(
+    alipay_public_key: &[u8],
+    method: &str,
+    body: &str,
+) -> Result<Reply, GatewayNote> {
     let unverified = |why: String| GatewayNote::new("UNVERIFIED", why);
     let members = json_scan::top_level_members(body)
         .ok_or_else(|| unverified("answer is not a JSON object".into()))?;
@@ -222,7 +226,11 @@ fn transport_outcome(e: &reqwest::Error) -> Outcome {
 }
 
 fn transport_note(e: &reqwest::Error) -> GatewayNote {
-    let code = if e.is_timeout() { "TIMEOUT" } else { "TRANSPORT" };
+    let code = if e.is_timeout() {
+        "TIMEOUT"
+    } else {
+        "TRANSPORT"
+    };
     GatewayNote::new(code, error_chain(e))
 }
 

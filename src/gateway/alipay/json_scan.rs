@@ -116,7 +116,9 @@ mod tests {
         let m = top_level_members(body).expect("parses");
         assert_eq!(
             member_raw(&m, "alipay_trade_pay_response"),
-            Some(r#"{"code":"10000","msg":"a } \" { ,\"sign\":\"x","n":{"l":[1,{"z":"]"}]}, "t":1.50}"#)
+            Some(
+                r#"{"code":"10000","msg":"a } \" { ,\"sign\":\"x","n":{"l":[1,{"z":"]"}]}, "t":1.50}"#
+            )
         );
         assert_eq!(member_raw(&m, "sign"), Some(r#""abc\/d=""#));
         assert_eq!(m.len(), 2);

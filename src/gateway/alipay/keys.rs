@@ -36,19 +36,18 @@ pub fn parse_private_key(text: &str) -> Result<RsaKeyPair, String> {
 /// (`RSA PUBLIC KEY`) or bare base64 of either. Returns the PKCS#1
 /// `RSAPublicKey` DER that `ring` verifies with.
 pub fn parse_public_key(text: &str) -> Result<Vec<u8>, String> {
-    let der = match pem_body(text)? {
-        Some((label, der)) => match label.as_str() {
-            "PUBLIC KEY" | "RSA PUBLIC KEY" => der,
-            "CERTIFICATE" => {
-                return Err(
+    let der =
+        match pem_body(text)? {
+            Some((label, der)) => match label.as_str() {
+                "PUBLIC KEY" | "RSA PUBLIC KEY" => der,
+                "CERTIFICATE" => return Err(
                     "this is a certificate; give the Alipay public key itself (public-key mode)"
                         .into(),
-                )
-            }
-            other => return Err(format!("expected a public key, found a PEM \"{other}\"")),
-        },
-        None => bare_base64(text)?,
-    };
+                ),
+                other => return Err(format!("expected a public key, found a PEM \"{other}\"")),
+            },
+            None => bare_base64(text)?,
+        };
     rsa_public_key_der(&der)
 }
 
@@ -64,9 +63,7 @@ fn pem_body(text: &str) -> Result<Option<(String, Vec<u8>)>, String> {
         return Ok(None);
     };
     let after = &text[begin + "-----BEGIN ".len()..];
-    let label_end = after
-        .find("-----")
-        .ok_or("PEM BEGIN line is not closed")?;
+    let label_end = after.find("-----").ok_or("PEM BEGIN line is not closed")?;
     let label = after[..label_end].to_string();
     let body_and_rest = &after[label_end + 5..];
     let end_marker = format!("-----END {label}-----");

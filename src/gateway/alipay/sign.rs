@@ -3,7 +3,9 @@
 
 use base64::Engine as _;
 use ring::rand::SystemRandom;
-use ring::signature::{RsaKeyPair, UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
+use ring::signature::{
+    RsaKeyPair, UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
+};
 
 /// The string OpenAPI signs: every non-empty parameter except `sign`,
 /// sorted by key (ASCII), as `k=v` joined by `&`, values raw (not

@@ -23,7 +23,10 @@ fn a_node_with_braces_and_escaped_quotes_in_strings_verifies() {
     let body = signed_body("alipay_trade_query_response", TRICKY);
     let reply: Reply = verify_answer(&public(), "alipay.trade.query", &body).expect("verifies");
     assert_eq!(reply.code, "10000");
-    assert_eq!(reply.str("subject"), Some("杯 {大} \"特\" },\"sign\":\"x\""));
+    assert_eq!(
+        reply.str("subject"),
+        Some("杯 {大} \"特\" },\"sign\":\"x\"")
+    );
 }
 
 #[test]
@@ -67,5 +70,10 @@ fn unsigned_wrong_key_and_wrong_node_are_unverified() {
     );
     let r = verify_answer(&public(), "alipay.trade.pay", &err_body).expect("verifies");
     assert_eq!(r.sub_code, "isv.invalid-method");
-    assert!(verify_answer(&public(), "alipay.trade.pay", "<html>502 Bad Gateway</html>").is_err());
+    assert!(verify_answer(
+        &public(),
+        "alipay.trade.pay",
+        "<html>502 Bad Gateway</html>"
+    )
+    .is_err());
 }

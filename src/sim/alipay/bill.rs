@@ -50,7 +50,10 @@ impl BillRow {
 /// a 退款 row for every refund made that day (by refund or by cancel).
 pub fn rows_of_day(orders: &[Order], date: NaiveDate) -> Vec<BillRow> {
     let mut rows = Vec::new();
-    for o in orders.iter().filter(|o| o.provider == Provider::Alipay && o.charges > 0) {
+    for o in orders
+        .iter()
+        .filter(|o| o.provider == Provider::Alipay && o.charges > 0)
+    {
         let row = |kind, finished, amount, batch| BillRow {
             trade_no: o.transaction_id.clone(),
             out_trade_no: o.out_trade_no.clone(),
@@ -128,7 +131,12 @@ fn negative(f: Fen) -> String {
 }
 
 /// The detail file's text (before GBK encoding).
-pub fn detail_csv(rows: &[BillRow], pid: &str, date: NaiveDate, exported: DateTime<Local>) -> String {
+pub fn detail_csv(
+    rows: &[BillRow],
+    pid: &str,
+    date: NaiveDate,
+    exported: DateTime<Local>,
+) -> String {
     let mut out = preamble("支付宝业务明细查询", "业务明细列表", pid, date);
     out.push_str(DETAIL_HEADER);
     out.push_str("\r\n");
@@ -175,13 +183,21 @@ pub fn detail_csv(rows: &[BillRow], pid: &str, date: NaiveDate, exported: DateTi
         "#退款合计：{refunds}笔，商家实收退款共{}元，商家优惠退款共0.00元\r\n",
         negative(refunded)
     ));
-    out.push_str(&format!("#导出时间：[{}]\r\n", exported.format("%Y年%m月%d日 %H:%M:%S")));
+    out.push_str(&format!(
+        "#导出时间：[{}]\r\n",
+        exported.format("%Y年%m月%d日 %H:%M:%S")
+    ));
     out
 }
 
 /// The summary file's text (before GBK encoding): one line for the shop
 /// (the simulator has no stores) and the total.
-pub fn summary_csv(rows: &[BillRow], pid: &str, date: NaiveDate, exported: DateTime<Local>) -> String {
+pub fn summary_csv(
+    rows: &[BillRow],
+    pid: &str,
+    date: NaiveDate,
+    exported: DateTime<Local>,
+) -> String {
     let mut out = preamble("支付宝业务汇总查询", "业务汇总列表", pid, date);
     out.push_str(SUMMARY_HEADER);
     out.push_str("\r\n");
@@ -200,12 +216,20 @@ pub fn summary_csv(rows: &[BillRow], pid: &str, date: NaiveDate, exported: DateT
         ));
     }
     out.push_str("#-----------------------------------------业务汇总列表结束------------------------------------\r\n");
-    out.push_str(&format!("#导出时间：[{}]\r\n", exported.format("%Y年%m月%d日 %H:%M:%S")));
+    out.push_str(&format!(
+        "#导出时间：[{}]\r\n",
+        exported.format("%Y年%m月%d日 %H:%M:%S")
+    ));
     out
 }
 
 /// The zip the bill URL serves for `date`.
-pub fn bill_zip(orders: &[Order], pid: &str, date: NaiveDate, exported: DateTime<Local>) -> Vec<u8> {
+pub fn bill_zip(
+    orders: &[Order],
+    pid: &str,
+    date: NaiveDate,
+    exported: DateTime<Local>,
+) -> Vec<u8> {
     let rows = rows_of_day(orders, date);
     let stem = format!("{pid}0156_{}", date.format("%Y%m%d"));
     let gbk = |s: &str| encoding_rs::GBK.encode(s).0.into_owned();

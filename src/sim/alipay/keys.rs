@@ -93,4 +93,3 @@ SQ84AKV+13tcJlJhS13Hwoxzz5Vb8OMWxe4DUJtu0IKxp52obZBsrPnJti5rAUb2\n\
 Bafs3ZoHK0q04vBKMr6Nt2EUc6fiiflprHgXyn4bYbQw/4vp62Wlkju8Qc26ObnH\n\
 OwIDAQAB\n\
 -----END PUBLIC KEY-----\n";
-

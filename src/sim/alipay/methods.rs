@@ -15,7 +15,12 @@ use crate::sim::ledger::{Order, OrderState, PayOutcome, RefundOutcome, RevokeOut
 pub(super) const BUYER_LOGON_ID: &str = "sim***@example.com";
 const BUYER_USER_ID: &str = "2088102000000001";
 
-pub(super) fn dispatch(sim: &AlipaySim, method: &str, biz: &Map<String, Value>, host: &str) -> Answer {
+pub(super) fn dispatch(
+    sim: &AlipaySim,
+    method: &str,
+    biz: &Map<String, Value>,
+    host: &str,
+) -> Answer {
     let s = |k: &str| biz.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
     match method {
         "alipay.trade.pay" => pay(sim, &s),
@@ -45,7 +50,9 @@ fn business_error(sub_code: &str, sub_msg: &str) -> Map<String, Value> {
 }
 
 fn china_time(t: DateTime<Local>) -> String {
-    t.with_timezone(&CHINA).format("%Y-%m-%d %H:%M:%S").to_string()
+    t.with_timezone(&CHINA)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 fn yuan(f: Fen) -> Value {
@@ -101,7 +108,12 @@ fn valid_out_trade_no(s: &str) -> bool {
 }
 
 fn pay(sim: &AlipaySim, biz: &Biz<'_>) -> Answer {
-    let invalid = |what: &str| Answer::Node(business_error("ACQ.INVALID_PARAMETER", &format!("参数无效: {what}")));
+    let invalid = |what: &str| {
+        Answer::Node(business_error(
+            "ACQ.INVALID_PARAMETER",
+            &format!("参数无效: {what}"),
+        ))
+    };
     let Some(otn) = biz("out_trade_no").filter(|o| valid_out_trade_no(o)) else {
         return invalid("out_trade_no");
     };
@@ -117,14 +129,21 @@ fn pay(sim: &AlipaySim, biz: &Biz<'_>) -> Answer {
     };
     let code = biz("auth_code").unwrap_or_default();
     if classify_code(code) != Some(Provider::Alipay) {
-        return Answer::Node(business_error("ACQ.PAYMENT_AUTH_CODE_INVALID", "支付授权码无效"));
+        return Answer::Node(business_error(
+            "ACQ.PAYMENT_AUTH_CODE_INVALID",
+            "支付授权码无效",
+        ));
     }
     let device = biz("terminal_id").unwrap_or_default();
-    let outcome = sim.ledger.pay(Provider::Alipay, otn, amount, code, device, subject);
+    let outcome = sim
+        .ledger
+        .pay(Provider::Alipay, otn, amount, code, device, subject);
     Answer::Node(match outcome {
         PayOutcome::Paid(o) => node("10000", &paid_fields(&o, "gmt_payment")),
         PayOutcome::UserPaying(o) => node("10003", &trade_fields(&o)),
-        PayOutcome::InsufficientFunds => business_error("ACQ.BUYER_BALANCE_NOT_ENOUGH", "买家余额不足"),
+        PayOutcome::InsufficientFunds => {
+            business_error("ACQ.BUYER_BALANCE_NOT_ENOUGH", "买家余额不足")
+        }
         PayOutcome::CodeExpired | PayOutcome::CodeUsed => {
             business_error("ACQ.PAYMENT_AUTH_CODE_INVALID", "支付授权码无效")
         }
@@ -210,7 +229,8 @@ fn cancel(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
                 RevokeEffect::Closed => fields.push(("action", "close".into())),
                 RevokeEffect::Refunded => {
                     fields.push(("action", "refund".into()));
-                    let at = order.and_then(|o| o.refunds.iter().rev().find(|r| r.by_revoke).map(|r| r.at));
+                    let at = order
+                        .and_then(|o| o.refunds.iter().rev().find(|r| r.by_revoke).map(|r| r.at));
                     if let Some(at) = at {
                         fields.push(("gmt_refund_pay", china_time(at).into()));
                     }
@@ -232,11 +252,19 @@ fn refund(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
     };
     // Without out_request_no Alipay treats the call as a full refund keyed
     // by the order itself.
-    let request_no = biz("out_request_no").unwrap_or(&order.out_trade_no).to_string();
-    let existed = sim.ledger.refund_of(&order.out_trade_no, &request_no).is_some();
+    let request_no = biz("out_request_no")
+        .unwrap_or(&order.out_trade_no)
+        .to_string();
+    let existed = sim
+        .ledger
+        .refund_of(&order.out_trade_no, &request_no)
+        .is_some();
     match sim.ledger.refund(&order.out_trade_no, &request_no, amount) {
         RefundOutcome::Refunded(r) => {
-            let refunded = sim.ledger.order(&order.out_trade_no).map_or(r.amount, |o| o.refunded());
+            let refunded = sim
+                .ledger
+                .order(&order.out_trade_no)
+                .map_or(r.amount, |o| o.refunded());
             let mut fields = vec![
                 ("trade_no", order.transaction_id.clone().into()),
                 ("out_trade_no", order.out_trade_no.clone().into()),
@@ -252,7 +280,9 @@ fn refund(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
         }
         RefundOutcome::NotFound => business_error("ACQ.TRADE_NOT_EXIST", "交易不存在"),
         RefundOutcome::NotPaid => business_error("ACQ.TRADE_STATUS_ERROR", "交易状态不合法"),
-        RefundOutcome::Rejected(_) => business_error("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限"),
+        RefundOutcome::Rejected(_) => {
+            business_error("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限")
+        }
     }
 }
 
@@ -291,7 +321,11 @@ fn bill_url(sim: &AlipaySim, biz: &Biz<'_>, host: &str) -> Map<String, Value> {
     // Bills come at T+1: the current day (and later) is refused.
     let today = Local::now().date_naive();
     if date > today || (date == today && !sim.same_day_bills) {
-        return gateway_error("40002", "isv.invalid-arguments", "参数不合法: 账单日期须早于今天");
+        return gateway_error(
+            "40002",
+            "isv.invalid-arguments",
+            "参数不合法: 账单日期须早于今天",
+        );
     }
     if super::bill::rows_of_day(&sim.ledger.orders(), date).is_empty() {
         return business_error("isp.bill_not_exist", "账单不存在");

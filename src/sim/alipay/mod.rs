@@ -64,8 +64,8 @@ impl AlipaySim {
         app_public_key: &str,
         sim_private_key: &str,
     ) -> Result<AlipaySim, String> {
-        let app_public_key =
-            key_parse::parse_public_key(app_public_key).map_err(|e| format!("app public key: {e}"))?;
+        let app_public_key = key_parse::parse_public_key(app_public_key)
+            .map_err(|e| format!("app public key: {e}"))?;
         let sim_key = key_parse::parse_private_key(sim_private_key)
             .map_err(|e| format!("simulator private key: {e}"))?;
         Ok(AlipaySim {
@@ -121,28 +121,52 @@ impl AlipaySim {
         let mut params = match req.query.as_deref().map(form::decode) {
             None => Vec::new(),
             Some(Some(p)) => p,
-            Some(None) => return self.reply("error_response", gateway_error("40002", "isv.invalid-encoding", "参数编码错误")),
+            Some(None) => {
+                return self.reply(
+                    "error_response",
+                    gateway_error("40002", "isv.invalid-encoding", "参数编码错误"),
+                )
+            }
         };
         if req.method == "POST" {
             match std::str::from_utf8(&req.body).ok().and_then(form::decode) {
                 Some(p) => params.extend(p),
-                None => return self.reply("error_response", gateway_error("40002", "isv.invalid-encoding", "参数编码错误")),
+                None => {
+                    return self.reply(
+                        "error_response",
+                        gateway_error("40002", "isv.invalid-encoding", "参数编码错误"),
+                    )
+                }
             }
         }
         let get = |k: &str| param(&params, k);
         let Some(method) = get("method") else {
-            return self.reply("error_response", gateway_error("40001", "isv.missing-method", "缺少方法名参数"));
+            return self.reply(
+                "error_response",
+                gateway_error("40001", "isv.missing-method", "缺少方法名参数"),
+            );
         };
         let Some(method) = METHODS.iter().find(|m| **m == method) else {
-            return self.reply("error_response", gateway_error("40002", "isv.invalid-method", "不存在的方法名"));
+            return self.reply(
+                "error_response",
+                gateway_error("40002", "isv.invalid-method", "不存在的方法名"),
+            );
         };
         let node_name = format!("{}_response", method.replace('.', "_"));
         if let Err(node) = self.check_common(&params) {
             return self.reply(&node_name, node);
         }
-        let biz: Option<Map<String, Value>> = get("biz_content").and_then(|b| serde_json::from_str(b).ok());
+        let biz: Option<Map<String, Value>> =
+            get("biz_content").and_then(|b| serde_json::from_str(b).ok());
         let Some(biz) = biz else {
-            return self.reply(&node_name, gateway_error("40002", "isv.invalid-parameter", "biz_content 不是 JSON 对象"));
+            return self.reply(
+                &node_name,
+                gateway_error(
+                    "40002",
+                    "isv.invalid-parameter",
+                    "biz_content 不是 JSON 对象",
+                ),
+            );
         };
         let host = req.header("host").unwrap_or("127.0.0.1");
         match methods::dispatch(self, method, &biz, host) {
@@ -155,18 +179,42 @@ impl AlipaySim {
     fn check_common(&self, params: &[(String, String)]) -> Result<(), Map<String, Value>> {
         let get = |k: &str| param(params, k);
         let Some(app_id) = get("app_id") else {
-            return Err(gateway_error("40001", "isv.missing-app-id", "缺少AppID参数"));
+            return Err(gateway_error(
+                "40001",
+                "isv.missing-app-id",
+                "缺少AppID参数",
+            ));
         };
         if app_id != self.app_id {
-            return Err(gateway_error("40002", "isv.invalid-app-id", "无效的AppID参数"));
+            return Err(gateway_error(
+                "40002",
+                "isv.invalid-app-id",
+                "无效的AppID参数",
+            ));
         }
         let Some(sign_b64) = get("sign") else {
-            return Err(gateway_error("40001", "isv.missing-signature", "缺少签名参数"));
+            return Err(gateway_error(
+                "40001",
+                "isv.missing-signature",
+                "缺少签名参数",
+            ));
         };
         match get("sign_type") {
             Some("RSA2") => {}
-            None => return Err(gateway_error("40001", "isv.missing-signature-type", "缺少签名类型参数")),
-            Some(_) => return Err(gateway_error("40002", "isv.invalid-signature-type", "无效的签名类型")),
+            None => {
+                return Err(gateway_error(
+                    "40001",
+                    "isv.missing-signature-type",
+                    "缺少签名类型参数",
+                ))
+            }
+            Some(_) => {
+                return Err(gateway_error(
+                    "40002",
+                    "isv.invalid-signature-type",
+                    "无效的签名类型",
+                ))
+            }
         }
         if !get("charset").is_some_and(|c| c.eq_ignore_ascii_case("utf-8")) {
             return Err(gateway_error("40002", "isv.invalid-charset", "字符集错误"));
@@ -174,11 +222,14 @@ impl AlipaySim {
         if get("version") != Some("1.0") {
             return Err(gateway_error("40002", "isv.invalid-version", "版本号错误"));
         }
-        let timestamp_ok = get("timestamp").is_some_and(|t| {
-            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").is_ok()
-        });
+        let timestamp_ok = get("timestamp")
+            .is_some_and(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").is_ok());
         if !timestamp_ok {
-            return Err(gateway_error("40002", "isv.invalid-timestamp", "非法的时间戳参数"));
+            return Err(gateway_error(
+                "40002",
+                "isv.invalid-timestamp",
+                "非法的时间戳参数",
+            ));
         }
         let content = sign::content_to_sign(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if !sign::verify(&self.app_public_key, content.as_bytes(), sign_b64) {
@@ -217,9 +268,7 @@ impl AlipaySim {
     }
 
     fn download(&self, path: &str) -> SimResponse {
-        let token = path
-            .trim_start_matches("/bill/")
-            .trim_end_matches(".zip");
+        let token = path.trim_start_matches("/bill/").trim_end_matches(".zip");
         let found = {
             let urls = self.bill_urls.lock().unwrap_or_else(|p| p.into_inner());
             urls.get(token).copied()
@@ -273,3 +322,6 @@ fn code_msg(code: &str) -> &'static str {
         _ => "Unknown",
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -216,7 +216,12 @@ fn paid_answers_carry_trade_no_china_time_and_exact_amount() {
             amount: Some(Fen(1234)),
         })
     );
-    let failed = classify_pay(&reply(r#""code":"40004","sub_code":"ACQ.BUYER_BALANCE_NOT_ENOUGH","sub_msg":"买家余额不足""#), OTN);
+    let failed = classify_pay(
+        &reply(
+            r#""code":"40004","sub_code":"ACQ.BUYER_BALANCE_NOT_ENOUGH","sub_msg":"买家余额不足""#,
+        ),
+        OTN,
+    );
     assert_eq!(
         failed,
         PayAnswer::Failed {
