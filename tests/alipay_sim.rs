@@ -18,7 +18,7 @@ use tillpay::sim::alipay::keys::{
     DEMO_APP_ID, DEMO_APP_PRIVATE_KEY_PEM, DEMO_APP_PUBLIC_KEY_PEM, SIM_PRIVATE_KEY_PEM,
     SIM_PUBLIC_KEY_PEM,
 };
-use tillpay::sim::alipay::AlipaySim;
+use tillpay::sim::alipay::{demo_client_config, AlipaySim};
 use tillpay::sim::behaviour::Behaviour;
 use tillpay::sim::http::{serve, BoxFuture, Handler, SimRequest, SimResponse};
 use tillpay::sim::ledger::Ledger;
@@ -57,7 +57,7 @@ async fn rig_with(make: impl FnOnce(Arc<Ledger>) -> AlipaySim) -> Rig {
     let sim = Arc::new(make(ledger.clone()));
     let addr = spawn(sim.clone()).await;
     let gw = AlipayGateway::new(
-        &config(format!("http://{addr}/gateway.do")),
+        &demo_client_config(&format!("http://{addr}/gateway.do")),
         TILL,
         Duration::from_secs(5),
     )
@@ -550,5 +550,67 @@ fn keys_from_files_in_every_form_build_a_client() {
             AlipayGateway::new(&cfg, TILL, Duration::from_secs(1)).is_ok(),
             "{private} + {public}"
         );
+    }
+}
+
+/// A gateway that echoes the payment code in its error text, signed or not.
+struct Echo {
+    signed: bool,
+}
+
+impl Handler for Echo {
+    fn handle(&self, req: SimRequest) -> BoxFuture<'_, SimResponse> {
+        Box::pin(async move {
+            use tillpay::gateway::alipay::{form, keys, sign};
+            let params = std::str::from_utf8(&req.body)
+                .ok()
+                .and_then(form::decode)
+                .unwrap_or_default();
+            let biz = params
+                .iter()
+                .find(|(k, _)| k == "biz_content")
+                .and_then(|(_, v)| serde_json::from_str::<serde_json::Value>(v).ok())
+                .unwrap_or_default();
+            let code = biz["auth_code"].as_str().unwrap_or_default();
+            let node = serde_json::json!({
+                "code": "40004", "msg": "Business Failed",
+                "sub_code": "ACQ.PAYMENT_FAIL", "sub_msg": format!("付款码{code}支付失败"),
+            })
+            .to_string();
+            let body = if self.signed {
+                let key = keys::parse_private_key(SIM_PRIVATE_KEY_PEM).expect("sim key");
+                let sig = sign::sign(&key, &node).expect("signs");
+                format!("{{\"alipay_trade_pay_response\":{node},\"sign\":\"{sig}\"}}")
+            } else {
+                format!("{{\"alipay_trade_pay_response\":{node}}}")
+            };
+            SimResponse::ok("text/html;charset=utf-8", body)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echoed_payment_code_is_masked_in_every_note() {
+    let req = pay_req(Behaviour::PaysAtOnce, 7_600, "T1_ECHO_1", 100);
+    for signed in [true, false] {
+        let addr = spawn(Arc::new(Echo { signed })).await;
+        let gw = AlipayGateway::new(
+            &demo_client_config(&format!("http://{addr}/gateway.do")),
+            TILL,
+            Duration::from_secs(2),
+        )
+        .expect("client");
+        let a = gw.pay(&req).await;
+        assert_no_code(&req, &a);
+        let masked = req.auth_code.masked();
+        match (&a, signed) {
+            (PayAnswer::Failed { note, .. }, true) => {
+                assert!(note.message.contains(&masked), "{a:?}")
+            }
+            (PayAnswer::Unknown { note, .. }, false) => {
+                assert!(note.message.contains(&masked), "{a:?}")
+            }
+            _ => panic!("signed={signed}: {a:?}"),
+        }
     }
 }

@@ -118,7 +118,9 @@ impl AlipayGateway {
         Ok(form::encode(params))
     }
 
-    async fn call(&self, method: &str, biz: &Value) -> Outcome {
+    /// One signed call. `code`: the payment code in `biz`, if any, masked
+    /// out of anything the answer echoes before it is logged or returned.
+    async fn call(&self, method: &str, biz: &Value, code: Option<&AuthCode>) -> Outcome {
         let body = match self.request_body(method, biz) {
             Ok(b) => b,
             Err(e) => return Outcome::NotSent(GatewayNote::new("SIGN_FAILED", e)),
@@ -154,6 +156,10 @@ impl AlipayGateway {
         match verify_answer(&self.alipay_public_key, method, text) {
             Ok(reply) => Outcome::Verified(reply),
             Err(note) => {
+                let note = match code {
+                    Some(c) => scrub(note, c),
+                    None => note,
+                };
                 tracing::warn!(method, code = %note.code, "alipay answer not trusted: {}", note.message);
                 Outcome::Unknown(note)
             }
@@ -291,7 +297,10 @@ impl Gateway for AlipayGateway {
             "product_code": "FACE_TO_FACE_PAYMENT",
             "terminal_id": self.till_id,
         });
-        let answer = match self.call("alipay.trade.pay", &biz).await {
+        let answer = match self
+            .call("alipay.trade.pay", &biz, Some(&req.auth_code))
+            .await
+        {
             Outcome::Verified(r) => classify::classify_pay(&r, &req.out_trade_no),
             Outcome::NotSent(note) => PayAnswer::NotSent(note),
             Outcome::Unknown(note) => PayAnswer::Unknown {
@@ -304,7 +313,7 @@ impl Gateway for AlipayGateway {
 
     async fn query(&self, out_trade_no: &str) -> QueryAnswer {
         let biz = json!({ "out_trade_no": out_trade_no });
-        match self.call("alipay.trade.query", &biz).await {
+        match self.call("alipay.trade.query", &biz, None).await {
             Outcome::Verified(r) => classify::classify_query(&r, out_trade_no),
             Outcome::NotSent(note) | Outcome::Unknown(note) => QueryAnswer::Pending {
                 note,
@@ -315,7 +324,7 @@ impl Gateway for AlipayGateway {
 
     async fn revoke(&self, out_trade_no: &str) -> RevokeAnswer {
         let biz = json!({ "out_trade_no": out_trade_no });
-        match self.call("alipay.trade.cancel", &biz).await {
+        match self.call("alipay.trade.cancel", &biz, None).await {
             Outcome::Verified(r) => classify::classify_cancel(&r),
             Outcome::NotSent(note) | Outcome::Unknown(note) => RevokeAnswer::Retry(note),
         }
@@ -331,7 +340,7 @@ impl Gateway for AlipayGateway {
         if let (Some(reason), Some(map)) = (&req.reason, biz.as_object_mut()) {
             map.insert("refund_reason".into(), Value::String(reason.clone()));
         }
-        match self.call("alipay.trade.refund", &biz).await {
+        match self.call("alipay.trade.refund", &biz, None).await {
             Outcome::Verified(r) => classify::classify_refund(&r, &req.out_trade_no),
             // Even "not sent" stays unknown: the engine asks the refund
             // query and retries with the same out_request_no either way.
@@ -341,7 +350,10 @@ impl Gateway for AlipayGateway {
 
     async fn refund_query(&self, out_trade_no: &str, refund_no: &str) -> RefundAnswer {
         let biz = json!({ "out_trade_no": out_trade_no, "out_request_no": refund_no });
-        match self.call("alipay.trade.fastpay.refund.query", &biz).await {
+        match self
+            .call("alipay.trade.fastpay.refund.query", &biz, None)
+            .await
+        {
             Outcome::Verified(r) => classify::classify_refund_query(&r, out_trade_no, refund_no),
             Outcome::NotSent(note) | Outcome::Unknown(note) => RefundAnswer::Unknown(note),
         }
@@ -358,7 +370,7 @@ impl Gateway for AlipayGateway {
         let recent = day >= china_today - chrono::Days::new(1);
         let biz = json!({ "bill_type": "trade", "bill_date": date });
         match self
-            .call("alipay.data.dataservice.bill.downloadurl.query", &biz)
+            .call("alipay.data.dataservice.bill.downloadurl.query", &biz, None)
             .await
         {
             Outcome::Verified(r) => match classify::classify_bill(&r, recent) {

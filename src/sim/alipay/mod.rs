@@ -17,6 +17,7 @@ use chrono::NaiveDate;
 use ring::signature::RsaKeyPair;
 use serde_json::{Map, Value};
 
+use crate::config::AlipayConfig;
 use crate::gateway::alipay::{form, keys as key_parse, sign};
 use crate::sim::http::{BoxFuture, Handler, SimRequest, SimResponse};
 use crate::sim::ledger::Ledger;
@@ -281,6 +282,20 @@ impl AlipaySim {
             Some(_) => SimResponse::ok("text/html;charset=utf-8", "下载超时，请重新下载"),
             None => SimResponse::status(404, "no such bill"),
         }
+    }
+}
+
+/// The client config for a demo simulator at `gateway_url` (e.g.
+/// `http://127.0.0.1:PORT/gateway.do`) with the built-in demo keys: what
+/// `tillpay demo` hands to [`crate::gateway::alipay::AlipayGateway::new`].
+pub fn demo_client_config(gateway_url: &str) -> AlipayConfig {
+    AlipayConfig {
+        gateway_url: gateway_url.to_string(),
+        app_id: keys::DEMO_APP_ID.to_string(),
+        app_private_key: keys::DEMO_APP_PRIVATE_KEY_PEM.to_string(),
+        app_private_key_file: "<built-in demo app key>".into(),
+        alipay_public_key: keys::SIM_PUBLIC_KEY_PEM.to_string(),
+        alipay_public_key_file: "<built-in simulator public key>".into(),
     }
 }
 
