@@ -3,6 +3,7 @@
 //! and the tests. It follows the gateways' documented behaviour, not
 //! tillpay's client.
 
+pub mod alipay;
 pub mod behaviour;
 pub mod http;
 pub mod ledger;

@@ -1,1 +1,21 @@
-//! Alipay OpenAPI (issue 4).
+//! Alipay OpenAPI (issue 4): RSA2-signed `gateway.do` calls for the bar-code
+//! ("当面付") flow — pay, query, cancel, refund, refund query and the bill.
+//!
+//! - `keys`: PKCS#1 / PKCS#8 / bare-base64 private keys, SPKI / PKCS#1 public keys.
+//! - `sign`: the string to sign, RSA2 sign and verify.
+//! - `json_scan`: the raw `*_response` text the signature covers.
+//! - `classify`: verified answers → the engine's classified answers.
+//! - `client`: [`AlipayGateway`], the [`crate::gateway::Gateway`] impl.
+//! - `form`: form encoding, shared with the simulator.
+
+pub mod classify;
+pub mod client;
+pub mod form;
+pub mod json_scan;
+pub mod keys;
+pub mod sign;
+
+pub use client::{verify_answer, AlipayGateway};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,383 @@
+//! The Alipay OpenAPI client: signs each call, sends it as a form POST,
+//! verifies the answer with the Alipay public key, then classifies it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+use ring::signature::RsaKeyPair;
+use serde_json::{json, Value};
+
+use super::classify::{self, china, Reply};
+use super::{form, json_scan, keys, sign};
+use crate::config::AlipayConfig;
+use crate::domain::{AuthCode, Provider};
+use crate::gateway::{
+    BillAnswer, Gateway, GatewayNote, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
+    RefundRequest, RevokeAnswer,
+};
+
+/// The subject Alipay requires when the POS gave none.
+const DEFAULT_SUBJECT: &str = "tillpay";
+
+pub struct AlipayGateway {
+    http: reqwest::Client,
+    gateway_url: String,
+    app_id: String,
+    till_id: String,
+    app_key: RsaKeyPair,
+    /// PKCS#1 DER of the Alipay public key (not the app's: the classic
+    /// "sign check fail" mix-up, reference §2.3).
+    alipay_public_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for AlipayGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlipayGateway")
+            .field("gateway_url", &self.gateway_url)
+            .field("app_id", &self.app_id)
+            .field("till_id", &self.till_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one call came to, before classification.
+#[derive(Debug)]
+enum Outcome {
+    Verified(Reply),
+    /// Provably nothing was sent (POLICY 4).
+    NotSent(GatewayNote),
+    /// Sent, and then no trustworthy answer: transport failure after the
+    /// request left, HTTP error, unparseable, unsigned or bad signature.
+    Unknown(GatewayNote),
+}
+
+impl AlipayGateway {
+    /// Parses the keys (an error names the file) and builds the one HTTP
+    /// client every call reuses.
+    pub fn new(cfg: &AlipayConfig, till_id: &str, http_timeout: Duration) -> Result<Self, String> {
+        let app_key = keys::parse_private_key(&cfg.app_private_key).map_err(|e| {
+            format!(
+                "alipay.app_private_key_file {}: {e}",
+                cfg.app_private_key_file.display()
+            )
+        })?;
+        let alipay_public_key = keys::parse_public_key(&cfg.alipay_public_key).map_err(|e| {
+            format!(
+                "alipay.alipay_public_key_file {}: {e}",
+                cfg.alipay_public_key_file.display()
+            )
+        })?;
+        if keys::public_key_of(&app_key) == alipay_public_key {
+            return Err(format!(
+                "alipay.alipay_public_key_file {}: this is the app's own public key; \
+                 answers are signed by Alipay, so give the Alipay public key",
+                cfg.alipay_public_key_file.display()
+            ));
+        }
+        reqwest::Url::parse(&cfg.gateway_url)
+            .map_err(|e| format!("alipay.gateway_url {:?}: {e}", cfg.gateway_url))?;
+        // A separate, shorter connect timeout keeps "never connected" (safe
+        // to call failed) apart from "sent, then silence" (unknown).
+        let connect_timeout = (http_timeout / 2).max(Duration::from_millis(1));
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .timeout(http_timeout)
+            .build()
+            .map_err(|e| format!("alipay: cannot build the HTTP client: {e}"))?;
+        Ok(AlipayGateway {
+            http,
+            gateway_url: cfg.gateway_url.clone(),
+            app_id: cfg.app_id.clone(),
+            till_id: till_id.to_string(),
+            app_key,
+            alipay_public_key,
+        })
+    }
+
+    /// The signed form body of one call.
+    fn request_body(&self, method: &str, biz: &Value) -> Result<String, String> {
+        let biz_content = biz.to_string();
+        // Alipay reads the timestamp as China time, whatever the till's zone.
+        let timestamp = Utc::now()
+            .with_timezone(&china())
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        let mut params: Vec<(&str, &str)> = vec![
+            ("app_id", &self.app_id),
+            ("method", method),
+            ("format", "JSON"),
+            ("charset", "utf-8"),
+            ("sign_type", "RSA2"),
+            ("timestamp", &timestamp),
+            ("version", "1.0"),
+            ("biz_content", &biz_content),
+        ];
+        let signature = sign::sign(&self.app_key, &sign::content_to_sign(params.clone()))?;
+        params.push(("sign", &signature));
+        Ok(form::encode(params))
+    }
+
+    /// One signed call. `code`: the payment code in `biz`, if any, masked
+    /// out of anything the answer echoes before it is logged or returned.
+    async fn call(&self, method: &str, biz: &Value, code: Option<&AuthCode>) -> Outcome {
+        let body = match self.request_body(method, biz) {
+            Ok(b) => b,
+            Err(e) => return Outcome::NotSent(GatewayNote::new("SIGN_FAILED", e)),
+        };
+        let sent = self
+            .http
+            .post(&self.gateway_url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
+            .body(body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => return transport_outcome(&e),
+        };
+        let status = resp.status();
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Outcome::Unknown(transport_note(&e)),
+        };
+        if !status.is_success() {
+            return Outcome::Unknown(GatewayNote::new(
+                "HTTP_STATUS",
+                format!("the gateway answered HTTP {status}"),
+            ));
+        }
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return Outcome::Unknown(GatewayNote::new("UNVERIFIED", "answer is not UTF-8"));
+        };
+        match verify_answer(&self.alipay_public_key, method, text) {
+            Ok(reply) => Outcome::Verified(reply),
+            Err(note) => {
+                let note = match code {
+                    Some(c) => scrub(note, c),
+                    None => note,
+                };
+                tracing::warn!(method, code = %note.code, "alipay answer not trusted: {}", note.message);
+                Outcome::Unknown(note)
+            }
+        }
+    }
+
+    async fn download(&self, url: &str) -> BillAnswer {
+        // The URL lives 30 s: fetch it at once, no retry loop here.
+        let resp = match self.http.get(url).send().await {
+            Ok(r) => r,
+            Err(e) => return BillAnswer::Failed(transport_note(&e)),
+        };
+        let status = resp.status();
+        match resp.bytes().await {
+            Ok(b) if status.is_success() && b.starts_with(b"PK\x03\x04") => {
+                BillAnswer::File(b.to_vec())
+            }
+            Ok(_) => BillAnswer::Failed(GatewayNote::new(
+                "BILL_DOWNLOAD",
+                format!("the bill URL answered HTTP {status} without a zip"),
+            )),
+            Err(e) => BillAnswer::Failed(transport_note(&e)),
+        }
+    }
+}
+
+/// Verifies an answer body: the raw `<method>_response` (or
+/// `error_response`) text against the top-level `sign`.
+pub fn verify_answer(
+    alipay_public_key: &[u8],
+    method: &str,
+    body: &str,
+) -> Result<Reply, GatewayNote> {
+    let unverified = |why: String| GatewayNote::new("UNVERIFIED", why);
+    let members = json_scan::top_level_members(body)
+        .ok_or_else(|| unverified("answer is not a JSON object".into()))?;
+    let node_name = format!("{}_response", method.replace('.', "_"));
+    let node = json_scan::member_raw(&members, &node_name)
+        .or_else(|| json_scan::member_raw(&members, "error_response"))
+        .ok_or_else(|| unverified(format!("answer has no {node_name}")))?;
+    let said = || {
+        Reply::from_node(node)
+            .map(|r| {
+                let n = r.note();
+                format!(" (it said {}: {})", n.code, n.message)
+            })
+            .unwrap_or_default()
+    };
+    let sign_text = json_scan::member_raw(&members, "sign")
+        .and_then(|raw| serde_json::from_str::<String>(raw).ok())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| unverified(format!("answer is not signed{}", said())))?;
+    if !sign::verify(alipay_public_key, node.as_bytes(), &sign_text) {
+        return Err(unverified(format!(
+            "answer signature does not verify with the Alipay public key{}",
+            said()
+        )));
+    }
+    Reply::from_node(node).ok_or_else(|| unverified("signed answer is not a JSON object".into()))
+}
+
+/// Only a failure to connect (refused, DNS, connect timeout, TLS
+/// handshake) proves that no byte of the request left (POLICY 4).
+fn transport_outcome(e: &reqwest::Error) -> Outcome {
+    if e.is_connect() {
+        Outcome::NotSent(GatewayNote::new("NOT_SENT", error_chain(e)))
+    } else {
+        Outcome::Unknown(transport_note(e))
+    }
+}
+
+fn transport_note(e: &reqwest::Error) -> GatewayNote {
+    let code = if e.is_timeout() {
+        "TIMEOUT"
+    } else {
+        "TRANSPORT"
+    };
+    GatewayNote::new(code, error_chain(e))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Whatever the gateway echoes, the full payment code never reaches a note
+/// (CONTRACT §4).
+fn scrub(mut note: GatewayNote, code: &AuthCode) -> GatewayNote {
+    let full = code.expose();
+    if !full.is_empty() {
+        note.code = note.code.replace(full, &code.masked());
+        note.message = note.message.replace(full, &code.masked());
+    }
+    note
+}
+
+fn scrub_pay(answer: PayAnswer, code: &AuthCode) -> PayAnswer {
+    match answer {
+        PayAnswer::Paid(p) => PayAnswer::Paid(p),
+        PayAnswer::Failed { note, config_error } => PayAnswer::Failed {
+            note: scrub(note, code),
+            config_error,
+        },
+        PayAnswer::Unknown { note, user_paying } => PayAnswer::Unknown {
+            note: scrub(note, code),
+            user_paying,
+        },
+        PayAnswer::NotSent(note) => PayAnswer::NotSent(scrub(note, code)),
+    }
+}
+
+#[async_trait]
+impl Gateway for AlipayGateway {
+    fn provider(&self) -> Provider {
+        Provider::Alipay
+    }
+
+    async fn pay(&self, req: &PayRequest) -> PayAnswer {
+        let subject = match req.subject.trim() {
+            "" => DEFAULT_SUBJECT,
+            s => s,
+        };
+        let biz = json!({
+            "out_trade_no": req.out_trade_no,
+            "scene": "bar_code",
+            "auth_code": req.auth_code.expose(),
+            "subject": subject,
+            "total_amount": req.amount.to_yuan(),
+            "product_code": "FACE_TO_FACE_PAYMENT",
+            "terminal_id": self.till_id,
+        });
+        let answer = match self
+            .call("alipay.trade.pay", &biz, Some(&req.auth_code))
+            .await
+        {
+            Outcome::Verified(r) => classify::classify_pay(&r, &req.out_trade_no),
+            Outcome::NotSent(note) => PayAnswer::NotSent(note),
+            Outcome::Unknown(note) => PayAnswer::Unknown {
+                note,
+                user_paying: false,
+            },
+        };
+        scrub_pay(answer, &req.auth_code)
+    }
+
+    async fn query(&self, out_trade_no: &str) -> QueryAnswer {
+        let biz = json!({ "out_trade_no": out_trade_no });
+        match self.call("alipay.trade.query", &biz, None).await {
+            Outcome::Verified(r) => classify::classify_query(&r, out_trade_no),
+            Outcome::NotSent(note) | Outcome::Unknown(note) => QueryAnswer::Pending {
+                note,
+                user_paying: false,
+            },
+        }
+    }
+
+    async fn revoke(&self, out_trade_no: &str) -> RevokeAnswer {
+        let biz = json!({ "out_trade_no": out_trade_no });
+        match self.call("alipay.trade.cancel", &biz, None).await {
+            Outcome::Verified(r) => classify::classify_cancel(&r),
+            Outcome::NotSent(note) | Outcome::Unknown(note) => RevokeAnswer::Retry(note),
+        }
+    }
+
+    async fn refund(&self, req: &RefundRequest) -> RefundAnswer {
+        let mut biz = json!({
+            "out_trade_no": req.out_trade_no,
+            "refund_amount": req.refund_amount.to_yuan(),
+            "out_request_no": req.refund_no,
+            "terminal_id": self.till_id,
+        });
+        if let (Some(reason), Some(map)) = (&req.reason, biz.as_object_mut()) {
+            map.insert("refund_reason".into(), Value::String(reason.clone()));
+        }
+        match self.call("alipay.trade.refund", &biz, None).await {
+            Outcome::Verified(r) => classify::classify_refund(&r, &req.out_trade_no),
+            // Even "not sent" stays unknown: the engine asks the refund
+            // query and retries with the same out_request_no either way.
+            Outcome::NotSent(note) | Outcome::Unknown(note) => RefundAnswer::Unknown(note),
+        }
+    }
+
+    async fn refund_query(&self, out_trade_no: &str, refund_no: &str) -> RefundAnswer {
+        let biz = json!({ "out_trade_no": out_trade_no, "out_request_no": refund_no });
+        match self
+            .call("alipay.trade.fastpay.refund.query", &biz, None)
+            .await
+        {
+            Outcome::Verified(r) => classify::classify_refund_query(&r, out_trade_no, refund_no),
+            Outcome::NotSent(note) | Outcome::Unknown(note) => RefundAnswer::Unknown(note),
+        }
+    }
+
+    async fn bill(&self, date: &str) -> BillAnswer {
+        let Ok(day) = NaiveDate::parse_from_str(date, "%Y-%m-%d") else {
+            return BillAnswer::Failed(GatewayNote::new(
+                "BAD_DATE",
+                format!("{date:?} is not a YYYY-MM-DD date"),
+            ));
+        };
+        let china_today = Utc::now().with_timezone(&china()).date_naive();
+        let recent = day >= china_today - chrono::Days::new(1);
+        let biz = json!({ "bill_type": "trade", "bill_date": date });
+        match self
+            .call("alipay.data.dataservice.bill.downloadurl.query", &biz, None)
+            .await
+        {
+            Outcome::Verified(r) => match classify::classify_bill(&r, recent) {
+                Ok(url) => self.download(&url).await,
+                Err(answer) => answer,
+            },
+            Outcome::NotSent(note) | Outcome::Unknown(note) => BillAnswer::Failed(note),
+        }
+    }
+}
