@@ -6,3 +6,4 @@
 pub mod behaviour;
 pub mod http;
 pub mod ledger;
+pub mod wechat;
