@@ -74,7 +74,7 @@ fn parse_fee(v: &str) -> Option<Fen> {
     v.parse::<u64>().ok().filter(|n| *n > 0).map(Fen)
 }
 
-fn require<'a>(req: &'a Fields, names: &[&str]) -> Result<(), Outcome> {
+fn require(req: &Fields, names: &[&str]) -> Result<(), Outcome> {
     for n in names {
         if field(req, n).is_none() {
             return Err(Outcome::fail("LACK_PARAMS", format!("缺少参数{n}")));
