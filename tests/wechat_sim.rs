@@ -20,7 +20,7 @@ use wechat_support::*;
 
 const TIME_UNIT: Duration = Duration::from_millis(50);
 const POLL: Duration = Duration::from_millis(25);
-const PAY_TIMEOUT: Duration = Duration::from_millis(500);
+const PAY_TIMEOUT: Duration = Duration::from_millis(1500);
 const REVOKE_INTERVAL: Duration = Duration::from_millis(10);
 const REVOKE_MAX: u32 = 4;
 

@@ -263,4 +263,23 @@ mod tests {
         assert!(parse(b"").is_err());
         assert!(parse(b"not xml at all").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_request_round_trips(
+            p in proptest::collection::btree_map("[a-z_][a-z0-9_]{0,15}", "\\PC{0,40}", 0..20)
+        ) {
+            let parsed = parse(to_xml(&p).as_bytes());
+            let cleaned: BTreeMap<String, String> = p
+                .iter()
+                .map(|(k, v)| (k.clone(), v.chars().filter(|c| is_xml_char(*c)).collect()))
+                .collect();
+            proptest::prop_assert_eq!(parsed, Ok(cleaned));
+        }
+
+        #[test]
+        fn any_bytes_parse_or_fail_without_panicking(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = parse(&body);
+        }
+    }
 }

@@ -8,7 +8,7 @@ use crate::domain::{classify_code, Fen, Provider};
 use crate::gateway::wechat::classify::Fields;
 use crate::sim::behaviour::Behaviour;
 use crate::sim::http::SimResponse;
-use crate::sim::ledger::{Order, OrderState, PayOutcome, RefundOutcome, RevokeOutcome};
+use crate::sim::ledger::{Order, OrderState, PayOutcome, RefundOutcome, RevokeOutcome, SimRefund};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Endpoint {
@@ -332,7 +332,7 @@ fn refund_query(sim: &WechatSim, req: &Fields) -> Outcome {
         .filter(|o| o.provider == Provider::Wechat)
         .collect();
     // WeChat takes the most specific id given.
-    let by_refund = |pred: &dyn Fn(&crate::sim::ledger::SimRefund) -> bool| {
+    let by_refund = |pred: &dyn Fn(&SimRefund) -> bool| {
         orders
             .iter()
             .find(|o| o.refunds.iter().any(|r| !r.by_revoke && pred(r)))
