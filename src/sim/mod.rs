@@ -8,3 +8,4 @@ pub mod behaviour;
 pub mod http;
 pub mod ledger;
 pub mod pty;
+pub mod wechat;

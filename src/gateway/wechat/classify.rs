@@ -1,0 +1,458 @@
+//! From a WeChat answer to the trait's classified answers (POLICY 4-13).
+//! Pure functions: the client hands in a [`Reply`] (already parsed, and
+//! signature-checked when `return_code=SUCCESS`), they say what it means.
+
+use std::collections::BTreeMap;
+
+use chrono::{FixedOffset, NaiveDateTime, TimeZone};
+
+use crate::domain::Fen;
+use crate::gateway::{
+    BillAnswer, GatewayNote, PaidInfo, PayAnswer, QueryAnswer, RefundAnswer, RevokeAnswer,
+    RevokeEffect,
+};
+
+pub type Fields = BTreeMap<String, String>;
+
+/// What came back from one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A parsed answer. If `return_code=SUCCESS` its signature verified.
+    Answer(Fields),
+    /// The request provably never left: connection refused, DNS, connect
+    /// timeout, TLS handshake (POLICY 4).
+    NotSent(GatewayNote),
+    /// The request may have arrived, but no trustworthy answer came back:
+    /// read timeout, reset, HTTP error status, garbage, bad signature.
+    Lost(GatewayNote),
+}
+
+/// How a micropay `err_code` is to be taken (reference §1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayClass {
+    /// Result unknown; the customer is entering the password.
+    UserPaying,
+    /// Result unknown: query decides.
+    Unknown,
+    /// Definitely not charged; the customer or cashier can act on it.
+    Declined,
+    /// Definitely not charged; the merchant's setup or request is wrong.
+    ConfigError,
+}
+
+/// The class of every documented micropay `err_code`. Codes the table does
+/// not list are unknown: only a documented "支付确认失败" may end an attempt
+/// without asking (POLICY 6).
+pub fn pay_err_class(err_code: &str) -> PayClass {
+    match err_code {
+        "USERPAYING" => PayClass::UserPaying,
+        // SYSTEMERROR / BANKERROR: "支付结果未知". ORDERPAID and
+        // OUT_TRADE_NO_USED answer a retry of an order that may well be
+        // paid: only a query can tell (POLICY 5).
+        "SYSTEMERROR" | "BANKERROR" | "ORDERPAID" | "OUT_TRADE_NO_USED" => PayClass::Unknown,
+        "AUTHCODEEXPIRE" | "NOTENOUGH" | "NOTSUPORTCARD" | "ORDERCLOSED" | "ORDERREVERSED"
+        | "AUTH_CODE_ERROR" | "AUTH_CODE_INVALID" | "BUYER_MISMATCH" | "TRADE_ERROR" => {
+            PayClass::Declined
+        }
+        // INVALID_REQUEST covers permission, certificate and rate problems:
+        // not charged, and the merchant has to look.
+        "PARAM_ERROR"
+        | "NOAUTH"
+        | "SIGNERROR"
+        | "XML_FORMAT_ERROR"
+        | "LACK_PARAMS"
+        | "NOT_UTF8"
+        | "REQUIRE_POST_METHOD"
+        | "APPID_NOT_EXIST"
+        | "MCHID_NOT_EXIST"
+        | "APPID_MCHID_NOT_MATCH"
+        | "INVALID_REQUEST" => PayClass::ConfigError,
+        _ => PayClass::Unknown,
+    }
+}
+
+/// How an order-query `trade_state` is to be taken (reference §1.6, POLICY 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradeStateClass {
+    Paid,
+    UserPaying,
+    Pending,
+    NotPaid,
+    PayError,
+}
+
+pub fn trade_state_class(state: &str) -> TradeStateClass {
+    match state {
+        // REFUND: it was paid; the refund is reconciled on its own.
+        "SUCCESS" | "REFUND" => TradeStateClass::Paid,
+        "USERPAYING" => TradeStateClass::UserPaying,
+        "CLOSED" | "REVOKED" => TradeStateClass::NotPaid,
+        "PAYERROR" => TradeStateClass::PayError,
+        // NOTPAY, ACCEPT and anything new: not final, keep polling.
+        _ => TradeStateClass::Pending,
+    }
+}
+
+fn get<'a>(f: &'a Fields, k: &str) -> &'a str {
+    f.get(k).map_or("", String::as_str)
+}
+
+/// The gateway's own words for the cashier: err_code/err_code_des, else
+/// return_code/return_msg.
+fn note_of(f: &Fields) -> GatewayNote {
+    let code = get(f, "err_code");
+    if !code.is_empty() {
+        return GatewayNote::new(code, get(f, "err_code_des"));
+    }
+    let rc = get(f, "return_code");
+    if rc != "SUCCESS" {
+        return GatewayNote::new(
+            if rc.is_empty() { "NO_RETURN_CODE" } else { rc },
+            get(f, "return_msg"),
+        );
+    }
+    GatewayNote::new(get(f, "result_code"), get(f, "return_msg"))
+}
+
+/// `return_code` other than SUCCESS is a communication-level answer and is
+/// unsigned. It is a definite "not processed" only when its text says the
+/// request itself was refused (signature, parameters, permission, format);
+/// anything else ("系统繁忙", a proxy's page) is unknown (POLICY 5).
+pub fn return_fail_is_config_error(return_msg: &str) -> bool {
+    let m = return_msg.to_ascii_lowercase();
+    const MARKERS: [&str; 15] = [
+        "签名",
+        "参数",
+        "权限",
+        "格式",
+        "不匹配",
+        "不存在",
+        "sign",
+        "param",
+        "appid",
+        "mch_id",
+        "mchid",
+        "permission",
+        "xml",
+        "post",
+        "utf8",
+    ];
+    MARKERS.iter().any(|k| m.contains(k)) || m.contains("trade_type") || m.contains("utf-8")
+}
+
+enum Level<'a> {
+    /// return_code=SUCCESS: the business fields count.
+    Business(&'a Fields),
+    /// return_code≠SUCCESS, with whether its text names a request error.
+    ReturnFail { note: GatewayNote, config: bool },
+}
+
+fn level(f: &Fields) -> Level<'_> {
+    if get(f, "return_code") == "SUCCESS" {
+        Level::Business(f)
+    } else {
+        Level::ReturnFail {
+            note: note_of(f),
+            config: get(f, "return_code") == "FAIL"
+                && return_fail_is_config_error(get(f, "return_msg")),
+        }
+    }
+}
+
+/// `time_end` (`yyyyMMddHHmmss`, Beijing time) as RFC 3339 in +08:00.
+pub fn time_end_rfc3339(s: &str) -> Option<String> {
+    let naive = NaiveDateTime::parse_from_str(s, "%Y%m%d%H%M%S").ok()?;
+    let beijing = FixedOffset::east_opt(8 * 3600)?;
+    Some(beijing.from_local_datetime(&naive).single()?.to_rfc3339())
+}
+
+/// A paid answer's facts; `None` when the transaction id is missing, which
+/// no real paid answer lacks, so it is not trusted as paid.
+fn paid_info(f: &Fields) -> Option<PaidInfo> {
+    let transaction_id = get(f, "transaction_id");
+    if transaction_id.is_empty() {
+        return None;
+    }
+    Some(PaidInfo {
+        transaction_id: transaction_id.to_string(),
+        paid_at: time_end_rfc3339(get(f, "time_end")),
+        amount: get(f, "total_fee").parse::<u64>().ok().map(Fen),
+    })
+}
+
+pub fn pay(reply: &Reply) -> PayAnswer {
+    let f = match reply {
+        Reply::NotSent(note) => return PayAnswer::NotSent(note.clone()),
+        Reply::Lost(note) => {
+            return PayAnswer::Unknown {
+                note: note.clone(),
+                user_paying: false,
+            }
+        }
+        Reply::Answer(f) => f,
+    };
+    let f = match level(f) {
+        Level::Business(f) => f,
+        Level::ReturnFail { note, config: true } => {
+            return PayAnswer::Failed {
+                note,
+                config_error: true,
+            }
+        }
+        Level::ReturnFail {
+            note,
+            config: false,
+        } => {
+            return PayAnswer::Unknown {
+                note,
+                user_paying: false,
+            }
+        }
+    };
+    let note = note_of(f);
+    match get(f, "result_code") {
+        "SUCCESS" => match paid_info(f) {
+            Some(info) => PayAnswer::Paid(info),
+            None => PayAnswer::Unknown {
+                note: GatewayNote::new("NO_TRANSACTION_ID", "paid answer without transaction_id"),
+                user_paying: false,
+            },
+        },
+        "FAIL" => match pay_err_class(get(f, "err_code")) {
+            PayClass::UserPaying => PayAnswer::Unknown {
+                note,
+                user_paying: true,
+            },
+            PayClass::Unknown => PayAnswer::Unknown {
+                note,
+                user_paying: false,
+            },
+            PayClass::Declined => PayAnswer::Failed {
+                note,
+                config_error: false,
+            },
+            PayClass::ConfigError => PayAnswer::Failed {
+                note,
+                config_error: true,
+            },
+        },
+        _ => PayAnswer::Unknown {
+            note,
+            user_paying: false,
+        },
+    }
+}
+
+pub fn query(reply: &Reply) -> QueryAnswer {
+    let pending = |note: GatewayNote| QueryAnswer::Pending {
+        note,
+        user_paying: false,
+    };
+    let f = match reply {
+        Reply::NotSent(note) | Reply::Lost(note) => return pending(note.clone()),
+        Reply::Answer(f) => f,
+    };
+    let f = match level(f) {
+        Level::Business(f) => f,
+        // Even a request error keeps polling: the pay call went through
+        // the same door, and the deadline bounds the wait (POLICY 9).
+        Level::ReturnFail { note, .. } => return pending(note),
+    };
+    if get(f, "result_code") != "SUCCESS" {
+        // ORDERNOTEXIST right after a lost micropay may only mean it has
+        // not arrived yet; SYSTEMERROR is transient: keep polling.
+        return pending(note_of(f));
+    }
+    let state = get(f, "trade_state");
+    let note = GatewayNote::new(state, get(f, "trade_state_desc"));
+    match trade_state_class(state) {
+        TradeStateClass::Paid => match paid_info(f) {
+            Some(info) => QueryAnswer::Paid(info),
+            None => pending(GatewayNote::new(
+                "NO_TRANSACTION_ID",
+                "paid state without transaction_id",
+            )),
+        },
+        TradeStateClass::UserPaying => QueryAnswer::Pending {
+            note,
+            user_paying: true,
+        },
+        TradeStateClass::Pending => pending(note),
+        TradeStateClass::NotPaid => QueryAnswer::NotPaid(note),
+        TradeStateClass::PayError => QueryAnswer::PayError(note),
+    }
+}
+
+pub fn revoke(reply: &Reply) -> RevokeAnswer {
+    let f = match reply {
+        Reply::NotSent(note) | Reply::Lost(note) => return RevokeAnswer::Retry(note.clone()),
+        Reply::Answer(f) => f,
+    };
+    let f = match level(f) {
+        Level::Business(f) => f,
+        Level::ReturnFail { note, config: true } => return RevokeAnswer::Refused(note),
+        Level::ReturnFail {
+            note,
+            config: false,
+        } => return RevokeAnswer::Retry(note),
+    };
+    if get(f, "result_code") == "SUCCESS" {
+        // WeChat's reverse does not say whether it closed or refunded.
+        return RevokeAnswer::Revoked(RevokeEffect::Unstated);
+    }
+    let note = note_of(f);
+    match (get(f, "recall"), get(f, "err_code")) {
+        ("Y", _) => RevokeAnswer::Retry(note),
+        // SYSTEMERROR: retry. USERPAYING "正在支付中不能发起撤销": the
+        // customer is mid-password; retry later (reference §1.5).
+        (_, "SYSTEMERROR" | "USERPAYING" | "BANKERROR") => RevokeAnswer::Retry(note),
+        _ => RevokeAnswer::Refused(note),
+    }
+}
+
+pub fn refund(reply: &Reply) -> RefundAnswer {
+    let f = match reply {
+        // Even a refund that never left is reported unknown: the caller
+        // retries with the same out_refund_no, which is idempotent.
+        Reply::NotSent(note) | Reply::Lost(note) => return RefundAnswer::Unknown(note.clone()),
+        Reply::Answer(f) => f,
+    };
+    let f = match level(f) {
+        Level::Business(f) => f,
+        Level::ReturnFail { note, config: true } => return RefundAnswer::Failed(note),
+        Level::ReturnFail {
+            note,
+            config: false,
+        } => return RefundAnswer::Unknown(note),
+    };
+    if get(f, "result_code") == "SUCCESS" {
+        // result_code=SUCCESS only says the application was accepted
+        // ("退款申请接收成功"); refundquery tells when the money is back.
+        return RefundAnswer::Processing(GatewayNote::new(
+            "SUCCESS",
+            format!("refund accepted, refund_id {}", get(f, "refund_id")),
+        ));
+    }
+    let note = note_of(f);
+    match get(f, "err_code") {
+        "SYSTEMERROR" | "BIZERR_NEED_RETRY" => RefundAnswer::Unknown(note),
+        "TRADE_OVERDUE"
+        | "ERROR"
+        | "USER_ACCOUNT_ABNORMAL"
+        | "INVALID_REQ_TOO_MUCH"
+        | "NOTENOUGH"
+        | "INVALID_TRANSACTIONID"
+        | "PARAM_ERROR"
+        | "APPID_NOT_EXIST"
+        | "MCHID_NOT_EXIST"
+        | "ORDERNOTEXIST"
+        | "REQUIRE_POST_METHOD"
+        | "SIGNERROR"
+        | "XML_FORMAT_ERROR"
+        | "FREQUENCY_LIMITED"
+        | "REFUND_FEE_MISMATCH"
+        | "NOAUTH"
+        | "APPID_MCHID_NOT_MATCH"
+        | "LACK_PARAMS" => RefundAnswer::Failed(note),
+        // An undocumented code may hide an accepted refund; declaring it
+        // failed could lead to a second refund under a new number.
+        _ => RefundAnswer::Unknown(note),
+    }
+}
+
+/// A refund query asked by `out_refund_no`: finds that refund among the
+/// indexed `*_$n` fields and reads its `refund_status_$n`.
+pub fn refund_query(reply: &Reply, refund_no: &str) -> RefundAnswer {
+    let f = match reply {
+        Reply::NotSent(note) | Reply::Lost(note) => return RefundAnswer::Unknown(note.clone()),
+        Reply::Answer(f) => f,
+    };
+    let f = match level(f) {
+        Level::Business(f) => f,
+        Level::ReturnFail { note, config: true } => return RefundAnswer::Failed(note),
+        Level::ReturnFail {
+            note,
+            config: false,
+        } => return RefundAnswer::Unknown(note),
+    };
+    if get(f, "result_code") != "SUCCESS" {
+        let note = note_of(f);
+        return match get(f, "err_code") {
+            // The gateway has no such refund: it did not happen. A retry
+            // with the same out_refund_no is still safe.
+            "REFUNDNOTEXIST"
+            | "PARAM_ERROR"
+            | "INVALID_TRANSACTIONID"
+            | "ORDERNOTEXIST"
+            | "SIGNERROR"
+            | "APPID_NOT_EXIST"
+            | "MCHID_NOT_EXIST"
+            | "XML_FORMAT_ERROR"
+            | "REQUIRE_POST_METHOD"
+            | "NOAUTH" => RefundAnswer::Failed(note),
+            _ => RefundAnswer::Unknown(note),
+        };
+    }
+    let count: usize = get(f, "refund_count").parse().unwrap_or(0);
+    let index = (0..count.min(100)).find(|n| get(f, &format!("out_refund_no_{n}")) == refund_no);
+    let Some(n) = index else {
+        return RefundAnswer::Unknown(GatewayNote::new(
+            "REFUND_NOT_LISTED",
+            "the refund query answer does not list this refund",
+        ));
+    };
+    let status = get(f, &format!("refund_status_{n}"));
+    let note = GatewayNote::new(status, get(f, &format!("refund_recv_accout_{n}")));
+    match status {
+        "SUCCESS" => {
+            let id = get(f, &format!("refund_id_{n}"));
+            RefundAnswer::Refunded {
+                refund_id: (!id.is_empty()).then(|| id.to_string()),
+            }
+        }
+        "PROCESSING" => RefundAnswer::Processing(note),
+        // REFUNDCLOSE: closed; CHANGE: 退款异常, the money did not reach
+        // the customer and the merchant must arrange it by hand.
+        "REFUNDCLOSE" | "CHANGE" => RefundAnswer::Failed(note),
+        _ => RefundAnswer::Unknown(note),
+    }
+}
+
+/// A downloadbill answer: CSV text, or an XML error. Told apart by the
+/// first non-blank byte, as the official SDK does (reference §1.9). The
+/// CSV is not signed.
+pub fn bill(reply: Result<Vec<u8>, GatewayNote>) -> BillAnswer {
+    let body = match reply {
+        Ok(b) => b,
+        Err(note) => return BillAnswer::Failed(note),
+    };
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'<') {
+        if first.is_none() {
+            return BillAnswer::Failed(GatewayNote::new("EMPTY_BILL", "empty answer"));
+        }
+        return BillAnswer::File(body);
+    }
+    let f = match super::xml::parse(&body) {
+        Ok(f) => f,
+        Err(e) => return BillAnswer::Failed(GatewayNote::new("BAD_RESPONSE", e.to_string())),
+    };
+    let msg = get(&f, "return_msg");
+    let code = match get(&f, "error_code") {
+        "" => get(&f, "return_code"),
+        c => c,
+    };
+    let note = GatewayNote::new(code, msg);
+    let lower = msg.to_ascii_lowercase();
+    // The doc spells it "NO Bill Exist", the service says "No Bill Exist".
+    if lower.contains("no bill exist") || code == "20002" {
+        BillAnswer::NoBill(note)
+    } else if lower.contains("bill creating") {
+        BillAnswer::NotYet(note)
+    } else {
+        BillAnswer::Failed(note)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,477 @@
+//! The WeChat Pay v2 client: builds and signs each request, sends it over
+//! one reused HTTP client (a second one carries the client certificate for
+//! `/secapi/`), verifies the answer and hands it to [`classify`].
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::classify::{self, Fields, Reply};
+use super::sign::{self, sign_type_name, SignType};
+use super::xml;
+use crate::config::WechatConfig;
+use crate::domain::{AuthCode, Provider};
+use crate::gateway::{
+    BillAnswer, Gateway, GatewayNote, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
+    RefundRequest, RevokeAnswer,
+};
+
+/// WeChat's `body` limit is 128; its lengths are counted in bytes of
+/// UTF-8 in practice, so the cut is at 128 bytes on a character boundary
+/// (never more than 128 characters either).
+const BODY_MAX_BYTES: usize = 128;
+/// `refund_desc` is documented as 80 characters.
+const REFUND_DESC_MAX_BYTES: usize = 80;
+/// A bill can be large; a real day's CSV of one shop is well under this.
+const MAX_BILL_BYTES: usize = 32 * 1024 * 1024;
+/// Connecting (TCP and TLS) gets at most this long, and never longer than
+/// the whole call may take: an error inside it provably sent nothing.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Shown as `body` when the POS gave no subject (the field is required).
+const DEFAULT_BODY: &str = "付款码支付";
+
+pub struct WechatGateway {
+    base_url: String,
+    host: String,
+    port: u16,
+    appid: String,
+    mch_id: String,
+    sub_mch_id: Option<String>,
+    sub_appid: Option<String>,
+    api_key: String,
+    sign_type: SignType,
+    min_reverse_delay: Duration,
+    till_id: String,
+    /// For calls that need no certificate.
+    plain: reqwest::Client,
+    /// For `/secapi/` calls: carries the client certificate when configured.
+    secure: reqwest::Client,
+    /// The till's address as WeChat sees it (`spbill_create_ip`), found
+    /// once it could be found.
+    local_ip: Mutex<Option<IpAddr>>,
+}
+
+impl std::fmt::Debug for WechatGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WechatGateway")
+            .field("base_url", &self.base_url)
+            .field("mch_id", &self.mch_id)
+            .field("till_id", &self.till_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WechatGateway {
+    /// Builds the client. The error names what is wrong: an unusable base
+    /// URL, a certificate or key that does not load.
+    pub fn new(cfg: &WechatConfig, till_id: &str, http_timeout: Duration) -> Result<Self, String> {
+        let url = reqwest::Url::parse(&cfg.base_url)
+            .map_err(|e| format!("wechat.base_url {:?}: {e}", cfg.base_url))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "wechat.base_url {:?}: must be http:// or https://",
+                cfg.base_url
+            ));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("wechat.base_url {:?}: no host", cfg.base_url))?
+            .to_string();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let connect_timeout = http_timeout.min(MAX_CONNECT_TIMEOUT);
+        let builder = || {
+            reqwest::Client::builder()
+                .use_rustls_tls()
+                .connect_timeout(connect_timeout)
+                .timeout(http_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .user_agent(concat!("tillpay/", env!("CARGO_PKG_VERSION")))
+        };
+        let plain = builder()
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let secure = match &cfg.client_identity {
+            Some(id) => {
+                let mut pem = id.cert_pem.clone().into_bytes();
+                pem.push(b'\n');
+                pem.extend_from_slice(id.key_pem.as_bytes());
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    format!(
+                        "wechat.cert_file {}: the client certificate and key do not load: {e}",
+                        id.cert_file.display()
+                    )
+                })?;
+                builder().identity(identity).build().map_err(|e| {
+                    format!(
+                        "wechat.cert_file {}: the client certificate is not usable: {e}",
+                        id.cert_file.display()
+                    )
+                })?
+            }
+            None => plain.clone(),
+        };
+        Ok(WechatGateway {
+            base_url: cfg.base_url.trim_end_matches('/').to_string(),
+            host,
+            port,
+            appid: cfg.appid.clone(),
+            mch_id: cfg.mch_id.clone(),
+            sub_mch_id: cfg.sub_mch_id.clone(),
+            sub_appid: cfg.sub_appid.clone(),
+            api_key: cfg.api_key.clone(),
+            sign_type: cfg.sign_type,
+            min_reverse_delay: cfg.min_reverse_delay,
+            till_id: till_id.to_string(),
+            plain,
+            secure,
+            local_ip: Mutex::new(None),
+        })
+    }
+
+    /// The fields every call carries. Service-provider mode adds
+    /// `sub_mch_id` / `sub_appid` to every call (reference §1.10).
+    fn base_params(&self) -> Fields {
+        let mut p = BTreeMap::new();
+        p.insert("appid".to_string(), self.appid.clone());
+        p.insert("mch_id".to_string(), self.mch_id.clone());
+        if let Some(s) = &self.sub_mch_id {
+            p.insert("sub_mch_id".to_string(), s.clone());
+        }
+        if let Some(s) = &self.sub_appid {
+            p.insert("sub_appid".to_string(), s.clone());
+        }
+        p.insert("nonce_str".to_string(), sign::nonce());
+        if self.sign_type == SignType::HmacSha256 {
+            // MD5 is the default; HMAC must be named, and the name is signed.
+            p.insert(
+                "sign_type".to_string(),
+                sign_type_name(self.sign_type).to_string(),
+            );
+        }
+        p
+    }
+
+    fn signed_body(&self, mut params: Fields) -> String {
+        let s = sign::sign(&params, &self.api_key, self.sign_type);
+        params.insert("sign".to_string(), s);
+        xml::to_xml(&params)
+    }
+
+    /// Sends one request and reads at most `cap` bytes of a 200 answer.
+    async fn send(
+        &self,
+        path: &str,
+        params: Fields,
+        secure: bool,
+        cap: usize,
+    ) -> Result<Vec<u8>, Reply> {
+        let client = if secure { &self.secure } else { &self.plain };
+        let url = format!("{}{}", self.base_url, path);
+        let body = self.signed_body(params);
+        let resp = client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body(body)
+            .send()
+            .await;
+        let mut resp = match resp {
+            Ok(r) => r,
+            Err(e) => return Err(transport_error(path, &e)),
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            tracing::warn!(path, %status, "wechat answered with an HTTP error");
+            return Err(Reply::Lost(GatewayNote::new(
+                format!("HTTP_{}", status.as_u16()),
+                format!("WeChat answered HTTP {status}"),
+            )));
+        }
+        let mut out = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if out.len() + chunk.len() > cap {
+                        tracing::warn!(path, cap, "wechat answer too large");
+                        return Err(Reply::Lost(GatewayNote::new(
+                            "BAD_RESPONSE",
+                            format!("answer larger than {cap} bytes"),
+                        )));
+                    }
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(out),
+                Err(e) => return Err(transport_error(path, &e)),
+            }
+        }
+    }
+
+    /// One XML call: the answer parsed, and verified when it claims
+    /// `return_code=SUCCESS` (POLICY 7).
+    async fn call(&self, path: &str, params: Fields, secure: bool) -> Reply {
+        let body = match self.send(path, params, secure, xml::MAX_BODY).await {
+            Ok(b) => b,
+            Err(reply) => return reply,
+        };
+        let fields = match xml::parse(&body) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(path, error = %e, "wechat answer is not the expected XML");
+                return Reply::Lost(GatewayNote::new(
+                    "BAD_RESPONSE",
+                    format!("unreadable answer: {e}"),
+                ));
+            }
+        };
+        if fields.get("return_code").map(String::as_str) == Some("SUCCESS") {
+            if !sign::verify(&fields, &self.api_key, self.sign_type) {
+                tracing::warn!(path, "wechat answer signature does not verify");
+                return Reply::Lost(GatewayNote::new(
+                    "BAD_SIGNATURE",
+                    "the answer's signature is missing or wrong",
+                ));
+            }
+            // A signed answer for another merchant is not an answer to us.
+            for (k, ours) in [("appid", &self.appid), ("mch_id", &self.mch_id)] {
+                if fields.get(k).is_some_and(|v| !v.is_empty() && v != ours) {
+                    tracing::warn!(path, field = k, "wechat answer names another merchant");
+                    return Reply::Lost(GatewayNote::new(
+                        "FOREIGN_ANSWER",
+                        format!("the answer's {k} is not ours"),
+                    ));
+                }
+            }
+        }
+        Reply::Answer(fields)
+    }
+
+    /// The till's own address towards WeChat: the source address the OS
+    /// picks for a UDP "connection" to the gateway (nothing is sent).
+    /// 127.0.0.1 when that cannot be found; only a success is remembered.
+    async fn spbill_create_ip(&self) -> IpAddr {
+        if let Some(ip) = *self.local_ip.lock().unwrap_or_else(|p| p.into_inner()) {
+            return ip;
+        }
+        let found = tokio::time::timeout(
+            Duration::from_secs(2),
+            local_ip_towards(&self.host, self.port),
+        )
+        .await
+        .ok()
+        .flatten();
+        match found {
+            Some(ip) => {
+                *self.local_ip.lock().unwrap_or_else(|p| p.into_inner()) = Some(ip);
+                ip
+            }
+            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+async fn local_ip_towards(host: &str, port: u16) -> Option<IpAddr> {
+    let target: SocketAddr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .ok()?
+        .next()?;
+    let bind: SocketAddr = if target.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = tokio::net::UdpSocket::bind(bind).await.ok()?;
+    sock.connect(target).await.ok()?;
+    let ip = sock.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+/// POLICY 4: only a failure to connect (DNS, refused, connect timeout, TLS
+/// handshake) proves nothing was sent.
+fn transport_error(path: &str, e: &reqwest::Error) -> Reply {
+    let text = error_chain(e);
+    if e.is_connect() {
+        tracing::warn!(path, error = %text, "could not reach wechat; nothing was sent");
+        Reply::NotSent(GatewayNote::new("NOT_SENT", text))
+    } else {
+        let code = if e.is_timeout() {
+            "TIMEOUT"
+        } else {
+            "NO_ANSWER"
+        };
+        tracing::warn!(path, error = %text, "no answer from wechat after the request left");
+        Reply::Lost(GatewayNote::new(code, text))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The full code must not reach a log, note or journal even if a gateway
+/// echoed it back in a message.
+fn scrub(note: &mut GatewayNote, code: &AuthCode) {
+    let full = code.expose();
+    if !full.is_empty() {
+        note.message = note.message.replace(full, &code.masked());
+        note.code = note.code.replace(full, &code.masked());
+    }
+}
+
+#[async_trait]
+impl Gateway for WechatGateway {
+    fn provider(&self) -> Provider {
+        Provider::Wechat
+    }
+
+    fn min_revoke_delay(&self) -> Duration {
+        self.min_reverse_delay
+    }
+
+    async fn pay(&self, req: &PayRequest) -> PayAnswer {
+        let mut p = self.base_params();
+        let subject = req.subject.trim();
+        let body = if subject.is_empty() {
+            DEFAULT_BODY
+        } else {
+            cut(subject, BODY_MAX_BYTES)
+        };
+        p.insert("body".into(), body.to_string());
+        p.insert("out_trade_no".into(), req.out_trade_no.clone());
+        p.insert("total_fee".into(), req.amount.0.to_string());
+        p.insert(
+            "spbill_create_ip".into(),
+            self.spbill_create_ip().await.to_string(),
+        );
+        // The till id is what the bill's 设备号 column shows, which is how
+        // reconciliation tells this till's rows from another's.
+        p.insert("device_info".into(), self.till_id.clone());
+        p.insert("auth_code".into(), req.auth_code.expose().to_string());
+        // No trade_type: micropay rejects it ("无效的trade_type").
+        let reply = self.call("/pay/micropay", p, false).await;
+        let mut answer = classify::pay(&reply);
+        match &mut answer {
+            PayAnswer::Failed { note, .. }
+            | PayAnswer::Unknown { note, .. }
+            | PayAnswer::NotSent(note) => scrub(note, &req.auth_code),
+            PayAnswer::Paid(_) => {}
+        }
+        if let PayAnswer::Failed {
+            note,
+            config_error: true,
+        } = &answer
+        {
+            tracing::error!(
+                out_trade_no = %req.out_trade_no,
+                code = %note.code,
+                message = %note.message,
+                "wechat refused the request: the merchant setup needs fixing"
+            );
+        }
+        answer
+    }
+
+    async fn query(&self, out_trade_no: &str) -> QueryAnswer {
+        let mut p = self.base_params();
+        p.insert("out_trade_no".into(), out_trade_no.to_string());
+        classify::query(&self.call("/pay/orderquery", p, false).await)
+    }
+
+    async fn revoke(&self, out_trade_no: &str) -> RevokeAnswer {
+        let mut p = self.base_params();
+        p.insert("out_trade_no".into(), out_trade_no.to_string());
+        classify::revoke(&self.call("/secapi/pay/reverse", p, true).await)
+    }
+
+    async fn refund(&self, req: &RefundRequest) -> RefundAnswer {
+        let mut p = self.base_params();
+        p.insert("out_trade_no".into(), req.out_trade_no.clone());
+        p.insert("out_refund_no".into(), req.refund_no.clone());
+        p.insert("total_fee".into(), req.total_amount.0.to_string());
+        p.insert("refund_fee".into(), req.refund_amount.0.to_string());
+        if let Some(reason) = req.reason.as_deref().map(str::trim) {
+            if !reason.is_empty() {
+                p.insert(
+                    "refund_desc".into(),
+                    cut(reason, REFUND_DESC_MAX_BYTES).to_string(),
+                );
+            }
+        }
+        classify::refund(&self.call("/secapi/pay/refund", p, true).await)
+    }
+
+    async fn refund_query(&self, _out_trade_no: &str, refund_no: &str) -> RefundAnswer {
+        // out_refund_no alone names one refund; WeChat takes the most
+        // specific id given, so nothing else is sent.
+        let mut p = self.base_params();
+        p.insert("out_refund_no".into(), refund_no.to_string());
+        classify::refund_query(&self.call("/pay/refundquery", p, false).await, refund_no)
+    }
+
+    async fn bill(&self, date: &str) -> BillAnswer {
+        let Ok(day) = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d") else {
+            return BillAnswer::Failed(GatewayNote::new(
+                "BAD_DATE",
+                format!("{date:?} is not a YYYY-MM-DD date"),
+            ));
+        };
+        let mut p = self.base_params();
+        p.insert("bill_date".into(), day.format("%Y%m%d").to_string());
+        p.insert("bill_type".into(), "ALL".into());
+        let body = self
+            .send("/pay/downloadbill", p, false, MAX_BILL_BYTES)
+            .await
+            .map_err(|reply| match reply {
+                Reply::NotSent(n) | Reply::Lost(n) => n,
+                Reply::Answer(_) => GatewayNote::new("BAD_RESPONSE", "unexpected answer"),
+            });
+        classify::bill(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_keeps_whole_characters() {
+        assert_eq!(cut("abc", 128), "abc");
+        let long = "咖".repeat(100); // 300 bytes
+        let c = cut(&long, 128);
+        assert_eq!(c.len(), 126);
+        assert_eq!(c.chars().count(), 42);
+        assert_eq!(cut(&"a".repeat(200), 128).len(), 128);
+    }
+
+    #[test]
+    fn scrub_masks_an_echoed_code() {
+        let code = AuthCode::parse("134567890123456789").expect("valid");
+        let mut note = GatewayNote::new("X", "bad code 134567890123456789!");
+        scrub(&mut note, &code);
+        assert_eq!(note.message, "bad code 1345**********6789!");
+    }
+}

@@ -1,0 +1,285 @@
+//! The flat `<xml><k>v</k>…</xml>` documents of WeChat Pay v2.
+//!
+//! Responses come from the network, so parsing is strict and bounded: a size
+//! and field cap, no DTD (hence no entity definitions: only the five
+//! predefined entities and character references are understood), no nested
+//! elements, no duplicate fields. Anything else is an error, which the client
+//! treats as an unknown answer (POLICY 4).
+
+use std::collections::BTreeMap;
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+/// Largest response body accepted (a real answer is under 2 KiB).
+pub const MAX_BODY: usize = 64 * 1024;
+/// Most fields accepted in one document (a refund query with ten refunds
+/// has about 60).
+pub const MAX_FIELDS: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    #[error("body larger than {MAX_BODY} bytes")]
+    TooLarge,
+    #[error("more than {MAX_FIELDS} fields")]
+    TooManyFields,
+    #[error("not UTF-8")]
+    NotUtf8,
+    #[error("DTDs are not accepted")]
+    Doctype,
+    #[error("malformed XML: {0}")]
+    Malformed(String),
+    #[error("unexpected structure: {0}")]
+    Structure(String),
+    #[error("field {0:?} appears twice")]
+    Duplicate(String),
+}
+
+/// Builds a request body. Values go in CDATA unless they are plain
+/// (letters, digits, `_-.`), and a `]]>` inside a value is split across two
+/// CDATA sections. Characters XML 1.0 cannot carry at all (most control
+/// characters) are dropped: they could only come from a POS subject.
+pub fn to_xml(params: &BTreeMap<String, String>) -> String {
+    let mut out = String::from("<xml>");
+    for (k, v) in params {
+        out.push('<');
+        out.push_str(k);
+        out.push('>');
+        let v: String = v.chars().filter(|c| is_xml_char(*c)).collect();
+        if v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            out.push_str(&v);
+        } else {
+            out.push_str("<![CDATA[");
+            out.push_str(&v.replace("]]>", "]]]]><![CDATA[>"));
+            out.push_str("]]>");
+        }
+        out.push_str("</");
+        out.push_str(k);
+        out.push('>');
+    }
+    out.push_str("</xml>");
+    out
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+}
+
+/// Parses a response into its fields. The root element must be `<xml>`
+/// and each child a leaf whose text (CDATA and escaped text, concatenated)
+/// is the value; whitespace between children is ignored, whitespace inside
+/// a value is kept (it is signed as sent).
+pub fn parse(body: &[u8]) -> Result<BTreeMap<String, String>, XmlError> {
+    if body.len() > MAX_BODY {
+        return Err(XmlError::TooLarge);
+    }
+    let text = std::str::from_utf8(body).map_err(|_| XmlError::NotUtf8)?;
+    let mut reader = Reader::from_str(text);
+    let cfg = reader.config_mut();
+    cfg.trim_text(false);
+    cfg.check_end_names = true;
+    cfg.expand_empty_elements = false;
+
+    let mut fields = BTreeMap::new();
+    let mut in_root = false;
+    let mut root_done = false;
+    // The field being read, and its value so far.
+    let mut current: Option<(String, String)> = None;
+
+    let malformed = |e: quick_xml::Error| XmlError::Malformed(e.to_string());
+    loop {
+        match reader.read_event().map_err(malformed)? {
+            Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
+            Event::DocType(_) => return Err(XmlError::Doctype),
+            Event::Start(e) => {
+                let name = element_name(e.name().as_ref())?;
+                if root_done {
+                    return Err(XmlError::Structure("content after </xml>".into()));
+                }
+                if !in_root {
+                    if name != "xml" {
+                        return Err(XmlError::Structure(format!("root element <{name}>")));
+                    }
+                    in_root = true;
+                } else if current.is_some() {
+                    return Err(XmlError::Structure(format!("nested element <{name}>")));
+                } else {
+                    current = Some((name, String::new()));
+                }
+            }
+            Event::Empty(e) => {
+                let name = element_name(e.name().as_ref())?;
+                if !in_root || current.is_some() || root_done {
+                    return Err(XmlError::Structure(format!("misplaced <{name}/>")));
+                }
+                insert(&mut fields, name, String::new())?;
+            }
+            Event::End(_) => match current.take() {
+                Some((name, value)) => insert(&mut fields, name, value)?,
+                None if in_root => {
+                    in_root = false;
+                    root_done = true;
+                }
+                None => return Err(XmlError::Structure("unbalanced end tag".into())),
+            },
+            Event::Text(t) => {
+                let value = t.unescape().map_err(malformed)?;
+                match current.as_mut() {
+                    Some((_, v)) => v.push_str(&value),
+                    None if value.trim().is_empty() => {}
+                    None => return Err(XmlError::Structure("text outside a field".into())),
+                }
+            }
+            Event::CData(c) => {
+                let value = std::str::from_utf8(c.as_ref()).map_err(|_| XmlError::NotUtf8)?;
+                match current.as_mut() {
+                    Some((_, v)) => v.push_str(value),
+                    None => return Err(XmlError::Structure("CDATA outside a field".into())),
+                }
+            }
+            Event::Eof => break,
+        }
+    }
+    if !root_done {
+        return Err(XmlError::Structure("no complete <xml> element".into()));
+    }
+    Ok(fields)
+}
+
+fn element_name(raw: &[u8]) -> Result<String, XmlError> {
+    std::str::from_utf8(raw)
+        .map(str::to_string)
+        .map_err(|_| XmlError::NotUtf8)
+}
+
+fn insert(
+    fields: &mut BTreeMap<String, String>,
+    name: String,
+    value: String,
+) -> Result<(), XmlError> {
+    if fields.len() >= MAX_FIELDS {
+        return Err(XmlError::TooManyFields);
+    }
+    if fields.contains_key(&name) {
+        // Two values for one field would let a signed value and the value
+        // acted upon differ.
+        return Err(XmlError::Duplicate(name));
+    }
+    fields.insert(name, value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn requests_round_trip_including_awkward_values() {
+        let p = map(&[
+            ("appid", "wx2421b1c4370ec43b"),
+            ("body", "咖啡 & <蛋糕> \"x\""),
+            ("attach", "a]]>b]]>"),
+            ("detail", "{\"goods\":[]}"),
+            ("total_fee", "1"),
+            ("spaces", "  padded  "),
+        ]);
+        let xml = to_xml(&p);
+        assert!(xml.starts_with("<xml>") && xml.ends_with("</xml>"), "{xml}");
+        assert!(xml.contains("<total_fee>1</total_fee>"), "{xml}");
+        assert!(xml.contains("<body><![CDATA["), "{xml}");
+        assert_eq!(parse(xml.as_bytes()), Ok(p));
+    }
+
+    #[test]
+    fn control_characters_are_dropped_from_requests() {
+        let p = map(&[("body", "a\u{1}b\u{1b}c\nd")]);
+        let parsed = parse(to_xml(&p).as_bytes()).expect("parses");
+        assert_eq!(parsed["body"], "abc\nd");
+    }
+
+    #[test]
+    fn real_response_shapes_parse() {
+        let body =
+            "<?xml version=\"1.0\"?>\n<xml>\n  <return_code><![CDATA[SUCCESS]]></return_code>\n  \
+                    <return_msg><![CDATA[OK]]></return_msg>\n  <total_fee>1</total_fee>\n  \
+                    <err_code_des>a &amp; b &#x4e2d;</err_code_des>\n  <coupon_fee/>\n</xml>\n";
+        let m = parse(body.as_bytes()).expect("parses");
+        assert_eq!(m["return_code"], "SUCCESS");
+        assert_eq!(m["total_fee"], "1");
+        assert_eq!(m["err_code_des"], "a & b 中");
+        assert_eq!(m["coupon_fee"], "");
+        assert_eq!(m.len(), 5);
+    }
+
+    #[test]
+    fn hostile_documents_are_refused() {
+        let xxe =
+            "<?xml version=\"1.0\"?><!DOCTYPE xml [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>\
+                   <xml><a>&x;</a></xml>";
+        assert_eq!(parse(xxe.as_bytes()), Err(XmlError::Doctype));
+        // An entity nobody defined is not expanded into anything.
+        assert!(parse(b"<xml><a>&x;</a></xml>").is_err());
+        let lol = format!(
+            "<!DOCTYPE xml [<!ENTITY a \"{}\">]><xml><a>&a;</a></xml>",
+            "x".repeat(10)
+        );
+        assert_eq!(parse(lol.as_bytes()), Err(XmlError::Doctype));
+
+        let big = format!("<xml><a>{}</a></xml>", "x".repeat(MAX_BODY));
+        assert_eq!(parse(big.as_bytes()), Err(XmlError::TooLarge));
+        let many: String = (0..=MAX_FIELDS)
+            .map(|i| format!("<f{i}>1</f{i}>"))
+            .collect();
+        assert_eq!(
+            parse(format!("<xml>{many}</xml>").as_bytes()),
+            Err(XmlError::TooManyFields)
+        );
+        assert!(matches!(
+            parse(b"<xml><a>1</a><a>2</a></xml>"),
+            Err(XmlError::Duplicate(_))
+        ));
+        assert!(matches!(
+            parse(b"<xml><a><b>1</b></a></xml>"),
+            Err(XmlError::Structure(_))
+        ));
+        assert!(matches!(
+            parse(b"<html><a>1</a></html>"),
+            Err(XmlError::Structure(_))
+        ));
+        assert!(parse(b"<xml><a>1</b></xml>").is_err());
+        assert!(parse(b"<xml><a>1</a>").is_err());
+        assert!(parse(b"<xml><a>1</a></xml><xml></xml>").is_err());
+        assert!(parse(b"<xml>stray<a>1</a></xml>").is_err());
+        assert_eq!(parse(b"<xml><a>\xff</a></xml>"), Err(XmlError::NotUtf8));
+        assert!(parse(b"").is_err());
+        assert!(parse(b"not xml at all").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_request_round_trips(
+            p in proptest::collection::btree_map("[a-z_][a-z0-9_]{0,15}", "\\PC{0,40}", 0..20)
+        ) {
+            let parsed = parse(to_xml(&p).as_bytes());
+            let cleaned: BTreeMap<String, String> = p
+                .iter()
+                .map(|(k, v)| (k.clone(), v.chars().filter(|c| is_xml_char(*c)).collect()))
+                .collect();
+            proptest::prop_assert_eq!(parsed, Ok(cleaned));
+        }
+
+        #[test]
+        fn any_bytes_parse_or_fail_without_panicking(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = parse(&body);
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The simulator speaks real WeChat: the third-party Python client wechatpy
+//! drives it (micropay, orderquery, reverse, both sign types, errors) with
+//! its own signing, and checks that the answers verify with its own
+//! signature functions. tillpay agreeing with itself would prove nothing.
+//!
+//! Needs `TILLPAY_CONFORMANCE_PYTHON`: an interpreter with
+//! `tests/conformance/requirements.txt` installed (`.ci/run` makes one).
+//! Without it the test is skipped locally and fails under CI.
+
+mod wechat_support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tillpay::domain::Provider;
+use tillpay::sim::behaviour::Behaviour;
+use wechat_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechatpy_drives_the_simulator() {
+    let Some(python) = std::env::var_os("TILLPAY_CONFORMANCE_PYTHON").filter(|p| !p.is_empty())
+    else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "TILLPAY_CONFORMANCE_PYTHON is not set: CI must run the wechatpy conformance test"
+            );
+        }
+        eprintln!(
+            "notice: wechat conformance skipped; set TILLPAY_CONFORMANCE_PYTHON to a python \
+             with tests/conformance/requirements.txt installed"
+        );
+        return;
+    };
+    let sim = start_sim(Duration::from_millis(50)).await;
+    let pays: Vec<String> = (0..3)
+        .map(|i| Behaviour::PaysAtOnce.code(Provider::Wechat, 9_000 + i))
+        .collect();
+    let user_paying = Behaviour::NeverConfirms.code(Provider::Wechat, 9_100);
+    let codes = serde_json::json!({ "pays": pays, "user_paying": user_paying }).to_string();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/wechat_conformance.py"
+    );
+
+    let child = tokio::process::Command::new(&python)
+        .arg(script)
+        .args([&sim.base_url, APPID, MCH_ID, API_KEY, &codes])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python:?}: {e}"));
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("the conformance script finished within 120 s")
+        .expect("the conformance script ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "wechatpy conformance failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("all WeChat conformance checks passed"),
+        "{stdout}"
+    );
+
+    // The script really talked to this simulator: of its three payments one
+    // was reversed, one never confirmed, and the HMAC one (3 fen) was kept.
+    let requests = sim.recorder.requests();
+    assert!(requests.iter().any(|(p, _)| p == "/secapi/pay/reverse"));
+    assert!(requests
+        .iter()
+        .any(|(_, f)| f.get("sign_type").map(String::as_str) == Some("HMAC-SHA256")));
+    assert_eq!(sim.ledger.money_kept_with_prefix("CONF"), 3);
+}

@@ -1,0 +1,91 @@
+//! Shared by the WeChat integration tests: the simulator on loopback and a
+//! client config pointing at it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tillpay::config::{WechatConfig, WechatSignType};
+use tillpay::gateway::wechat::xml;
+use tillpay::sim::http::{serve, BoxFuture, Handler, SimRequest, SimResponse};
+use tillpay::sim::ledger::Ledger;
+use tillpay::sim::wechat::WechatSim;
+
+pub const APPID: &str = "wx2421b1c4370ec43b";
+pub const MCH_ID: &str = "10000100";
+pub const API_KEY: &str = "8934e7d15453e97507ef794cf7b0519d";
+pub const TILL: &str = "S001-T03";
+
+pub fn config(base_url: &str, sign_type: WechatSignType) -> WechatConfig {
+    WechatConfig {
+        base_url: base_url.to_string(),
+        appid: APPID.to_string(),
+        mch_id: MCH_ID.to_string(),
+        sub_mch_id: None,
+        sub_appid: None,
+        api_key: API_KEY.to_string(),
+        sign_type,
+        client_identity: None,
+        min_reverse_delay: Duration::ZERO,
+    }
+}
+
+/// The simulator, with every request it received (parsed) on record.
+pub struct Recorder {
+    pub sim: WechatSim,
+    pub seen: Mutex<Vec<(String, BTreeMap<String, String>)>>,
+}
+
+impl Handler for Recorder {
+    fn handle(&self, req: SimRequest) -> BoxFuture<'_, SimResponse> {
+        Box::pin(async move {
+            if let Ok(fields) = xml::parse(&req.body) {
+                self.seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((req.path.clone(), fields));
+            }
+            self.sim.respond(&req)
+        })
+    }
+}
+
+impl Recorder {
+    pub fn requests(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+pub struct Running {
+    pub base_url: String,
+    pub ledger: Arc<Ledger>,
+    pub recorder: Arc<Recorder>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the WeChat simulator on 127.0.0.1, any free port.
+pub async fn start_sim(time_unit: Duration) -> Running {
+    let ledger = Arc::new(Ledger::new(time_unit));
+    let recorder = Arc::new(Recorder {
+        sim: WechatSim::new(ledger.clone(), APPID, MCH_ID, API_KEY),
+        seen: Mutex::new(Vec::new()),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let task = tokio::spawn(serve(listener, recorder.clone()));
+    Running {
+        base_url: format!("http://{addr}"),
+        ledger,
+        recorder,
+        task,
+    }
+}
