@@ -124,11 +124,6 @@ enum Command {
     },
 }
 
-fn not_built(what: &str) -> ExitCode {
-    eprintln!("tillpay {what}: not built yet in this version");
-    ExitCode::from(2)
-}
-
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -153,7 +148,7 @@ pub fn main() -> ExitCode {
 async fn dispatch(cmd: Command) -> ExitCode {
     match cmd {
         Command::Run { config } => run(&config).await,
-        Command::Demo => not_built("demo"),
+        Command::Demo => crate::demo::main().await,
         Command::Charge {
             amount,
             order,

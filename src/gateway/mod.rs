@@ -172,13 +172,30 @@ pub trait Gateway: Send + Sync {
     async fn bill(&self, date: &str) -> BillAnswer;
 }
 
-/// The gateways the config enables.
+/// The gateways the config enables. A key or certificate that does not
+/// load is a config error naming its file.
 pub fn from_config(
     cfg: &crate::config::Config,
 ) -> Result<Vec<std::sync::Arc<dyn Gateway>>, crate::config::ConfigError> {
-    let _ = cfg;
-    Err(crate::config::ConfigError::Invalid {
-        key: "wechat / alipay".into(),
-        message: "gateway clients are not built yet in this version".into(),
-    })
+    let mut out: Vec<std::sync::Arc<dyn Gateway>> = Vec::new();
+    let timeout = cfg.payment.http_timeout;
+    if let Some(w) = &cfg.wechat {
+        let g = wechat::WechatGateway::new(w, &cfg.till.id, timeout).map_err(|m| {
+            crate::config::ConfigError::Invalid {
+                key: "wechat".into(),
+                message: m,
+            }
+        })?;
+        out.push(std::sync::Arc::new(g));
+    }
+    if let Some(a) = &cfg.alipay {
+        let g = alipay::AlipayGateway::new(a, &cfg.till.id, timeout).map_err(|m| {
+            crate::config::ConfigError::Invalid {
+                key: "alipay".into(),
+                message: m,
+            }
+        })?;
+        out.push(std::sync::Arc::new(g));
+    }
+    Ok(out)
 }

@@ -9,3 +9,140 @@ pub mod http;
 pub mod ledger;
 pub mod pty;
 pub mod wechat;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{AlipayConfig, WechatConfig, WechatSignType};
+use http::{BoxFuture, Handler, SimRequest, SimResponse};
+use ledger::Ledger;
+
+/// The simulator's merchant credentials: public test values, never real.
+pub const WECHAT_APPID: &str = "wxd930ea5d5a258f4f";
+pub const WECHAT_MCH_ID: &str = "10000100";
+pub const WECHAT_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+pub const ALIPAY_APP_ID: &str = alipay::keys::DEMO_APP_ID;
+
+/// Both dialects on one loopback port: WeChat's paths (`/pay/…`,
+/// `/secapi/…`) and Alipay's gateway (`/gateway.do`, bill downloads).
+struct Router {
+    wechat: Arc<dyn Handler>,
+    alipay: Arc<dyn Handler>,
+}
+
+impl Handler for Router {
+    fn handle(&self, req: SimRequest) -> BoxFuture<'_, SimResponse> {
+        if req.path.starts_with("/pay/") || req.path.starts_with("/secapi/") {
+            self.wechat.handle(req)
+        } else {
+            self.alipay.handle(req)
+        }
+    }
+}
+
+pub struct Simulator {
+    pub addr: SocketAddr,
+    pub ledger: Arc<Ledger>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Simulator {
+    /// Starts both dialects on 127.0.0.1 (a free port). `time_unit` is one
+    /// "second" of simulated customer behaviour.
+    pub async fn start(time_unit: Duration) -> std::io::Result<Simulator> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let ledger = Arc::new(Ledger::new(time_unit));
+        let router = Arc::new(Router {
+            wechat: Arc::new(wechat::WechatSim::new(
+                ledger.clone(),
+                WECHAT_APPID,
+                WECHAT_MCH_ID,
+                WECHAT_API_KEY,
+            )),
+            // Training and tests only have today: serve today's bill too.
+            alipay: Arc::new(
+                alipay::AlipaySim::demo(ledger.clone())
+                    .map_err(std::io::Error::other)?
+                    .with_same_day_bills(),
+            ),
+        });
+        let task = tokio::spawn(http::serve(listener, router));
+        Ok(Simulator { addr, ledger, task })
+    }
+
+    pub fn wechat_base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn alipay_gateway_url(&self) -> String {
+        format!("http://{}/gateway.do", self.addr)
+    }
+
+    /// A till's `[wechat]` config for this simulator.
+    pub fn wechat_config(&self, min_reverse_delay: Duration) -> WechatConfig {
+        WechatConfig {
+            base_url: self.wechat_base_url(),
+            appid: WECHAT_APPID.into(),
+            mch_id: WECHAT_MCH_ID.into(),
+            sub_mch_id: None,
+            sub_appid: None,
+            api_key: WECHAT_API_KEY.into(),
+            sign_type: WechatSignType::HmacSha256,
+            client_identity: None,
+            min_reverse_delay,
+        }
+    }
+
+    /// A till's `[alipay]` config for this simulator.
+    pub fn alipay_config(&self) -> AlipayConfig {
+        AlipayConfig {
+            gateway_url: self.alipay_gateway_url(),
+            app_id: ALIPAY_APP_ID.into(),
+            app_private_key: alipay::keys::DEMO_APP_PRIVATE_KEY_PEM.into(),
+            app_private_key_file: "(built-in demo key)".into(),
+            alipay_public_key: alipay::keys::SIM_PUBLIC_KEY_PEM.into(),
+            alipay_public_key_file: "(built-in simulator key)".into(),
+        }
+    }
+
+    /// Writes the credential files into `dir` (secrets 0600) and returns
+    /// the `[wechat]` and `[alipay]` tables of a config for this simulator.
+    pub fn write_config_tables(
+        &self,
+        dir: &Path,
+        min_reverse_delay_ms: u64,
+    ) -> std::io::Result<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let write = |name: &str, text: &str, mode: u32| -> std::io::Result<String> {
+            let p = dir.join(name);
+            std::fs::write(&p, text)?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+            Ok(p.display().to_string())
+        };
+        let key = write("wechat-api-key", WECHAT_API_KEY, 0o600)?;
+        let app_key = write(
+            "alipay-app-private-key.pem",
+            alipay::keys::DEMO_APP_PRIVATE_KEY_PEM,
+            0o600,
+        )?;
+        let ali_pub = write(
+            "alipay-public-key.pem",
+            alipay::keys::SIM_PUBLIC_KEY_PEM,
+            0o644,
+        )?;
+        Ok(format!(
+            "[wechat]\nbase_url = {:?}\nappid = {WECHAT_APPID:?}\nmch_id = {WECHAT_MCH_ID:?}\napi_key_file = {key:?}\nmin_reverse_delay_ms = {min_reverse_delay_ms}\n\n[alipay]\ngateway_url = {:?}\napp_id = {ALIPAY_APP_ID:?}\napp_private_key_file = {app_key:?}\nalipay_public_key_file = {ali_pub:?}\n",
+            self.wechat_base_url(),
+            self.alipay_gateway_url(),
+        ))
+    }
+}

@@ -1,0 +1,33 @@
+//! `tillpay demo` without a terminal plays a scripted day and exits 0 when
+//! every sale ended as scripted (CONTRACT §1).
+
+#[test]
+fn the_scripted_demo_ends_every_sale_as_scripted() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tillpay"))
+        .arg("demo")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("tillpay demo runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "=> PAID ¥12.34",
+        "=> PAID ¥8.80",
+        "customer confirming on the phone",
+        "=> PAID ¥45.00",
+        "=> REVOKED ¥19.99",
+        "=> FAILED ¥300.00",
+        "the gateway kept ¥0.00",
+        "Demo timings",
+        "every sale ended as scripted",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    // Only masked codes are shown.
+    assert!(text.contains("1300**********"), "{text}");
+}

@@ -1,0 +1,126 @@
+//! End to end: the real `tillpay run` binary as a separate process, its
+//! config pointing at the simulator run by the test (real HTTP on loopback,
+//! real signatures), a pty as its scanner, a POS client on its socket.
+//! Every path of POLICY for both providers; each asserts the POS's final
+//! Payment and the simulator's ledger: money kept if and only if paid, at
+//! most one charge per sale.
+
+mod common;
+mod till;
+
+use std::time::Duration;
+
+use serde_json::json;
+use tillpay::domain::Provider;
+use tillpay::sim::behaviour::Behaviour;
+
+use till::{E2eTill, Speed};
+
+async fn scanned_sale(t: &mut E2eTill, order: &str, amount: u64, code: &str) -> serde_json::Value {
+    let mut pos = t.pos().await;
+    pos.send(json!({"jsonrpc": "2.0", "id": 1, "method": "charge", "params": {"order_no": order, "amount": amount}})).await;
+    t.wait_armed(order).await;
+    t.scanner.scan(code).expect("scan");
+    let (answer, _) = pos.answer(1).await;
+    answer["result"].clone()
+}
+
+async fn path(provider: Provider, behaviour: Behaviour, amount: u64, want: &str) {
+    let mut t = E2eTill::start(Speed::Fast).await;
+    let code = behaviour.code(provider, 1);
+    let p = scanned_sale(&mut t, "E1", amount, &code).await;
+    assert_eq!(p["status"], want, "{provider} {behaviour:?}: {p}");
+    assert_eq!(p["provider"], provider.as_str());
+    let otn = p["out_trade_no"]
+        .as_str()
+        .expect("out_trade_no")
+        .to_string();
+    t.assert_ledger_agrees(&otn, &p);
+    t.stop().await;
+}
+
+macro_rules! paths {
+    ($($name:ident: $behaviour:expr, $want:expr;)*) => {
+        mod wechat {
+            use super::*;
+            $( #[tokio::test] async fn $name() { path(Provider::Wechat, $behaviour, 1234, $want).await; } )*
+        }
+        mod alipay {
+            use super::*;
+            $( #[tokio::test] async fn $name() { path(Provider::Alipay, $behaviour, 1234, $want).await; } )*
+        }
+    };
+}
+
+paths! {
+    paid: Behaviour::PaysAtOnce, "paid";
+    confirmed_after_polls: Behaviour::ConfirmsAfter(3), "paid";
+    never_confirmed_is_revoked: Behaviour::NeverConfirms, "revoked";
+    declined: Behaviour::InsufficientFunds, "failed";
+    expired_code: Behaviour::ExpiredCode, "failed";
+    unknown_then_paid_by_query: Behaviour::SystemErrorPaid, "paid";
+    unknown_then_revoked: Behaviour::SystemErrorUnpaid, "revoked";
+    answer_lost_then_paid_by_query: Behaviour::AnswerLost, "paid";
+    revoke_retried_then_revoked: Behaviour::RevokeRetries(2), "revoked";
+    revoke_failing_needs_attention: Behaviour::RevokeFails, "needs_attention";
+}
+
+#[tokio::test]
+async fn cashier_cancel_while_paying_revokes_for_both_providers() {
+    let t = E2eTill::start(Speed::Fast).await;
+    for (i, provider) in [Provider::Wechat, Provider::Alipay].into_iter().enumerate() {
+        let order = format!("C{i}");
+        let code = Behaviour::NeverConfirms.code(provider, 10 + i as u64);
+        let mut pos = t.pos().await;
+        pos.send(json!({"jsonrpc": "2.0", "id": 1, "method": "charge", "params": {"order_no": order, "amount": 500, "auth_code": code}})).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut cashier = t.pos().await;
+        let cancelled = cashier.call(2, "cancel", json!({"order_no": order})).await;
+        assert_eq!(
+            cancelled["result"]["status"], "revoked",
+            "{provider}: {cancelled}"
+        );
+        let (charged, _) = pos.answer(1).await;
+        assert_eq!(charged["result"]["status"], "revoked");
+        let otn = charged["result"]["out_trade_no"]
+            .as_str()
+            .expect("otn")
+            .to_string();
+        t.assert_ledger_agrees(&otn, &charged["result"]);
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_scan_with_no_charge_waiting_and_a_double_read_charge_nothing() {
+    let mut t = E2eTill::start(Speed::Fast).await;
+    let mut watcher = t.pos().await;
+    let _ = watcher.call(0, "status", json!({})).await;
+    let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 20);
+    t.scanner.scan(&code).expect("scan");
+    let ignored = watcher
+        .next_matching(|m| m["method"] == "scanner.event" && m["params"]["event"] == "ignored")
+        .await;
+    assert_eq!(ignored["params"]["reason"], "no charge waiting");
+    assert!(
+        t.sim.ledger.orders().is_empty(),
+        "nothing reached the gateway"
+    );
+    // Armed: the gun reads the same code twice in a row.
+    let mut pos = t.pos().await;
+    pos.send(json!({"jsonrpc": "2.0", "id": 1, "method": "charge", "params": {"order_no": "D1", "amount": 300}})).await;
+    t.wait_armed("D1").await;
+    let other = Behaviour::ConfirmsAfter(2).code(Provider::Alipay, 21);
+    t.scanner
+        .write_raw(format!("{other}\r\n{other}\r\n").as_bytes())
+        .expect("scan");
+    let (answer, _) = pos.answer(1).await;
+    assert_eq!(answer["result"]["status"], "paid");
+    assert_eq!(
+        t.sim.ledger.orders().len(),
+        1,
+        "the double read charged once"
+    );
+    assert_eq!(t.sim.ledger.orders()[0].charges, 1);
+    t.stop().await;
+}

@@ -1,0 +1,154 @@
+//! A whole till for end-to-end tests: the simulator in the test process,
+//! the real `tillpay run` binary as a child, a pty as its scanner.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tillpay::sim::pty::Pty;
+use tillpay::sim::Simulator;
+
+use crate::common::Conn;
+
+pub enum Speed {
+    /// Polls every 200 ms, revoke after 2 s, WeChat's reverse delay 1 s.
+    Fast,
+}
+
+pub struct E2eTill {
+    pub sim: Simulator,
+    pub scanner: Pty,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl E2eTill {
+    pub async fn start(_speed: Speed) -> E2eTill {
+        let sim = Simulator::start(Duration::from_millis(200))
+            .await
+            .expect("simulator");
+        let scanner = Pty::open().expect("pty");
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The daemon opens the scanner by a stable name, as udev makes it.
+        let link = dir.path().join("tillpay-scanner");
+        std::os::unix::fs::symlink(&scanner.path, &link).expect("symlink");
+        let socket = dir.path().join("pos.sock");
+        let tables = sim
+            .write_config_tables(dir.path(), 1000)
+            .expect("credentials");
+        let text = format!(
+            "[till]\nid = \"T1\"\nstate_dir = {state:?}\n\n[pos]\nsocket = {sock:?}\nsocket_mode = \"0600\"\n\n[scanner]\ndevice = {dev:?}\nframe_gap_ms = 30\n\n[payment]\npoll_interval_ms = 200\npay_timeout_ms = 2000\nrevoke_interval_ms = 100\nrevoke_max_attempts = 3\nhttp_timeout_ms = 1000\nscan_timeout_ms = 20000\n\n{tables}",
+            state = dir.path().join("state").display().to_string(),
+            sock = socket.display().to_string(),
+            dev = link.display().to_string(),
+        );
+        let config = dir.path().join("tillpay.toml");
+        std::fs::write(&config, text).expect("config");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let mut t = E2eTill {
+            sim,
+            scanner,
+            dir,
+            socket,
+            config,
+            daemon: None,
+        };
+        t.spawn().await;
+        t
+    }
+
+    /// Starts `tillpay run` and waits until it answers on its socket.
+    pub async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_tillpay"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tillpay runs");
+        self.daemon = Some(child);
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            if let Ok(s) = tokio::net::UnixStream::connect(&self.socket).await {
+                drop(s);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("tillpay did not start: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub async fn pos(&self) -> Conn {
+        Conn::open(&self.socket).await
+    }
+
+    pub async fn wait_armed(&self, order: &str) {
+        let mut c = self.pos().await;
+        for i in 0..500 {
+            let s = c.call(i, "status", json!({})).await;
+            if s["result"]["waiting_order"] == order {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{order} never waited for a scan");
+    }
+
+    /// Money kept at the gateway if and only if the POS was told paid, and
+    /// never more than one charge.
+    pub fn assert_ledger_agrees(&self, out_trade_no: &str, payment: &Value) {
+        let amount = payment["amount"].as_u64().expect("amount");
+        let kept = self.sim.ledger.money_kept(out_trade_no);
+        let charges = self.sim.ledger.order(out_trade_no).map_or(0, |o| o.charges);
+        assert!(charges <= 1, "{out_trade_no} charged {charges} times");
+        if payment["status"] == "paid" {
+            assert_eq!(
+                kept, amount,
+                "{out_trade_no}: paid but the gateway kept {kept}"
+            );
+        } else {
+            assert_eq!(
+                kept, 0,
+                "{out_trade_no}: {} but the gateway kept {kept}",
+                payment["status"]
+            );
+        }
+    }
+
+    /// kill -9: no chance to clean up, as a power cut.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = tokio::task::spawn_blocking(move || c.wait()).await;
+        }
+    }
+}
+
+impl Drop for E2eTill {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
