@@ -10,7 +10,7 @@ use crate::domain::{is_valid_id, Fen};
 use crate::gateway::{GatewayNote, RefundAnswer, RefundRequest};
 use crate::journal::{now_ms, RefundRow, RefundStatus};
 
-/// Refund queries after an unknown answer, `poll_interval` apart.
+/// Refund queries after an unknown or accepted-only answer, `poll_interval` apart.
 const CONFIRM_QUERIES: u32 = 3;
 
 pub(super) async fn refund(
@@ -121,7 +121,13 @@ async fn send(
     };
     let mut answer = gw.refund(&req).await;
     let mut queries = 0;
-    while matches!(answer, RefundAnswer::Unknown(_)) && queries < CONFIRM_QUERIES {
+    // WeChat only accepts a refund ("processing"); unknown answers are
+    // asked again. Both are confirmed by refund query, a bounded few times.
+    while matches!(
+        answer,
+        RefundAnswer::Unknown(_) | RefundAnswer::Processing(_)
+    ) && queries < CONFIRM_QUERIES
+    {
         tokio::time::sleep(engine.config().poll_interval).await;
         answer = gw.refund_query(&row.out_trade_no, &row.refund_no).await;
         queries += 1;

@@ -1,0 +1,168 @@
+//! `tillpay reconcile` against the simulator's bills: downloaded with the
+//! configured credentials, or read from files (CONTRACT §5).
+
+mod common;
+mod till;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tillpay::domain::Provider;
+use tillpay::sim::behaviour::Behaviour;
+
+use till::{E2eTill, Speed};
+
+async fn reconcile(t: &E2eTill, extra: &[&str]) -> (Option<i32>, String, String) {
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let mut args = vec![
+        "reconcile".to_string(),
+        "--config".into(),
+        t.config.display().to_string(),
+        "--date".into(),
+        today,
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tillpay"))
+            .args(args)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("join");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A day of sales on both providers: paid, declined, revoked after the
+/// money was taken (a revoke-caused refund), and a partial refund.
+async fn trade(t: &E2eTill) {
+    let mut pos = t.pos().await;
+    for (i, provider) in [Provider::Wechat, Provider::Alipay].into_iter().enumerate() {
+        let o = |s: &str| format!("{s}{i}");
+        let paid = pos
+            .call(1, "charge", json!({"order_no": o("PAID"), "amount": 1234, "auth_code": Behaviour::PaysAtOnce.code(provider, 100 + i as u64)}))
+            .await;
+        assert_eq!(paid["result"]["status"], "paid");
+        let declined = pos
+            .call(2, "charge", json!({"order_no": o("NO"), "amount": 50, "auth_code": Behaviour::InsufficientFunds.code(provider, 110 + i as u64)}))
+            .await;
+        assert_eq!(declined["result"]["status"], "failed");
+        let refund = pos
+            .call(
+                3,
+                "refund",
+                json!({"order_no": o("PAID"), "refund_no": o("RF"), "amount": 234}),
+            )
+            .await;
+        assert_eq!(refund["result"]["status"], "refunded", "{refund}");
+        // Paid, but the answer is lost and the cashier cancels: the revoke
+        // gives the money back.
+        let mut c = t.pos().await;
+        c.send(json!({"jsonrpc": "2.0", "id": 9, "method": "charge", "params": {"order_no": o("LOST"), "amount": 700, "auth_code": Behaviour::AnswerLost.code(provider, 120 + i as u64)}})).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let cancelled: Value = pos.call(4, "cancel", json!({"order_no": o("LOST")})).await;
+        assert_eq!(cancelled["result"]["status"], "revoked", "{cancelled}");
+    }
+}
+
+#[tokio::test]
+async fn a_day_reconciles_clean_including_revoke_refunds_and_partial_refunds() {
+    let t = E2eTill::start(Speed::Fast).await;
+    trade(&t).await;
+    let (code, out, err) = reconcile(&t, &["--json"]).await;
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}\n{err}"));
+    assert_eq!(v["discrepancies"], json!([]), "{v}\n{err}");
+    // Per provider: paid, refund, declined (absent both sides), revoked.
+    assert_eq!(v["matched"], 8, "{v}");
+    assert_eq!(code, Some(0));
+    let (code, table, _) = reconcile(&t, &[]).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        table.contains("no discrepancies") && table.contains("wechat") && table.contains("alipay"),
+        "{table}"
+    );
+}
+
+#[tokio::test]
+async fn a_sale_the_gateway_does_not_know_is_missing_remote_and_a_garbled_file_exits_2() {
+    let t = E2eTill::start(Speed::Fast).await;
+    trade(&t).await;
+    // Fetch today's WeChat bill as the gateway serves it, then reconcile a
+    // copy with the first paid row cut out.
+    let cfg = t.sim.wechat_config(Duration::from_secs(1));
+    let gw = tillpay::gateway::wechat::WechatGateway::new(&cfg, "T1", Duration::from_secs(2))
+        .expect("client");
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let tillpay::gateway::BillAnswer::File(bytes) =
+        tillpay::gateway::Gateway::bill(&gw, &today).await
+    else {
+        panic!("no bill");
+    };
+    let text = String::from_utf8(bytes).expect("utf8");
+    let good = t.dir.path().join("wx.csv");
+    std::fs::write(&good, &text).expect("write");
+    let (code, out, err) = reconcile(
+        &t,
+        &["--json", "--wechat-bill", good.to_str().expect("path")],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    let cut: String = text.lines().take(2).collect::<Vec<_>>().join("\n");
+    let truncated = t.dir.path().join("cut.csv");
+    std::fs::write(&truncated, cut).expect("write");
+    let (code, _, err) = reconcile(&t, &["--wechat-bill", truncated.to_str().expect("path")]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("truncated"), "{err}");
+    // A bill with no rows: every paid sale of the day is missing remotely.
+    let empty = t.dir.path().join("empty.csv");
+    let header = text.lines().next().expect("header");
+    std::fs::write(
+        &empty,
+        format!("{header}\r\n总交易单数,应结订单总金额,退款总金额\r\n`0,`0.00,`0.00\r\n"),
+    )
+    .expect("write");
+    let csv = t.dir.path().join("report.csv");
+    let (code, out, _) = reconcile(
+        &t,
+        &[
+            "--json",
+            "--wechat-bill",
+            empty.to_str().expect("path"),
+            "--csv",
+            csv.to_str().expect("path"),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(1));
+    let v: Value = serde_json::from_str(&out).expect("json");
+    let kinds: Vec<(&str, &str)> = v["discrepancies"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap_or(""),
+                d["out_trade_no"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("missing_remote", "T1_PAID0_1"),
+            ("missing_remote", "T1_LOST0_1"),
+            ("missing_remote", "T1_PAID0_1")
+        ],
+        "{v}"
+    );
+    let report = std::fs::read_to_string(&csv).expect("csv");
+    assert!(
+        report.starts_with("date,kind,provider,out_trade_no,local,remote\n")
+            && report.lines().count() == 4,
+        "{report}"
+    );
+}
