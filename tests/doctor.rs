@@ -16,12 +16,20 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let sim = Simulator::start(Duration::from_millis(100)).await.expect("sim");
+    let sim = Simulator::start(Duration::from_millis(100))
+        .await
+        .expect("sim");
     let dir = tempfile::tempdir().expect("tempdir");
     let tables = sim.write_config_tables(dir.path(), 15000).expect("tables");
     let pty = Pty::open().expect("pty");
     let scanner = pty.path.display().to_string();
-    Setup { dir, sim, _pty: pty, tables, scanner }
+    Setup {
+        dir,
+        sim,
+        _pty: pty,
+        tables,
+        scanner,
+    }
 }
 
 impl Setup {
@@ -40,11 +48,19 @@ impl Setup {
 async fn doctor(config: &std::path::Path) -> (Option<i32>, String) {
     let config = config.to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tillpay")).arg("doctor").arg("--config").arg(config).output().expect("runs")
+        std::process::Command::new(env!("CARGO_BIN_EXE_tillpay"))
+            .arg("doctor")
+            .arg("--config")
+            .arg(config)
+            .output()
+            .expect("runs")
     })
     .await
     .expect("join");
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 fn fail_lines(out: &str) -> Vec<&str> {
@@ -57,7 +73,15 @@ async fn a_good_config_passes() {
     let (code, out) = doctor(&s.config(&s.tables, &s.scanner)).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(fail_lines(&out).is_empty(), "{out}");
-    for what in ["OK   config", "OK   keys", "OK   scanner", "OK   wechat gateway", "OK   alipay gateway", "OK   clock", "journal"] {
+    for what in [
+        "OK   config",
+        "OK   keys",
+        "OK   scanner",
+        "OK   wechat gateway",
+        "OK   alipay gateway",
+        "OK   clock",
+        "journal",
+    ] {
         assert!(out.contains(what), "no {what:?} in:\n{out}");
     }
     let _ = &s.sim;
@@ -69,34 +93,70 @@ async fn each_fault_gives_its_fail_line() {
     // An unknown key.
     let (code, out) = doctor(&s.config(&format!("{}\nbogus = 1\n", s.tables), &s.scanner)).await;
     assert_eq!(code, Some(1));
-    assert!(fail_lines(&out).iter().any(|l| l.contains("config") && l.contains("bogus")), "{out}");
+    assert!(
+        fail_lines(&out)
+            .iter()
+            .any(|l| l.contains("config") && l.contains("bogus")),
+        "{out}"
+    );
     // A secret readable by others.
     let key = s.dir.path().join("wechat-api-key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let (code, out) = doctor(&s.config(&s.tables, &s.scanner)).await;
     assert_eq!(code, Some(1));
-    assert!(fail_lines(&out).iter().any(|l| l.contains("chmod 600")), "{out}");
+    assert!(
+        fail_lines(&out).iter().any(|l| l.contains("chmod 600")),
+        "{out}"
+    );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     // A key that does not parse.
     let ap = s.dir.path().join("alipay-app-private-key.pem");
-    std::fs::write(&ap, "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n").expect("write");
+    std::fs::write(
+        &ap,
+        "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
+    )
+    .expect("write");
     let (code, out) = doctor(&s.config(&s.tables, &s.scanner)).await;
     assert_eq!(code, Some(1));
-    assert!(fail_lines(&out).iter().any(|l| l.contains("keys") && l.contains("alipay-app-private-key.pem")), "{out}");
+    assert!(
+        fail_lines(&out)
+            .iter()
+            .any(|l| l.contains("keys") && l.contains("alipay-app-private-key.pem")),
+        "{out}"
+    );
     std::fs::write(&ap, tillpay::sim::alipay::keys::DEMO_APP_PRIVATE_KEY_PEM).expect("write");
     // No scanner.
     let (code, out) = doctor(&s.config(&s.tables, "/dev/tillpay-no-such-scanner")).await;
     assert_eq!(code, Some(1));
-    assert!(fail_lines(&out).iter().any(|l| l.contains("scanner") && l.contains("not present")), "{out}");
+    assert!(
+        fail_lines(&out)
+            .iter()
+            .any(|l| l.contains("scanner") && l.contains("not present")),
+        "{out}"
+    );
     // A gateway nobody answers at.
-    let unreachable = s.tables.replace(&s.sim.wechat_base_url(), "http://127.0.0.1:9");
+    let unreachable = s
+        .tables
+        .replace(&s.sim.wechat_base_url(), "http://127.0.0.1:9");
     let (code, out) = doctor(&s.config(&unreachable, &s.scanner)).await;
     assert_eq!(code, Some(1));
-    assert!(fail_lines(&out).iter().any(|l| l.contains("wechat gateway") && l.contains("not reachable")), "{out}");
+    assert!(
+        fail_lines(&out)
+            .iter()
+            .any(|l| l.contains("wechat gateway") && l.contains("not reachable")),
+        "{out}"
+    );
     // A damaged journal.
     std::fs::create_dir_all(s.dir.path().join("state")).expect("mkdir");
-    std::fs::write(s.dir.path().join("state/journal.sqlite"), vec![0x42u8; 8192]).expect("write");
+    std::fs::write(
+        s.dir.path().join("state/journal.sqlite"),
+        vec![0x42u8; 8192],
+    )
+    .expect("write");
     let (code, out) = doctor(&s.config(&s.tables, &s.scanner)).await;
     assert_eq!(code, Some(1));
-    assert!(fail_lines(&out).iter().any(|l| l.contains("journal")), "{out}");
+    assert!(
+        fail_lines(&out).iter().any(|l| l.contains("journal")),
+        "{out}"
+    );
 }

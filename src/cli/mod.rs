@@ -102,21 +102,7 @@ enum Command {
     /// Read the local journal; resolve attempts that need an operator.
     Journal(journal_cmds::JournalArgs),
     /// Next-day reconciliation against the gateways' bills.
-    Reconcile {
-        #[arg(long, default_value = config::DEFAULT_PATH)]
-        config: PathBuf,
-        #[arg(long)]
-        date: String,
-        #[arg(long)]
-        wechat_bill: Option<PathBuf>,
-        #[arg(long)]
-        alipay_bill: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-        /// Also write the discrepancies as CSV, for the accountant.
-        #[arg(long)]
-        csv: Option<PathBuf>,
-    },
+    Reconcile(reconcile_cmd::Args),
     /// Check config, keys, scanner, socket, journal and gateways.
     Doctor {
         #[arg(long, default_value = config::DEFAULT_PATH)]
@@ -168,24 +154,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
         Command::Status { opts } => client_cmds::status(&opts).await,
         Command::List { date, opts } => client_cmds::list(&opts, date).await,
         Command::Journal(args) => journal_cmds::main(args).await,
-        Command::Reconcile {
-            config,
-            date,
-            wechat_bill,
-            alipay_bill,
-            json,
-            csv,
-        } => {
-            reconcile_cmd::main(reconcile_cmd::Args {
-                config,
-                date,
-                wechat_bill,
-                alipay_bill,
-                json,
-                csv,
-            })
-            .await
-        }
+        Command::Reconcile(args) => reconcile_cmd::main(args).await,
         Command::Doctor { config } => doctor::main(&config).await,
     }
 }

@@ -11,12 +11,23 @@ use crate::gateway::BillAnswer;
 use crate::journal::Journal;
 use crate::reconcile::{alipay_bill, matching, report, wechat_bill, Bill};
 
+#[derive(clap::Args)]
 pub struct Args {
+    #[arg(long, default_value = crate::config::DEFAULT_PATH)]
     pub config: PathBuf,
+    /// The day to reconcile, YYYY-MM-DD (local time).
+    #[arg(long)]
     pub date: String,
+    /// WeChat's `downloadbill` text (bill_type ALL); else downloaded.
+    #[arg(long)]
     pub wechat_bill: Option<PathBuf>,
+    /// Alipay's bill zip, or the detail CSV inside it; else downloaded.
+    #[arg(long)]
     pub alipay_bill: Option<PathBuf>,
+    #[arg(long)]
     pub json: bool,
+    /// Also write the discrepancies as CSV, for the accountant.
+    #[arg(long)]
     pub csv: Option<PathBuf>,
 }
 

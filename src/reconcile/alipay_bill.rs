@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 
-use super::{bill_amount, fields, Bill, BillError, BillRow, RowKind};
+use super::{bill_amount, check_width, fields, Bill, BillError, BillRow, RowKind};
 use crate::domain::{Fen, Provider};
 
 const WHAT: &str = "Alipay";
@@ -139,16 +139,7 @@ pub fn parse_detail(input: impl BufRead, till_id: &str) -> Result<Bill, BillErro
             cols = Some(Columns::from_header(&f)?);
             continue;
         };
-        if f.len() != c.width {
-            return Err(BillError::format(
-                WHAT,
-                format!(
-                    "line {lineno}: {} fields where the header has {} (truncated or garbled)",
-                    f.len(),
-                    c.width
-                ),
-            ));
-        }
+        check_width(WHAT, lineno, f.len(), c.width)?;
         bill.total_rows += 1;
         let money = |i: usize| -> Result<i64, BillError> {
             match bill_amount(f[i]) {

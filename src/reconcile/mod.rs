@@ -78,6 +78,23 @@ pub(crate) fn fields(line: &str) -> Vec<&str> {
         .collect()
 }
 
+/// A detail row must have as many fields as its header: fewer or more
+/// means the file was cut or garbled.
+pub(crate) fn check_width(
+    what: &'static str,
+    line: usize,
+    got: usize,
+    want: usize,
+) -> Result<(), BillError> {
+    if got == want {
+        return Ok(());
+    }
+    Err(BillError::format(
+        what,
+        format!("line {line}: {got} fields where the header has {want} (truncated or garbled)"),
+    ))
+}
+
 /// A yuan amount as bills print it: two decimals, maybe signed. Bills in
 /// the wild also drop trailing zeros ("0.1"), so one or two decimals pass.
 pub(crate) fn bill_amount(s: &str) -> Option<(bool, Fen)> {

@@ -7,7 +7,7 @@
 
 use std::io::BufRead;
 
-use super::{bill_amount, fields, Bill, BillError, BillRow, RowKind};
+use super::{bill_amount, check_width, fields, Bill, BillError, BillRow, RowKind};
 use crate::domain::{Fen, Provider};
 
 const WHAT: &str = "WeChat";
@@ -119,16 +119,7 @@ pub fn parse(input: impl BufRead, till_id: &str) -> Result<Bill, BillError> {
             summary_header = Some(f.iter().map(|s| s.to_string()).collect());
             continue;
         }
-        if f.len() != c.width {
-            return Err(BillError::format(
-                WHAT,
-                format!(
-                    "line {lineno}: {} fields where the header has {} (truncated or garbled)",
-                    f.len(),
-                    c.width
-                ),
-            ));
-        }
+        check_width(WHAT, lineno, f.len(), c.width)?;
         bill.total_rows += 1;
         if let Some(i) = c.settle_amount {
             sum_settle += amount(&f, i, lineno)?.0;
