@@ -27,6 +27,10 @@ pub enum DaemonError {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(cfg: Config, gateways: Vec<Arc<dyn Gateway>>) -> Result<(), DaemonError> {
+    // Signals first: a SIGTERM during start-up is a clean stop too.
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| DaemonError::Other(e.to_string()))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| DaemonError::Other(e.to_string()))?;
     systemd::notify("STATUS=opening the journal");
     let journal_path = cfg.till.journal_path();
     let j = journal_path.clone();
@@ -63,9 +67,6 @@ pub async fn run(cfg: Config, gateways: Vec<Arc<dyn Gateway>>) -> Result<(), Dae
     ));
     tracing::info!(till = %cfg.till.id, "ready");
 
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| DaemonError::Other(e.to_string()))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| DaemonError::Other(e.to_string()))?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
@@ -108,7 +109,10 @@ async fn watchdog(engine: Arc<Engine>, every: std::time::Duration) {
             tokio::task::spawn_blocking(move || j.pragma("user_version")),
         )
         .await
-        .is_ok_and(|r| r.is_ok_and(|v| v.is_ok()));
+        .is_ok_and(|r| r.is_ok_and(|v| v.is_ok()))
+            // After a journal write failed, stop the pings: systemd restarts
+            // the daemon, and recovery settles what was in flight.
+            && engine.journal_ok();
         if alive {
             systemd::notify("WATCHDOG=1");
         } else {

@@ -137,16 +137,43 @@ fn ready_after_listening_then_watchdog_pings_then_a_clean_stop() {
     );
 }
 
-fn status_over(path: &Path) -> serde_json::Value {
+/// The pid of the process serving `stream`, from SO_PEERCRED.
+fn peer_pid(stream: &std::os::unix::net::UnixStream) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which we own.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "SO_PEERCRED");
+    cred.pid
+}
+
+fn status_over(path: &Path) -> (serde_json::Value, i32) {
     use std::io::{BufRead, Write};
     let mut s = std::os::unix::net::UnixStream::connect(path).expect("connect");
+    // Never hang a test run on a daemon that does not answer.
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
     s.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\"}\n")
         .expect("write");
+    let pid = peer_pid(&s);
     let mut line = String::new();
     std::io::BufReader::new(s)
         .read_line(&mut line)
         .expect("read");
-    serde_json::from_str(&line).expect("json")
+    (serde_json::from_str(&line).expect("json"), pid)
 }
 
 #[test]
@@ -168,12 +195,33 @@ fn serves_on_the_socket_systemd_passes() {
     while !activated.exists() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let v = status_over(&activated);
+    let (v, daemon_pid) = status_over(&activated);
     assert_eq!(v["result"]["till_id"], "T1", "{v}");
     assert!(
         !s.dir.path().join("pos.sock").exists(),
         "the configured path is not used when a socket is passed"
     );
-    terminate(&child);
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    // SIGTERM the daemon itself (systemd-socket-activate may have forked it).
+    // SAFETY: signalling a process this test started.
+    unsafe { libc::kill(daemon_pid, libc::SIGTERM) };
+    let end = Instant::now() + Duration::from_secs(10);
+    // SAFETY: kill with signal 0 only probes that the pid exists.
+    while unsafe { libc::kill(daemon_pid, 0) } == 0 && Instant::now() < end {
+        if daemon_pid == child.id() as i32 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if daemon_pid == child.id() as i32 {
+        assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    } else {
+        // SAFETY: as above.
+        assert_ne!(
+            unsafe { libc::kill(daemon_pid, 0) },
+            0,
+            "the daemon stopped on SIGTERM"
+        );
+        terminate(&child);
+        let _ = wait_exit(&mut child, Duration::from_secs(5));
+    }
 }

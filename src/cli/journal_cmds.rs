@@ -120,7 +120,7 @@ fn list(j: &Journal, date: Option<String>) -> Result<ExitCode, String> {
     println!("{date}: {} sale(s)", day.len());
     for (sale, attempts) in day {
         let refunds = j.refunds_of(&sale.order_no).map_err(|e| e.to_string())?;
-        let p = Payment::build(&sale, &attempts, &refunds, false);
+        let p = Payment::build(&sale, &attempts, &refunds, crate::engine::view::Live::Idle);
         println!(
             "  {:<24} {:>10} {:<16} {:<7} {}",
             p.order_no,

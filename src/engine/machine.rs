@@ -235,6 +235,15 @@ pub fn step(a: Attempt, ev: Event, elapsed: Duration, t: &Timing) -> Step {
                 },
             ],
         ),
+        // A pay or query answer that was in flight when a cancel moved the
+        // attempt to revoking: the revoke decides (POLICY 12), but it must
+        // still be sent, and a paid answer means the revoke will refund.
+        (Phase::Revoking, Event::QueryAnswered(ans)) => {
+            revoke_after_stray_answer(a, matches!(ans, QueryAnswer::Paid(_)), elapsed, t)
+        }
+        (Phase::Revoking, Event::PayAnswered(ans)) => {
+            revoke_after_stray_answer(a, matches!(ans, PayAnswer::Paid(_)), elapsed, t)
+        }
         // Anything else (a duplicate cancel, a stray answer) changes nothing.
         _ => (a, Vec::new()),
     }
@@ -348,7 +357,12 @@ fn paid(a: Attempt, info: PaidInfo, elapsed: Duration, t: &Timing) -> Step {
     };
     if a.cancel_requested {
         // The cashier cancelled the sale: the money goes back (POLICY 10).
-        return start_revoke(a, elapsed, t);
+        // Keep the transaction id: reconciliation and operators need it.
+        let (a, mut actions) = start_revoke(a, elapsed, t);
+        if let Some(Action::Record(r)) = actions.first_mut() {
+            r.paid = Some(info);
+        }
+        return (a, actions);
     }
     let mut rec = Record::new("paid");
     rec.paid = Some(info);
@@ -359,6 +373,22 @@ fn paid(a: Attempt, info: PaidInfo, elapsed: Duration, t: &Timing) -> Step {
         },
         vec![Action::Record(rec), Action::Notify(Notice::Paid)],
     )
+}
+
+fn revoke_after_stray_answer(a: Attempt, paid: bool, elapsed: Duration, t: &Timing) -> Step {
+    let a = Attempt {
+        seen_paid: a.seen_paid || paid,
+        ..a
+    };
+    let mut actions = Vec::new();
+    if paid {
+        actions.push(Action::Record(Record::new("paid_while_revoking")));
+    }
+    actions.push(Action::Schedule {
+        call: Call::Revoke,
+        after: t.min_revoke_delay.saturating_sub(elapsed),
+    });
+    (a, actions)
 }
 
 fn fail(a: Attempt, rec: Record) -> Step {

@@ -43,13 +43,23 @@ pub enum ScanOutcome {
 }
 
 enum ScanWait {
-    Scanned(AuthCode),
-    Cancelled,
+    /// The code, and the sale's place in `running`, taken under the same
+    /// lock as the armed entry so that a cancel can never fall between.
+    Scanned(AuthCode, Slot),
+    /// With the slot that `cancel` waits on.
+    Cancelled(Slot),
 }
 
 struct Armed {
     order_no: String,
     tx: oneshot::Sender<ScanWait>,
+}
+
+/// The worker's ends of a sale's `running` entry.
+struct Slot {
+    order_no: String,
+    cancel_rx: mpsc::UnboundedReceiver<()>,
+    done_tx: watch::Sender<bool>,
 }
 
 struct Running {
@@ -117,6 +127,37 @@ impl Engine {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Puts a sale in `running` (the caller holds the lock): from here a
+    /// cancel reaches whatever runs it.
+    fn reserve(live: &mut Live, order_no: &str) -> Slot {
+        let (cancel, cancel_rx) = mpsc::unbounded_channel();
+        let (done_tx, done) = watch::channel(false);
+        live.running
+            .insert(order_no.to_string(), Running { cancel, done });
+        Slot {
+            order_no: order_no.to_string(),
+            cancel_rx,
+            done_tx,
+        }
+    }
+
+    /// Takes a sale out of `running` and wakes whoever waits for it.
+    fn release(&self, slot: &Slot) {
+        self.live().running.remove(&slot.order_no);
+        let _ = slot.done_tx.send(true);
+    }
+
+    fn live_state(&self, order_no: &str) -> view::Live {
+        let live = self.live();
+        if live.armed.as_ref().is_some_and(|a| a.order_no == order_no) {
+            view::Live::Armed
+        } else if live.running.contains_key(order_no) {
+            view::Live::Running
+        } else {
+            view::Live::Idle
+        }
+    }
+
     pub(crate) fn emit_payment(&self, order_no: &str, event: &str, extra: serde_json::Value) {
         let mut params = json!({"order_no": order_no, "event": event});
         if let (Some(p), serde_json::Value::Object(extra)) = (params.as_object_mut(), extra) {
@@ -173,11 +214,6 @@ impl Engine {
 
     /// The Payment of `order_no` as the journal has it now.
     pub async fn payment(&self, order_no: &str) -> Result<Payment, EngineError> {
-        let armed = self
-            .live()
-            .armed
-            .as_ref()
-            .is_some_and(|a| a.order_no == order_no);
         let j = self.journal.clone();
         let o = order_no.to_string();
         let found = blocking(move || {
@@ -189,7 +225,12 @@ impl Engine {
         .map_err(|e| EngineError::JournalUnavailable(e.to_string()))?;
         let ((sale, attempts), refunds) =
             found.ok_or_else(|| EngineError::UnknownOrder(order_no.to_string()))?;
-        Ok(Payment::build(&sale, &attempts, &refunds, armed))
+        Ok(Payment::build(
+            &sale,
+            &attempts,
+            &refunds,
+            self.live_state(order_no),
+        ))
     }
 
     /// The Payments of one local day.
@@ -207,10 +248,9 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::JournalUnavailable(e.to_string()))?;
-        let armed = self.live().armed.as_ref().map(|a| a.order_no.clone());
         Ok(day
             .iter()
-            .map(|(s, a, r)| Payment::build(s, a, r, armed.as_deref() == Some(s.order_no.as_str())))
+            .map(|(s, a, r)| Payment::build(s, a, r, self.live_state(&s.order_no)))
             .collect())
     }
 
@@ -251,7 +291,7 @@ impl Engine {
         };
         if !self.journal_ok() {
             return Err(EngineError::JournalUnavailable(
-                "the journal failed earlier".into(),
+                "the journal failed earlier; nothing was sent to any gateway".into(),
             ));
         }
         Ok(code)
@@ -310,21 +350,36 @@ impl Engine {
                 )));
             }
         }
-        if code.is_none() && self.live().armed.is_some() {
-            return Err(EngineError::Busy);
-        }
+        let slot = {
+            let mut live = self.live();
+            if live.running.contains_key(&order_no)
+                || live.armed.as_ref().is_some_and(|a| a.order_no == order_no)
+            {
+                return Err(EngineError::OrderConflict(format!(
+                    "order {order_no} is already being charged"
+                )));
+            }
+            match code {
+                Some(_) => Some(Self::reserve(&mut live, &order_no)),
+                None if live.armed.is_some() => return Err(EngineError::Busy),
+                None => None,
+            }
+        };
         let j = self.journal.clone();
         let o = order_no.clone();
-        blocking(move || j.ensure_sale(&o, amount, &subject))
-            .await
-            .map_err(|e| self.journal_error(e))?;
+        if let Err(e) = blocking(move || j.ensure_sale(&o, amount, &subject)).await {
+            if let Some(slot) = &slot {
+                self.release(slot);
+            }
+            return Err(self.journal_error(e));
+        }
 
         let (result_tx, result_rx) = oneshot::channel();
-        match code {
-            Some(code) => {
+        match code.zip(slot) {
+            Some((code, slot)) => {
                 let engine = self.clone();
                 tokio::spawn(async move {
-                    let r = engine.start_attempt(&order_no, code).await;
+                    let r = engine.start_attempt(code, slot).await;
                     let _ = result_tx.send(r);
                 });
             }
@@ -359,7 +414,9 @@ impl Engine {
             JournalError::UnknownOrder(o) => EngineError::UnknownOrder(o),
             other => {
                 self.fail_stop(&other);
-                EngineError::JournalUnavailable(other.to_string())
+                EngineError::JournalUnavailable(format!(
+                    "{other}; nothing more was sent to any gateway"
+                ))
             }
         }
     }
@@ -377,13 +434,13 @@ impl Engine {
             }
         }
         match outcome {
-            Ok(Ok(ScanWait::Scanned(code))) => self.start_attempt(order_no, code).await,
-            Ok(Ok(ScanWait::Cancelled)) => {
-                self.end_unscanned(order_no, "cancelled by the cashier")
+            Ok(Ok(ScanWait::Scanned(code, slot))) => self.start_attempt(code, slot).await,
+            Ok(Ok(ScanWait::Cancelled(slot))) => {
+                self.end_unscanned(order_no, "cancelled by the cashier", Some(&slot))
                     .await
             }
             Ok(Err(_)) | Err(_) => {
-                self.end_unscanned(order_no, "no code was scanned in time")
+                self.end_unscanned(order_no, "no code was scanned in time", None)
                     .await
             }
         }
@@ -393,74 +450,85 @@ impl Engine {
         &self,
         order_no: &str,
         why: &'static str,
+        slot: Option<&Slot>,
     ) -> Result<Payment, EngineError> {
         let j = self.journal.clone();
         let o = order_no.to_string();
-        blocking(move || j.cancel_sale(&o, why))
-            .await
-            .map_err(|e| self.journal_error(e))?;
+        let r = blocking(move || j.cancel_sale(&o, why)).await;
+        if let Some(slot) = slot {
+            self.release(slot);
+        }
+        r.map_err(|e| self.journal_error(e))?;
         self.emit_payment(order_no, "cancelled", json!({"reason": why}));
         self.payment(order_no).await
     }
 
     /// Journals a new attempt (before any byte leaves, POLICY 3), runs it,
-    /// and answers with the final Payment.
+    /// and answers with the final Payment. A cancel that came before the
+    /// attempt was journaled ends the sale with nothing sent.
     async fn start_attempt(
         self: &Arc<Self>,
-        order_no: &str,
         code: AuthCode,
+        mut slot: Slot,
     ) -> Result<Payment, EngineError> {
+        let order_no = slot.order_no.clone();
         let Some(gateway) = self.gateways.get(&code.provider()).cloned() else {
+            self.release(&slot);
             return Err(EngineError::ProviderUnavailable(code.provider()));
         };
+        if slot.cancel_rx.try_recv().is_ok() {
+            return self
+                .end_unscanned(&order_no, "cancelled by the cashier", Some(&slot))
+                .await;
+        }
         let j = self.journal.clone();
-        let o = order_no.to_string();
+        let o = order_no.clone();
         let c = code.clone();
-        let row = blocking(move || j.begin_attempt(&o, &c))
-            .await
-            .map_err(|e| self.journal_error(e))?;
-        let j = self.journal.clone();
-        let o = order_no.to_string();
-        let subject = blocking(move || j.sale(&o))
-            .await
-            .ok()
-            .flatten()
-            .map(|(s, _)| s.subject)
-            .unwrap_or_default();
+        let started = blocking(move || {
+            let row = j.begin_attempt(&o, &c)?;
+            let subject = j.sale(&o)?.map(|(s, _)| s.subject).unwrap_or_default();
+            Ok((row, subject))
+        })
+        .await;
+        let (row, subject) = match started {
+            Ok(r) => r,
+            Err(e) => {
+                self.release(&slot);
+                return Err(self.journal_error(e));
+            }
+        };
         let req = crate::gateway::PayRequest {
             out_trade_no: row.out_trade_no.clone(),
             amount: row.amount,
             auth_code: code,
             subject,
         };
-        let done = self.launch(row, gateway, worker::First::Pay(req));
-        self.await_done(order_no, done).await
+        let done = slot.done_tx.subscribe();
+        self.launch(row, gateway, worker::First::Pay(req), slot);
+        self.await_done(&order_no, done).await
     }
 
-    /// Starts the worker of an attempt and registers it as running.
+    /// Starts the worker of an attempt in its reserved slot. The slot is
+    /// released when the worker ends, even by a panic.
     fn launch(
         self: &Arc<Self>,
         row: crate::journal::AttemptRow,
         gateway: Arc<dyn Gateway>,
         first: worker::First,
-    ) -> watch::Receiver<bool> {
-        let (cancel_tx, cancel_rx) = mpsc::unbounded_channel();
-        let (done_tx, done_rx) = watch::channel(false);
-        self.live().running.insert(
-            row.order_no.clone(),
-            Running {
-                cancel: cancel_tx,
-                done: done_rx.clone(),
-            },
-        );
+        slot: Slot,
+    ) {
+        struct Release(Arc<Engine>, String, watch::Sender<bool>);
+        impl Drop for Release {
+            fn drop(&mut self) {
+                self.0.live().running.remove(&self.1);
+                let _ = self.2.send(true);
+            }
+        }
         let engine = self.clone();
         tokio::spawn(async move {
-            let order_no = row.order_no.clone();
-            worker::run(&engine, row, gateway, first, cancel_rx).await;
-            engine.live().running.remove(&order_no);
-            let _ = done_tx.send(true);
+            let _release = Release(engine.clone(), slot.order_no, slot.done_tx);
+            worker::run(&engine, row, gateway, first, slot.cancel_rx).await;
         });
-        done_rx
     }
 
     async fn await_done(
@@ -472,7 +540,8 @@ impl Engine {
         let p = self.payment(order_no).await?;
         if !p.status.is_final() && !self.journal_ok() {
             return Err(EngineError::JournalUnavailable(
-                "the journal failed mid-payment; the attempt resumes when the daemon restarts"
+                "the journal failed mid-payment: the code was sent, so the sale is NOT settled; \
+                 tillpay resumes it (query, then revoke) when it restarts"
                     .into(),
             ));
         }
@@ -498,14 +567,20 @@ impl Engine {
             ));
         }
         let order_no = armed.order_no.clone();
+        let slot = Self::reserve(&mut live, &order_no);
         self.emit_payment(
             &order_no,
             "scanned",
             json!({"provider": code.provider(), "auth_code_masked": code.masked()}),
         );
-        match armed.tx.send(ScanWait::Scanned(code)) {
+        match armed.tx.send(ScanWait::Scanned(code, slot)) {
             Ok(()) => ScanOutcome::Taken { order_no },
-            Err(_) => ScanOutcome::Ignored("no charge waiting".into()),
+            Err(ScanWait::Scanned(_, slot)) => {
+                live.running.remove(&slot.order_no);
+                let _ = slot.done_tx.send(true);
+                ScanOutcome::Ignored("no charge waiting".into())
+            }
+            Err(ScanWait::Cancelled(_)) => ScanOutcome::Ignored("no charge waiting".into()),
         }
     }
 
@@ -514,33 +589,35 @@ impl Engine {
         let running = {
             let mut live = self.live();
             if live.armed.as_ref().is_some_and(|a| a.order_no == order_no) {
-                if let Some(armed) = live.armed.take() {
-                    let _ = armed.tx.send(ScanWait::Cancelled);
+                // The waiting charge ends the sale and releases this slot.
+                let slot = Self::reserve(&mut live, order_no);
+                let done = slot.done_tx.subscribe();
+                match live
+                    .armed
+                    .take()
+                    .map(|a| a.tx.send(ScanWait::Cancelled(slot)))
+                {
+                    Some(Ok(())) => None,
+                    _ => {
+                        live.running.remove(order_no);
+                        None
+                    }
                 }
-                None
+                .or(Some((None, done)))
             } else {
                 live.running
                     .get(order_no)
-                    .map(|r| (r.cancel.clone(), r.done.clone()))
+                    .map(|r| (Some(r.cancel.clone()), r.done.clone()))
             }
         };
         match running {
             Some((cancel, done)) => {
-                let _ = cancel.send(());
+                if let Some(cancel) = cancel {
+                    let _ = cancel.send(());
+                }
                 self.await_done(order_no, done).await
             }
-            None => {
-                // Not in flight: wait briefly for an armed charge to record
-                // its cancel, then answer with the journal's view.
-                for _ in 0..50 {
-                    let p = self.payment(order_no).await?;
-                    if p.status.is_final() {
-                        return Ok(p);
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-                self.payment(order_no).await
-            }
+            None => self.payment(order_no).await,
         }
     }
 

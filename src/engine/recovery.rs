@@ -53,7 +53,8 @@ pub(super) async fn recover(engine: &Arc<Engine>) -> Result<usize, EngineError> 
             Duration::from_millis(now_ms().saturating_sub(row.submitted_at).max(0) as u64);
         tracing::info!(order = %row.order_no, out_trade_no = %row.out_trade_no,
             phase = row.state.phase.as_str(), elapsed_ms = elapsed.as_millis() as u64, "recovering attempt");
-        engine.launch(row, gateway, worker::First::Resume { elapsed });
+        let slot = Engine::reserve(&mut engine.live(), &row.order_no);
+        engine.launch(row, gateway, worker::First::Resume { elapsed }, slot);
     }
     Ok(count)
 }

@@ -120,6 +120,12 @@ async fn send(
         reason: row.reason.clone(),
     };
     let mut answer = gw.refund(&req).await;
+    // Only the refund call itself can refuse for good; after an unknown or
+    // accepted-only answer, "not found" just means "not landed yet".
+    let definite = matches!(
+        answer,
+        RefundAnswer::Refunded { .. } | RefundAnswer::Failed(_)
+    );
     let mut queries = 0;
     // WeChat only accepts a refund ("processing"); unknown answers are
     // asked again. Both are confirmed by refund query, a bounded few times.
@@ -129,7 +135,10 @@ async fn send(
     ) && queries < CONFIRM_QUERIES
     {
         tokio::time::sleep(engine.config().poll_interval).await;
-        answer = gw.refund_query(&row.out_trade_no, &row.refund_no).await;
+        answer = match gw.refund_query(&row.out_trade_no, &row.refund_no).await {
+            RefundAnswer::Failed(n) if !definite => RefundAnswer::Processing(n),
+            other => other,
+        };
         queries += 1;
     }
     let (status, refund_id, error): (RefundStatus, Option<String>, Option<GatewayNote>) =

@@ -34,6 +34,8 @@ struct Scripted {
     refund: StdMutex<VecDeque<RefundAnswer>>,
     sent: StdMutex<Vec<(Sent, Duration)>>,
     start: StdMutex<Option<tokio::time::Instant>>,
+    query_delay: StdMutex<Duration>,
+    refund_query: StdMutex<VecDeque<RefundAnswer>>,
 }
 
 fn note(code: &str) -> GatewayNote {
@@ -70,6 +72,8 @@ impl Scripted {
             refund: StdMutex::default(),
             sent: StdMutex::default(),
             start: StdMutex::default(),
+            query_delay: StdMutex::default(),
+            refund_query: StdMutex::default(),
         })
     }
     fn pays(self: &Arc<Self>, a: PayAnswer) -> Arc<Self> {
@@ -116,6 +120,8 @@ impl Gateway for Scripted {
     }
     async fn query(&self, _: &str) -> QueryAnswer {
         self.log(Sent::Query);
+        let delay = *self.query_delay.lock().expect("lock");
+        tokio::time::sleep(delay).await;
         self.query
             .lock()
             .expect("lock")
@@ -141,9 +147,13 @@ impl Gateway for Scripted {
             })
     }
     async fn refund_query(&self, _: &str, _: &str) -> RefundAnswer {
-        RefundAnswer::Refunded {
-            refund_id: Some("R1".into()),
-        }
+        self.refund_query
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .unwrap_or(RefundAnswer::Refunded {
+                refund_id: Some("R1".into()),
+            })
     }
     async fn bill(&self, _: &str) -> BillAnswer {
         BillAnswer::NoBill(note("none"))
@@ -698,4 +708,158 @@ async fn recovery_cancels_a_sale_left_waiting_for_a_scan() {
         t.engine.payment("W1").await.expect("p").status,
         PaymentStatus::Cancelled
     );
+}
+
+// ---- races and hostile input (second reading) ------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_during_an_in_flight_query_still_revokes() {
+    let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Unknown {
+        note: note("10003"),
+        user_paying: true,
+    });
+    *gw.query_delay.lock().expect("lock") = Duration::from_secs(2);
+    let t = till(&gw);
+    let engine = t.engine.clone();
+    let charge_task =
+        tokio::spawn(async move { engine.charge(charge("A1", Some(ALIPAY_CODE))).await });
+    // The first query goes out at 5 s and answers at 7 s: cancel at 6 s.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let p = t.engine.cancel("A1").await.expect("cancel");
+    assert_eq!(
+        p.status,
+        PaymentStatus::Revoked,
+        "cancel answers once final"
+    );
+    assert_eq!(gw.count(|s| *s == Sent::Revoke), 1);
+    assert_eq!(
+        charge_task.await.expect("join").expect("charge").status,
+        PaymentStatus::Revoked
+    );
+}
+
+#[tokio::test]
+async fn a_cancel_racing_the_start_of_an_attempt_never_hides_a_payment() {
+    for i in 0..20u32 {
+        let gw = Scripted::new(Provider::Alipay);
+        let t = till(&gw);
+        let engine = t.engine.clone();
+        let order = format!("R{i}");
+        let o = order.clone();
+        let charge_task =
+            tokio::spawn(async move { engine.charge(charge(&o, Some(ALIPAY_CODE))).await });
+        for _ in 0..i {
+            tokio::task::yield_now().await;
+        }
+        let cancelled = t.engine.cancel(&order).await;
+        let charged = charge_task.await.expect("join");
+        let paid_at_gateway = gw.count(|s| matches!(s, Sent::Pay(_))) == 1;
+        let revoked = gw.count(|s| *s == Sent::Revoke) == 1;
+        let status = charged
+            .map(|p| p.status)
+            .or_else(|_| cancelled.clone().map(|p| p.status));
+        match status {
+            Ok(PaymentStatus::Cancelled) => {
+                assert!(!paid_at_gateway, "{i}: cancelled, yet a pay was sent")
+            }
+            Ok(PaymentStatus::Revoked) => assert!(revoked, "{i}"),
+            // The cancel came after the sale was paid: it stays paid.
+            Ok(PaymentStatus::Paid) => assert!(paid_at_gateway && !revoked, "{i}"),
+            other => panic!("{i}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_sale_charged_again_shows_waiting_scan_then_cancelled() {
+    let gw = Scripted::new(Provider::Wechat).pays(PayAnswer::Failed {
+        note: note("NOTENOUGH"),
+        config_error: false,
+    });
+    let t = till(&gw);
+    t.engine
+        .charge(charge("A1", Some(WECHAT_CODE)))
+        .await
+        .expect("charge");
+    let engine = t.engine.clone();
+    let again = tokio::spawn(async move { engine.charge(charge("A1", None)).await });
+    while t.engine.counts().await.0.is_none() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(
+        t.engine.payment("A1").await.expect("p").status,
+        PaymentStatus::WaitingScan
+    );
+    let p = t.engine.cancel("A1").await.expect("cancel");
+    assert_eq!(p.status, PaymentStatus::Cancelled);
+    assert_eq!(p.error, None);
+    assert_eq!(
+        again.await.expect("join").expect("charge").status,
+        PaymentStatus::Cancelled
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn hostile_refunds_are_rejected_without_stopping_the_till() {
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    t.engine
+        .charge(charge("A1", Some(WECHAT_CODE)))
+        .await
+        .expect("charge");
+    t.engine
+        .refund("A1", "R1", 100, None)
+        .await
+        .expect("refund");
+    let huge = t.engine.refund("A1", "R2", u64::MAX - 50, None).await;
+    assert_eq!(huge.map_err(|e| e.code()), Err(1006));
+    assert!(
+        t.engine.journal_ok(),
+        "a bad request is not a journal failure"
+    );
+    let p = t
+        .engine
+        .charge(charge("B1", Some("104567890123456789")))
+        .await
+        .expect("charges go on");
+    assert_eq!(p.status, PaymentStatus::Paid);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refund_not_found_after_an_unknown_answer_stays_processing() {
+    let gw = Scripted::new(Provider::Alipay);
+    gw.refund
+        .lock()
+        .expect("lock")
+        .push_back(RefundAnswer::Unknown(note("TIMEOUT")));
+    gw.refund_query
+        .lock()
+        .expect("lock")
+        .extend((0..5).map(|_| RefundAnswer::Failed(note("NOT_FOUND"))));
+    let t = till(&gw);
+    t.engine
+        .charge(charge("A1", Some(ALIPAY_CODE)))
+        .await
+        .expect("charge");
+    let r = t
+        .engine
+        .refund("A1", "R1", 100, None)
+        .await
+        .expect("refund");
+    assert_eq!(
+        r.status,
+        "processing",
+        "not landed yet is not failed: {r:?} {:?}",
+        gw.sent()
+    );
+    // Retrying with the same refund_no asks again, and it lands.
+    gw.refund_query.lock().expect("lock").clear();
+    let r = t
+        .engine
+        .refund("A1", "R1", 100, None)
+        .await
+        .expect("refund");
+    assert_eq!(r.status, "refunded");
+    let p = t.engine.payment("A1").await.expect("p");
+    assert_eq!(p.refunded_amount, 100, "refunded once");
 }

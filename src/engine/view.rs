@@ -36,6 +36,16 @@ impl PaymentStatus {
     }
 }
 
+/// What the engine is doing with a sale right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Live {
+    /// Waiting for a scan.
+    Armed,
+    /// A code was taken: an attempt is starting or in flight.
+    Running,
+    Idle,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorObject {
     pub code: String,
@@ -65,23 +75,27 @@ pub struct Payment {
 }
 
 impl Payment {
-    /// The sale as the journal has it. The attempt shown is the paid one
-    /// if any, else the latest.
+    /// The sale as the journal has it, with what the engine is doing with
+    /// it now. The attempt shown is the paid one if any, else the latest.
     pub fn build(
         sale: &SaleRow,
         attempts: &[AttemptRow],
         refunds: &[RefundRow],
-        armed: bool,
+        live: Live,
     ) -> Payment {
-        let shown = attempts
-            .iter()
-            .find(|a| a.state.phase == Phase::Paid)
-            .or_else(|| attempts.last());
-        let status = match shown {
-            Some(a) => PaymentStatus::of_phase(a.state.phase),
-            None if armed => PaymentStatus::WaitingScan,
-            None if sale.cancelled => PaymentStatus::Cancelled,
-            None => PaymentStatus::Cancelled,
+        let paid = attempts.iter().find(|a| a.state.phase == Phase::Paid);
+        let shown = paid.or_else(|| attempts.last());
+        let status = match (paid, live, shown) {
+            (Some(_), _, _) => PaymentStatus::Paid,
+            (None, Live::Armed, _) => PaymentStatus::WaitingScan,
+            // Taken by the engine but maybe not journaled as an attempt yet.
+            (None, Live::Running, Some(a)) if !a.state.phase.is_final() => {
+                PaymentStatus::of_phase(a.state.phase)
+            }
+            (None, Live::Running, _) => PaymentStatus::Paying,
+            (None, Live::Idle, _) if sale.cancelled => PaymentStatus::Cancelled,
+            (None, Live::Idle, Some(a)) => PaymentStatus::of_phase(a.state.phase),
+            (None, Live::Idle, None) => PaymentStatus::Cancelled,
         };
         let refunded_amount = refunds
             .iter()
@@ -89,7 +103,9 @@ impl Payment {
             .map(|r| r.amount.0)
             .sum();
         let error = match (status, shown) {
-            (PaymentStatus::Paid, _) => None,
+            (PaymentStatus::Paid | PaymentStatus::Cancelled | PaymentStatus::WaitingScan, _) => {
+                None
+            }
             (_, Some(a)) => a.error.as_ref().map(ErrorObject::from),
             _ => None,
         };
@@ -168,7 +184,7 @@ pub enum EngineError {
     OrderConflict(String),
     #[error("provider_unavailable: {0} is not configured on this till")]
     ProviderUnavailable(Provider),
-    #[error("journal_unavailable: {0}; nothing was sent to any gateway")]
+    #[error("journal_unavailable: {0}")]
     JournalUnavailable(String),
     #[error("unknown_order: {0}")]
     UnknownOrder(String),

@@ -113,6 +113,13 @@ impl Run<'_> {
                 }
             };
             next = self.feed(event).await?;
+            if next.is_none() && !self.attempt.phase.is_final() {
+                // The machine gives every in-flight state a next call; if a
+                // stray event ever left none, ask the gateway again rather
+                // than abandon the attempt.
+                tracing::error!(order = %self.order_no, phase = self.attempt.phase.as_str(), "no next call: querying again");
+                next = Some((Call::Query, self.timing.poll_interval));
+            }
         }
         Ok(())
     }

@@ -43,6 +43,19 @@ pub struct Journal {
     till_id: String,
 }
 
+/// A constraint the request broke (a duplicate refund number, say) is the
+/// caller's conflict, not a journal failure: it must not stop the till.
+fn conflict(e: rusqlite::Error) -> JournalError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            JournalError::Conflict(format!("refused by the journal: {e}"))
+        }
+        _ => JournalError::Sqlite(e),
+    }
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -255,7 +268,7 @@ impl Journal {
             error: None,
             updated_at: now_ms(),
         };
-        rows::insert_attempt(&tx, &row)?;
+        rows::insert_attempt(&tx, &row).map_err(conflict)?;
         rows::event(
             &tx,
             order_no,
@@ -425,14 +438,15 @@ impl Journal {
             [&row.out_trade_no],
             |r| r.get(0),
         )?;
-        if taken as u64 + row.amount.0 > paid.0 {
+        let total = (taken as u64).checked_add(row.amount.0);
+        if total.is_none_or(|t| t > paid.0) || row.amount.0 > i64::MAX as u64 {
             return Err(JournalError::Conflict(format!(
                 "refund of {} fen exceeds what is left ({} fen)",
                 row.amount.0,
                 paid.0.saturating_sub(taken as u64)
             )));
         }
-        rows::insert_refund(&tx, row)?;
+        rows::insert_refund(&tx, row).map_err(conflict)?;
         rows::event(
             &tx,
             &row.order_no,

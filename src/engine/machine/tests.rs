@@ -348,6 +348,8 @@ fn policy_12_revoke_retries_are_bounded_then_needs_attention() {
 
 #[test]
 fn policy_12_a_paid_query_does_not_stop_a_revoke() {
+    // A query that was on the wire when a cancel started the revoke: the
+    // revoke still goes out, and now knows it will refund.
     let (a, acts) = step(
         in_phase(Phase::Revoking),
         Event::QueryAnswered(QueryAnswer::Paid(info())),
@@ -355,7 +357,31 @@ fn policy_12_a_paid_query_does_not_stop_a_revoke() {
         &wechat(),
     );
     assert_eq!(a.phase, Phase::Revoking);
-    assert!(acts.is_empty());
+    assert!(a.seen_paid);
+    assert_eq!(scheduled(&acts), Some((Call::Revoke, S(0))));
+    let (a, acts) = step(in_phase(Phase::Revoking), pending(), S(3), &alipay());
+    assert_eq!(a.phase, Phase::Revoking);
+    assert_eq!(
+        scheduled(&acts),
+        Some((Call::Revoke, S(0))),
+        "never left without its revoke"
+    );
+}
+
+#[test]
+fn policy_13_a_payment_after_a_cancel_keeps_its_transaction_id() {
+    let a = Attempt {
+        cancel_requested: true,
+        ..Attempt::submitting()
+    };
+    let (a, acts) = step(
+        a,
+        Event::PayAnswered(PayAnswer::Paid(info())),
+        S(1),
+        &alipay(),
+    );
+    assert_eq!(a.phase, Phase::Revoking);
+    assert_eq!(records(&acts)[0].paid, Some(info()));
 }
 
 #[test]
