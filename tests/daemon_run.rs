@@ -32,6 +32,19 @@ fn tillpay() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tillpay"))
 }
 
+/// A child process that is killed if the test panics before it stops it,
+/// so a failing test never leaves a daemon behind holding the test's pipes.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
     let end = Instant::now() + within;
     while Instant::now() < end {
@@ -92,17 +105,25 @@ fn ready_after_listening_then_watchdog_pings_then_a_clean_stop() {
     let s = setup("");
     let notify_path = s.dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).expect("bind");
-    let mut child = tillpay()
-        .args(["run", "--config"])
-        .arg(&s.config)
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env("WATCHDOG_USEC", "200000")
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = Reaped(
+        tillpay()
+            .args(["run", "--config"])
+            .arg(&s.config)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("WATCHDOG_USEC", "200000")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    // Pings may start before READY (start-up keeps the watchdog fed); wait
+    // for three after it.
+    let pings_after_ready = |g: &[String]| match g.iter().position(|m| m.contains("READY=1")) {
+        Some(r) => g[r..].iter().filter(|m| m.contains("WATCHDOG=1")).count(),
+        None => 0,
+    };
     let got = datagrams(
         &notify,
-        |g| g.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3,
+        |g| pings_after_ready(g) >= 3,
         Duration::from_secs(15),
     );
     let ready = got
@@ -123,7 +144,7 @@ fn ready_after_listening_then_watchdog_pings_then_a_clean_stop() {
         .filter(|m| m.contains("WATCHDOG=1"))
         .count();
     assert!(pings >= 3, "{got:?}");
-    terminate(&child);
+    terminate(&child.0);
     let rest = datagrams(
         &notify,
         |g| g.iter().any(|m| m.contains("STOPPING=1")),
@@ -131,7 +152,7 @@ fn ready_after_listening_then_watchdog_pings_then_a_clean_stop() {
     );
     assert!(rest.iter().any(|m| m.contains("STOPPING=1")), "{rest:?}");
     assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)),
+        wait_exit(&mut child.0, Duration::from_secs(10)),
         Some(0),
         "SIGTERM is a clean stop"
     );
@@ -182,15 +203,17 @@ fn serves_on_the_socket_systemd_passes() {
     let activated = s.dir.path().join("activated.sock");
     // systemd-socket-activate binds the socket and execs tillpay with
     // LISTEN_FDS=1 / LISTEN_PID set, as tillpay.socket would.
-    let mut child = Command::new("systemd-socket-activate")
-        .arg("-l")
-        .arg(&activated)
-        .arg(env!("CARGO_BIN_EXE_tillpay"))
-        .args(["run", "--config"])
-        .arg(&s.config)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("systemd-socket-activate runs");
+    let mut child = Reaped(
+        Command::new("systemd-socket-activate")
+            .arg("-l")
+            .arg(&activated)
+            .arg(env!("CARGO_BIN_EXE_tillpay"))
+            .args(["run", "--config"])
+            .arg(&s.config)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("systemd-socket-activate runs"),
+    );
     let end = Instant::now() + Duration::from_secs(10);
     while !activated.exists() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
@@ -207,13 +230,13 @@ fn serves_on_the_socket_systemd_passes() {
     let end = Instant::now() + Duration::from_secs(10);
     // SAFETY: kill with signal 0 only probes that the pid exists.
     while unsafe { libc::kill(daemon_pid, 0) } == 0 && Instant::now() < end {
-        if daemon_pid == child.id() as i32 {
+        if daemon_pid == child.0.id() as i32 {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    if daemon_pid == child.id() as i32 {
-        assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    if daemon_pid == child.0.id() as i32 {
+        assert_eq!(wait_exit(&mut child.0, Duration::from_secs(10)), Some(0));
     } else {
         // SAFETY: as above.
         assert_ne!(
@@ -221,7 +244,7 @@ fn serves_on_the_socket_systemd_passes() {
             0,
             "the daemon stopped on SIGTERM"
         );
-        terminate(&child);
-        let _ = wait_exit(&mut child, Duration::from_secs(5));
+        terminate(&child.0);
+        let _ = wait_exit(&mut child.0, Duration::from_secs(5));
     }
 }
