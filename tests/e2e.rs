@@ -124,3 +124,51 @@ async fn a_scan_with_no_charge_waiting_and_a_double_read_charge_nothing() {
     assert_eq!(t.sim.ledger.orders()[0].charges, 1);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_code_used_before_is_refused_and_charges_nothing() {
+    let mut t = E2eTill::start(Speed::Fast).await;
+    let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 30);
+    let p = scanned_sale(&mut t, "U1", 500, &code).await;
+    assert_eq!(p["status"], "paid", "{p}");
+
+    // Typed in by hand for another sale: refused, naming the param.
+    let mut pos = t.pos().await;
+    let refused = pos
+        .call(
+            1,
+            "charge",
+            json!({"order_no": "U2", "amount": 500, "auth_code": code}),
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    let msg = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("auth_code") && msg.contains("U1"), "{msg}");
+    assert!(
+        !msg.contains(&code),
+        "the full code is never in an error: {msg}"
+    );
+
+    // Scanned again for another sale, past the double-read window: ignored
+    // with the reason, and the sale still takes a fresh code.
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    let mut watcher = t.pos().await;
+    let _ = watcher.call(0, "status", json!({})).await;
+    pos.send(json!({"jsonrpc": "2.0", "id": 2, "method": "charge", "params": {"order_no": "U3", "amount": 700}})).await;
+    t.wait_armed("U3").await;
+    t.scanner.scan(&code).expect("scan");
+    let ignored = watcher
+        .next_matching(|m| m["method"] == "scanner.event" && m["params"]["event"] == "ignored")
+        .await;
+    let reason = ignored["params"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("already used"), "{ignored}");
+    let fresh = Behaviour::PaysAtOnce.code(Provider::Alipay, 31);
+    t.scanner.scan(&fresh).expect("scan");
+    let (answer, _) = pos.answer(2).await;
+    assert_eq!(answer["result"]["status"], "paid", "{answer}");
+    assert_eq!(answer["result"]["provider"], "alipay");
+    let orders = t.sim.ledger.orders();
+    assert_eq!(orders.len(), 2, "the used code reached the gateway once");
+    assert!(orders.iter().all(|o| o.charges == 1));
+    t.stop().await;
+}

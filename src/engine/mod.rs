@@ -316,6 +316,15 @@ impl Engine {
                 )));
             }
         }
+        if let Some(c) = &code {
+            let (j, c) = (self.journal.clone(), c.clone());
+            let used = blocking(move || j.code_used(&c))
+                .await
+                .map_err(|e| self.journal_error(e))?;
+            if let Some(first) = used {
+                return Err(self.journal_error(JournalError::CodeUsed(first)));
+            }
+        }
         let j = self.journal.clone();
         let (o, amount) = (order_no.clone(), Fen(req.amount));
         let subject = req.subject.clone().unwrap_or_default();
@@ -412,6 +421,7 @@ impl Engine {
         match e {
             JournalError::Conflict(m) => EngineError::OrderConflict(m),
             JournalError::UnknownOrder(o) => EngineError::UnknownOrder(o),
+            e @ JournalError::CodeUsed(_) => EngineError::InvalidParams(format!("auth_code: {e}")),
             other => {
                 self.fail_stop(&other);
                 EngineError::JournalUnavailable(format!(
@@ -559,6 +569,10 @@ impl Engine {
             };
             return ScanOutcome::Ignored(why.into());
         };
+        if let Some(why) = self.used_before(&code) {
+            live.armed = Some(armed);
+            return ScanOutcome::Ignored(why);
+        }
         if !self.gateways.contains_key(&code.provider()) {
             live.armed = Some(armed);
             return ScanOutcome::Ignored(format!(
@@ -581,6 +595,20 @@ impl Engine {
                 ScanOutcome::Ignored("no charge waiting".into())
             }
             Err(ScanWait::Cancelled(_)) => ScanOutcome::Ignored("no charge waiting".into()),
+        }
+    }
+
+    /// Why a scanned code must not be sent: it was given to an attempt
+    /// before (payment codes are single-use), or the journal cannot say.
+    fn used_before(&self, code: &AuthCode) -> Option<String> {
+        // One indexed read; the scanner task can afford it inline.
+        match self.journal.code_used(code) {
+            Ok(None) => None,
+            Ok(Some(first)) => Some(JournalError::CodeUsed(first).to_string()),
+            Err(e) => {
+                self.fail_stop(&e);
+                Some(format!("journal unavailable: {e}"))
+            }
         }
     }
 

@@ -185,6 +185,14 @@ fn till(gw: &Arc<Scripted>) -> Till {
     till_with(vec![gw.clone()], tempfile::tempdir().expect("tempdir"))
 }
 
+/// Charges `order` with a typed-in code and waits for the final Payment.
+async fn charged(t: &Till, order: &str, code: &str) -> Payment {
+    t.engine
+        .charge(charge(order, Some(code)))
+        .await
+        .expect("charge")
+}
+
 fn charge(order: &str, code: Option<&str>) -> ChargeRequest {
     ChargeRequest {
         order_no: order.into(),
@@ -198,11 +206,7 @@ fn charge(order: &str, code: Option<&str>) -> ChargeRequest {
 async fn paid_at_once() {
     let gw = Scripted::new(Provider::Wechat);
     let t = till(&gw);
-    let p = t
-        .engine
-        .charge(charge("A1", Some(WECHAT_CODE)))
-        .await
-        .expect("charge");
+    let p = charged(&t, "A1", WECHAT_CODE).await;
     assert_eq!(p.status, PaymentStatus::Paid);
     assert_eq!(p.transaction_id.as_deref(), Some("4200000000001"));
     assert_eq!(p.out_trade_no.as_deref(), Some("T1_A1_1"));
@@ -220,11 +224,7 @@ async fn customer_confirms_after_two_polls() {
         .queries([pending(), QueryAnswer::Paid(paid_info())]);
     let t = till(&gw);
     let mut events = t.engine.subscribe();
-    let p = t
-        .engine
-        .charge(charge("A1", Some(ALIPAY_CODE)))
-        .await
-        .expect("charge");
+    let p = charged(&t, "A1", ALIPAY_CODE).await;
     assert_eq!(p.status, PaymentStatus::Paid);
     let sent = gw.sent();
     assert_eq!(
@@ -251,11 +251,7 @@ async fn never_confirms_is_revoked_at_the_deadline() {
         user_paying: true,
     });
     let t = till(&gw);
-    let p = t
-        .engine
-        .charge(charge("A1", Some(ALIPAY_CODE)))
-        .await
-        .expect("charge");
+    let p = charged(&t, "A1", ALIPAY_CODE).await;
     assert_eq!(p.status, PaymentStatus::Revoked);
     let sent = gw.sent();
     let (last, at) = sent.last().expect("calls");
@@ -274,11 +270,7 @@ async fn revoke_that_keeps_asking_to_retry_needs_attention() {
         })
         .revokes((0..10).map(|_| retry()));
     let t = till(&gw);
-    let p = t
-        .engine
-        .charge(charge("A1", Some(WECHAT_CODE)))
-        .await
-        .expect("charge");
+    let p = charged(&t, "A1", WECHAT_CODE).await;
     assert_eq!(p.status, PaymentStatus::NeedsAttention);
     assert_eq!(gw.count(|s| *s == Sent::Revoke), 5, "revoke_max_attempts");
     let attention = t.engine.journal().attention().expect("attention");
@@ -298,11 +290,7 @@ async fn unknown_pay_answer_then_query_paid_is_paid() {
         })
         .queries([QueryAnswer::Paid(paid_info())]);
     let t = till(&gw);
-    let p = t
-        .engine
-        .charge(charge("A1", Some(WECHAT_CODE)))
-        .await
-        .expect("charge");
+    let p = charged(&t, "A1", WECHAT_CODE).await;
     assert_eq!(p.status, PaymentStatus::Paid);
     assert_eq!(gw.count(|s| *s == Sent::Revoke), 0);
 }
@@ -314,11 +302,7 @@ async fn definite_failure_is_failed_with_the_gateway_code_and_a_new_attempt_may_
         config_error: false,
     });
     let t = till(&gw);
-    let p = t
-        .engine
-        .charge(charge("A1", Some(WECHAT_CODE)))
-        .await
-        .expect("charge");
+    let p = charged(&t, "A1", WECHAT_CODE).await;
     assert_eq!(p.status, PaymentStatus::Failed);
     assert_eq!(p.error.as_ref().map(|e| e.code.as_str()), Some("NOTENOUGH"));
     let p = t
@@ -862,4 +846,58 @@ async fn a_refund_not_found_after_an_unknown_answer_stays_processing() {
     assert_eq!(r.status, "refunded");
     let p = t.engine.payment("A1").await.expect("p");
     assert_eq!(p.refunded_amount, 100, "refunded once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_code_used_before_is_never_sent_again() {
+    // Payment codes are single-use at both gateways: a code already given to
+    // an attempt (here: paid for A1) is refused for any other sale.
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    let p = charged(&t, "A1", WECHAT_CODE).await;
+    assert_eq!(p.status, PaymentStatus::Paid);
+
+    // Typed in by hand: an invalid-params error naming auth_code.
+    let typed = t.engine.charge(charge("B2", Some(WECHAT_CODE))).await;
+    let Err(e) = typed else {
+        panic!("a used code was accepted: {typed:?}")
+    };
+    assert_eq!(e.code(), -32602);
+    assert!(
+        e.to_string().contains("auth_code") && e.to_string().contains("A1"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains(WECHAT_CODE), "{e}");
+
+    // Scanned: ignored with the reason, and the charge keeps waiting for a
+    // fresh code.
+    let engine = t.engine.clone();
+    let waiting = tokio::spawn(async move { engine.charge(charge("C3", None)).await });
+    while t.engine.counts().await.0.is_none() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let again = t
+        .engine
+        .scanned(AuthCode::parse(WECHAT_CODE).expect("code"));
+    let ScanOutcome::Ignored(why) = again else {
+        panic!("a used code was taken: {again:?}")
+    };
+    assert!(why.contains("already used") && why.contains("A1"), "{why}");
+    assert_eq!(t.engine.counts().await.0.as_deref(), Some("C3"));
+    let fresh = t
+        .engine
+        .scanned(AuthCode::parse("134567890123450000").expect("code"));
+    assert_eq!(
+        fresh,
+        ScanOutcome::Taken {
+            order_no: "C3".into()
+        }
+    );
+    let p = waiting.await.expect("join").expect("charge");
+    assert_eq!(p.status, PaymentStatus::Paid);
+    assert_eq!(
+        gw.count(|s| matches!(s, Sent::Pay(_))),
+        2,
+        "the used code was sent once only"
+    );
 }

@@ -33,6 +33,9 @@ pub enum JournalError {
     Conflict(String),
     #[error("unknown order {0}")]
     UnknownOrder(String),
+    /// The payment code was already given to an attempt of this order.
+    #[error("this payment code was already used (order {0}); ask the customer to refresh it")]
+    CodeUsed(String),
 }
 
 pub type Result<T> = std::result::Result<T, JournalError>;
@@ -133,6 +136,19 @@ impl Journal {
     pub fn code_hash(&self, code: &AuthCode) -> String {
         let tag = ring::hmac::sign(&self.code_key, code.expose().as_bytes());
         tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The order of an earlier attempt that was given this same code, if any.
+    pub fn code_used(&self, code: &AuthCode) -> Result<Option<String>> {
+        let hash = self.code_hash(code);
+        let conn = self.lock();
+        Ok(conn
+            .query_row(
+                "SELECT order_no FROM attempts WHERE code_hash = ?1 LIMIT 1",
+                [&hash],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Reads one PRAGMA's value as text (for tests and `doctor`).
@@ -250,6 +266,18 @@ impl Journal {
             return Err(JournalError::Conflict(format!(
                 "order {order_no} has an attempt that needs an operator"
             )));
+        }
+        // Both gateways take a payment code once; sending it again could only
+        // fail, or worse muddle a second order with the first one's trade.
+        let used: Option<String> = tx
+            .query_row(
+                "SELECT order_no FROM attempts WHERE code_hash = ?1 LIMIT 1",
+                [&hash],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(first) = used {
+            return Err(JournalError::CodeUsed(first));
         }
         let seq = earlier.iter().map(|a| a.seq).max().unwrap_or(0) + 1;
         let row = AttemptRow {

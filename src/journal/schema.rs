@@ -76,6 +76,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER events_no_delete BEFORE DELETE ON events
         BEGIN SELECT RAISE(ABORT, 'the event history is append-only'); END;
     "#,
+    // 2: find an earlier attempt by its code's keyed hash. A payment code is
+    // single-use at both gateways, so a code seen before is never sent again.
+    r#"
+    CREATE INDEX attempts_code_hash ON attempts(code_hash);
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -154,3 +154,33 @@ fn refunds_never_exceed_what_was_paid() {
     j.begin_refund(&refund("R2", 100), Fen(100))
         .expect("a failed refund frees its amount");
 }
+
+#[test]
+fn a_version_1_journal_is_migrated_keeping_its_attempts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.sqlite");
+    let c = code("134567890123456789");
+    {
+        let j = Journal::open(&path, "T1").expect("open");
+        j.ensure_sale("A1", Fen(100), "x").expect("sale");
+        let row = j.begin_attempt("A1", &c).expect("attempt");
+        finish(&j, &row, Phase::Failed);
+    }
+    {
+        // Put the file back to what a version-1 tillpay left.
+        let conn = rusqlite::Connection::open(&path).expect("raw open");
+        conn.execute_batch("DROP INDEX attempts_code_hash; PRAGMA user_version = 1;")
+            .expect("downgrade");
+    }
+    let j = Journal::open(&path, "T1").expect("reopen");
+    assert_eq!(
+        j.pragma("user_version").expect("pragma"),
+        schema::VERSION.to_string()
+    );
+    assert_eq!(j.code_used(&c).expect("lookup").as_deref(), Some("A1"));
+    j.ensure_sale("B2", Fen(100), "x").expect("sale");
+    assert!(
+        matches!(j.begin_attempt("B2", &c), Err(JournalError::CodeUsed(ref o)) if o == "A1"),
+        "a code used before the upgrade is still recognised"
+    );
+}
