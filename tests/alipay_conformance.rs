@@ -1,9 +1,10 @@
 //! The simulator speaks real Alipay: python-alipay-sdk (a third-party
 //! client) drives it and verifies its answers with its own code.
 //!
-//! Needs `TILLPAY_CONFORMANCE_PYTHON` = a Python with
-//! `tests/conformance/requirements.txt` installed. Unset: a failure under
-//! CI (env `CI`), a notice otherwise.
+//! Needs a Python with `tests/conformance/requirements.txt` installed
+//! (see `conformance_env`).
+
+mod conformance_env;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -18,24 +19,6 @@ use tillpay::sim::alipay::AlipaySim;
 use tillpay::sim::behaviour::Behaviour;
 use tillpay::sim::ledger::{Ledger, OrderState};
 
-fn python() -> Option<String> {
-    match std::env::var("TILLPAY_CONFORMANCE_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("TILLPAY_CONFORMANCE_PYTHON is not set: CI must run the Alipay conformance test")
-        }
-        _ => {
-            // Straight to stderr: the test harness would swallow eprintln!.
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                b"notice: alipay conformance test skipped; set TILLPAY_CONFORMANCE_PYTHON to a \
-                  python with tests/conformance/requirements.txt installed\n",
-            );
-            None
-        }
-    }
-}
-
 fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write key");
@@ -45,7 +28,9 @@ fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_alipay_sdk_accepts_the_simulator() {
-    let Some(python) = python() else { return };
+    let Some(python) = conformance_env::python("python-alipay-sdk") else {
+        return;
+    };
     let ledger = Arc::new(Ledger::new(Duration::from_millis(50)));
     let sim = Arc::new(
         AlipaySim::demo(ledger.clone())

@@ -158,30 +158,7 @@ fn ready_after_listening_then_watchdog_pings_then_a_clean_stop() {
     );
 }
 
-/// The pid of the process serving `stream`, from SO_PEERCRED.
-fn peer_pid(stream: &std::os::unix::net::UnixStream) -> i32 {
-    use std::os::fd::AsRawFd;
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which we own.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "SO_PEERCRED");
-    cred.pid
-}
-
-fn status_over(path: &Path) -> (serde_json::Value, i32) {
+fn status_over(path: &Path) -> serde_json::Value {
     use std::io::{BufRead, Write};
     let mut s = std::os::unix::net::UnixStream::connect(path).expect("connect");
     // Never hang a test run on a daemon that does not answer.
@@ -189,62 +166,63 @@ fn status_over(path: &Path) -> (serde_json::Value, i32) {
         .expect("timeout");
     s.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\"}\n")
         .expect("write");
-    let pid = peer_pid(&s);
     let mut line = String::new();
     std::io::BufReader::new(s)
         .read_line(&mut line)
         .expect("read");
-    (serde_json::from_str(&line).expect("json"), pid)
+    serde_json::from_str(&line).expect("json")
+}
+
+/// `tillpay run` as systemd starts it for `tillpay.socket`: the listening
+/// socket made beforehand and passed as fd 3, with `LISTEN_FDS=1` and
+/// `LISTEN_PID` set to the daemon's own pid (sd_listen_fds(3)). The shell
+/// sets `LISTEN_PID=$$` and execs, so the pid it names is the daemon's.
+fn socket_activated(listener: &std::os::unix::net::UnixListener, config: &Path) -> Child {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = listener.as_raw_fd();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=pos exec "$0" run --config "$1""#)
+        .arg(env!("CARGO_BIN_EXE_tillpay"))
+        .arg(config)
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec, only the async-signal-safe dup2 and
+    // fcntl on descriptors this process owns: put the socket at fd 3 and
+    // let it survive exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd != 3 && libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("spawn sh")
 }
 
 #[test]
 fn serves_on_the_socket_systemd_passes() {
     let s = setup("");
     let activated = s.dir.path().join("activated.sock");
-    // systemd-socket-activate binds the socket and execs tillpay with
-    // LISTEN_FDS=1 / LISTEN_PID set, as tillpay.socket would.
-    let mut child = Reaped(
-        Command::new("systemd-socket-activate")
-            .arg("-l")
-            .arg(&activated)
-            .arg(env!("CARGO_BIN_EXE_tillpay"))
-            .args(["run", "--config"])
-            .arg(&s.config)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("systemd-socket-activate runs"),
-    );
-    let end = Instant::now() + Duration::from_secs(10);
-    while !activated.exists() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let (v, daemon_pid) = status_over(&activated);
-    assert_eq!(v["result"]["till_id"], "T1", "{v}");
+    let listener = std::os::unix::net::UnixListener::bind(&activated).expect("bind");
+    let mut child = Reaped(socket_activated(&listener, &s.config));
+    // The socket exists before the daemon: a POS may connect already, and
+    // is answered once the daemon is up.
+    let v = status_over(&activated);
+    drop(listener);
+    assert_eq!(v["result"]["till_id"], "T1", "the daemon answered: {v}");
     assert!(
         !s.dir.path().join("pos.sock").exists(),
         "the configured path is not used when a socket is passed"
     );
-    // SIGTERM the daemon itself (systemd-socket-activate may have forked it).
-    // SAFETY: signalling a process this test started.
-    unsafe { libc::kill(daemon_pid, libc::SIGTERM) };
-    let end = Instant::now() + Duration::from_secs(10);
-    // SAFETY: kill with signal 0 only probes that the pid exists.
-    while unsafe { libc::kill(daemon_pid, 0) } == 0 && Instant::now() < end {
-        if daemon_pid == child.0.id() as i32 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if daemon_pid == child.0.id() as i32 {
-        assert_eq!(wait_exit(&mut child.0, Duration::from_secs(10)), Some(0));
-    } else {
-        // SAFETY: as above.
-        assert_ne!(
-            unsafe { libc::kill(daemon_pid, 0) },
-            0,
-            "the daemon stopped on SIGTERM"
-        );
-        terminate(&child.0);
-        let _ = wait_exit(&mut child.0, Duration::from_secs(5));
-    }
+    terminate(&child.0);
+    assert_eq!(
+        wait_exit(&mut child.0, Duration::from_secs(10)),
+        Some(0),
+        "SIGTERM is a clean stop"
+    );
 }

@@ -3,10 +3,10 @@
 //! its own signing, and checks that the answers verify with its own
 //! signature functions. tillpay agreeing with itself would prove nothing.
 //!
-//! Needs `TILLPAY_CONFORMANCE_PYTHON`: an interpreter with
-//! `tests/conformance/requirements.txt` installed (`.ci/run` makes one).
-//! Without it the test is skipped locally and fails under CI.
+//! Needs a Python with `tests/conformance/requirements.txt` installed
+//! (see `conformance_env`).
 
+mod conformance_env;
 mod wechat_support;
 
 use std::process::Stdio;
@@ -18,17 +18,7 @@ use wechat_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wechatpy_drives_the_simulator() {
-    let Some(python) = std::env::var_os("TILLPAY_CONFORMANCE_PYTHON").filter(|p| !p.is_empty())
-    else {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "TILLPAY_CONFORMANCE_PYTHON is not set: CI must run the wechatpy conformance test"
-            );
-        }
-        eprintln!(
-            "notice: wechat conformance skipped; set TILLPAY_CONFORMANCE_PYTHON to a python \
-             with tests/conformance/requirements.txt installed"
-        );
+    let Some(python) = conformance_env::python("wechatpy") else {
         return;
     };
     let sim = start_sim(Duration::from_millis(50)).await;
