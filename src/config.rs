@@ -112,6 +112,10 @@ pub struct WechatConfig {
     /// PEM text of the client certificate and its key, for /secapi/ calls.
     /// `None` only with an `http://` base URL (a simulator).
     pub client_identity: Option<ClientIdentity>,
+    /// Extra CA certificates (PEM) the gateway's server certificate may
+    /// chain to: a shop's TLS-inspecting proxy, or a test gateway. The
+    /// built-in public roots are trusted either way.
+    pub ca_pem: Option<String>,
     /// WeChat forbids a reverse sooner than 15 s after micropay. Only a
     /// simulator may be configured with less.
     pub min_reverse_delay: Duration,
@@ -220,6 +224,7 @@ struct RawWechat {
     sign_type: Option<String>,
     cert_file: Option<PathBuf>,
     cert_key_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
     min_reverse_delay_ms: Option<u64>,
 }
 
@@ -503,6 +508,10 @@ fn check_wechat(raw: RawWechat, base: &Path) -> Result<WechatConfig, ConfigError
             ))
         }
     };
+    let ca_pem = match raw.ca_file {
+        Some(p) => Some(read_public(&resolve(base, p), "wechat.ca_file")?),
+        None => None,
+    };
     let min_reverse_delay = Duration::from_millis(raw.min_reverse_delay_ms.unwrap_or(15_000));
     if min_reverse_delay < Duration::from_millis(15_000) && !base_url.starts_with("http://") {
         return Err(invalid(
@@ -519,6 +528,7 @@ fn check_wechat(raw: RawWechat, base: &Path) -> Result<WechatConfig, ConfigError
         api_key,
         sign_type,
         client_identity,
+        ca_pem,
         min_reverse_delay,
     })
 }

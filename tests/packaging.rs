@@ -58,6 +58,8 @@ fn the_example_config_is_accepted_with_every_key() {
         "sign_type",
         "cert_file",
         "cert_key_file",
+        "ca_file",
+        "min_reverse_delay_ms",
         "gateway_url",
         "app_id",
         "app_private_key_file",

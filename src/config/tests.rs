@@ -113,6 +113,13 @@ fn bad_values_name_their_key() {
             GOOD.replace("http://127.0.0.1:1\"", "https://api.mch.weixin.qq.com\""),
             "wechat.cert_file",
         ),
+        (
+            GOOD.replace(
+                "api_key_file = \"wechat-key\"",
+                "api_key_file = \"wechat-key\"\nca_file = \"no-such-ca.pem\"",
+            ),
+            "wechat.ca_file",
+        ),
     ];
     for (text, key) in cases {
         let e = err(d.parse(&text));

@@ -98,6 +98,7 @@ impl Simulator {
             api_key: WECHAT_API_KEY.into(),
             sign_type: WechatSignType::HmacSha256,
             client_identity: None,
+            ca_pem: None,
             min_reverse_delay,
         }
     }

@@ -27,6 +27,7 @@ pub fn config(base_url: &str, sign_type: WechatSignType) -> WechatConfig {
         api_key: API_KEY.to_string(),
         sign_type,
         client_identity: None,
+        ca_pem: None,
         min_reverse_delay: Duration::ZERO,
     }
 }
