@@ -2,13 +2,14 @@
 //! waiting charge; everything else becomes a `scanner.event` for the POS.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::engine::{Engine, ScanOutcome};
-use crate::scanner::{self, ScannerEvent};
+use crate::scanner::{self, DoubleReadFilter, ScannerEvent, DOUBLE_READ};
 
 /// `(device, connected)` for the `status` method.
 pub type ScannerStatus = Arc<dyn Fn() -> (String, bool) + Send + Sync>;
@@ -23,19 +24,28 @@ pub fn start_reader(scfg: crate::config::ScannerConfig, engine: &Arc<Engine>) ->
     let device = scfg.device.display().to_string();
     // Bounded: a flood of scans waits for the engine instead of piling up.
     let (tx, mut rx) = mpsc::channel(32);
-    let handle = Arc::new(scanner::spawn(scfg, tx));
+    // Double reads are judged here, not in the reader: only a code that a
+    // charge took counts as read. A cashier who scans before pressing
+    // "charge" (ignored: no charge waiting) can scan the same code again at
+    // once.
+    let opts = scanner::ReaderOptions {
+        double_read_window: None,
+        ..Default::default()
+    };
+    let handle = Arc::new(scanner::spawn_with(scfg, opts, tx));
     let engine = engine.clone();
     let dev = device.clone();
     tokio::spawn(async move {
+        let mut taken = DoubleReadFilter::default();
         while let Some(ev) = rx.recv().await {
-            dispatch(&engine, &dev, ev);
+            dispatch(&engine, &dev, &mut taken, ev);
         }
     });
     let status_handle = handle.clone();
     Arc::new(move || (device.clone(), status_handle.connected()))
 }
 
-fn dispatch(engine: &Engine, device: &str, ev: ScannerEvent) {
+fn dispatch(engine: &Engine, device: &str, taken: &mut DoubleReadFilter, ev: ScannerEvent) {
     match ev {
         ScannerEvent::Connected => {
             tracing::info!(device, "scanner connected");
@@ -51,7 +61,23 @@ fn dispatch(engine: &Engine, device: &str, ev: ScannerEvent) {
         }
         ScannerEvent::Code(code) => {
             let masked = code.masked();
-            match engine.scanned(code) {
+            let now = Instant::now();
+            let outcome = if taken.is_repeat(&code, now) {
+                // Remembered again, so a code held under the gun keeps
+                // being dropped while the re-reads go on.
+                taken.record(&code, now);
+                ScanOutcome::Ignored(format!(
+                    "{DOUBLE_READ}: {masked} again within {} ms",
+                    taken.window().as_millis()
+                ))
+            } else {
+                let outcome = engine.scanned(code.clone());
+                if matches!(outcome, ScanOutcome::Taken { .. }) {
+                    taken.record(&code, now);
+                }
+                outcome
+            };
+            match outcome {
                 ScanOutcome::Taken { order_no } => {
                     tracing::info!(order = %order_no, code = %masked, "scan taken")
                 }

@@ -157,3 +157,22 @@ async fn a_scan_while_the_charge_is_paying_is_ignored() {
         "only the first code reached the gateway"
     );
 }
+
+#[tokio::test]
+async fn a_code_scanned_before_the_charge_can_be_scanned_again_at_once() {
+    // The cashier scans first and presses "charge" second, then scans the
+    // same code again straight away: that is not a double read.
+    let mut r = rig().await;
+    let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 6);
+    r.pty.scan(&code).expect("scan");
+    let ignored = wait_scanner(&mut r.events, "ignored").await;
+    assert_eq!(ignored["reason"], "no charge waiting");
+    let charge = arm(&r, "E1").await;
+    r.pty.scan(&code).expect("scan again");
+    let p = tokio::time::timeout(Duration::from_secs(2), charge)
+        .await
+        .expect("taken within the double-read window")
+        .expect("join");
+    assert_eq!(p["result"]["status"], "paid");
+    assert_eq!(r.till.ledger.orders().len(), 1);
+}
