@@ -151,6 +151,8 @@ pub struct AlipayConfig {
     pub app_private_key_file: PathBuf,
     pub alipay_public_key: String,
     pub alipay_public_key_file: PathBuf,
+    /// Extra CA certificates (PEM), as `WechatConfig::ca_pem`.
+    pub ca_pem: Option<String>,
 }
 
 impl std::fmt::Debug for AlipayConfig {
@@ -235,6 +237,7 @@ struct RawAlipay {
     app_id: Option<String>,
     app_private_key_file: Option<PathBuf>,
     alipay_public_key_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
 }
 
 // ---- loading -------------------------------------------------------------
@@ -554,6 +557,10 @@ fn check_alipay(raw: RawAlipay, base: &Path) -> Result<AlipayConfig, ConfigError
         app_private_key_file: private_file,
         alipay_public_key: read_public(&public_file, "alipay.alipay_public_key_file")?,
         alipay_public_key_file: public_file,
+        ca_pem: match raw.ca_file {
+            Some(p) => Some(read_public(&resolve(base, p), "alipay.ca_file")?),
+            None => None,
+        },
     })
 }
 

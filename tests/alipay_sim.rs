@@ -42,6 +42,7 @@ fn config(url: String) -> AlipayConfig {
         app_private_key_file: PathBuf::from("/etc/tillpay/alipay-app-private-key.pem"),
         alipay_public_key: SIM_PUBLIC_KEY_PEM.into(),
         alipay_public_key_file: PathBuf::from("/etc/tillpay/alipay-public-key.pem"),
+        ca_pem: None,
     }
 }
 

@@ -120,6 +120,10 @@ fn bad_values_name_their_key() {
             ),
             "wechat.ca_file",
         ),
+        (
+            format!("{GOOD}ca_file = \"no-such-ca.pem\"\n"),
+            "alipay.ca_file",
+        ),
     ];
     for (text, key) in cases {
         let e = err(d.parse(&text));

@@ -138,6 +138,22 @@ pub enum RefundAnswer {
     Unknown(GatewayNote),
 }
 
+/// The CA certificates of a `ca_file` (PEM bundle), to trust beside the
+/// built-in public roots. `key` names the config key in errors.
+pub(crate) fn extra_roots(
+    pem: Option<&str>,
+    key: &str,
+) -> Result<Vec<reqwest::Certificate>, String> {
+    let Some(pem) = pem else {
+        return Ok(Vec::new());
+    };
+    match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
+        Ok(certs) if !certs.is_empty() => Ok(certs),
+        Ok(_) => Err(format!("{key}: no PEM certificate in it")),
+        Err(e) => Err(format!("{key}: not a PEM certificate bundle: {e}")),
+    }
+}
+
 /// A day's bill as the gateway serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BillAnswer {

@@ -105,14 +105,7 @@ impl Simulator {
 
     /// A till's `[alipay]` config for this simulator.
     pub fn alipay_config(&self) -> AlipayConfig {
-        AlipayConfig {
-            gateway_url: self.alipay_gateway_url(),
-            app_id: ALIPAY_APP_ID.into(),
-            app_private_key: alipay::keys::DEMO_APP_PRIVATE_KEY_PEM.into(),
-            app_private_key_file: "(built-in demo key)".into(),
-            alipay_public_key: alipay::keys::SIM_PUBLIC_KEY_PEM.into(),
-            alipay_public_key_file: "(built-in simulator key)".into(),
-        }
+        alipay::demo_client_config(&self.alipay_gateway_url())
     }
 
     /// Writes the credential files into `dir` (secrets 0600) and returns

@@ -80,9 +80,18 @@ impl AlipayGateway {
         // A separate, shorter connect timeout keeps "never connected" (safe
         // to call failed) apart from "sent, then silence" (unknown).
         let connect_timeout = (http_timeout / 2).max(Duration::from_millis(1));
-        let http = reqwest::Client::builder()
+        let roots = crate::gateway::extra_roots(cfg.ca_pem.as_deref(), "alipay.ca_file")?;
+        let http = roots
+            .into_iter()
+            .fold(reqwest::Client::builder(), |b, ca| {
+                b.add_root_certificate(ca)
+            })
+            .use_rustls_tls()
             .connect_timeout(connect_timeout)
             .timeout(http_timeout)
+            // Redirects stay followed: the bill download URL may send the
+            // file from elsewhere.
+            .user_agent(concat!("tillpay/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("alipay: cannot build the HTTP client: {e}"))?;
         Ok(AlipayGateway {

@@ -82,14 +82,7 @@ impl WechatGateway {
             .to_string();
         let port = url.port_or_known_default().unwrap_or(443);
         let connect_timeout = http_timeout.min(MAX_CONNECT_TIMEOUT);
-        let extra_roots = match &cfg.ca_pem {
-            Some(pem) => match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
-                Ok(certs) if !certs.is_empty() => certs,
-                Ok(_) => return Err("wechat.ca_file: no PEM certificate in it".into()),
-                Err(e) => return Err(format!("wechat.ca_file: not a PEM certificate bundle: {e}")),
-            },
-            None => Vec::new(),
-        };
+        let extra_roots = crate::gateway::extra_roots(cfg.ca_pem.as_deref(), "wechat.ca_file")?;
         let builder = || {
             extra_roots
                 .iter()

@@ -296,6 +296,7 @@ pub fn demo_client_config(gateway_url: &str) -> AlipayConfig {
         app_private_key_file: "<built-in demo app key>".into(),
         alipay_public_key: keys::SIM_PUBLIC_KEY_PEM.to_string(),
         alipay_public_key_file: "<built-in simulator public key>".into(),
+        ca_pem: None,
     }
 }
 

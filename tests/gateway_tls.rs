@@ -1,8 +1,9 @@
-//! WeChat's /secapi/ calls (reverse, refund) over mutual TLS, end to end:
-//! a TLS gateway double on loopback, with its own CA, that asks every
+//! Both gateways over real TLS, end to end: a TLS gateway double on
+//! loopback, with its own CA (trusted through `ca_file`), that asks every
 //! client for a certificate and checks it against that CA, in front of the
-//! WeChat simulator. The merchant certificate in `tests/fixtures/tls` is RSA
-//! 2048 with a PKCS#8 key, as WeChat issues `apiclient_cert.pem`.
+//! simulators. WeChat's /secapi/ calls (reverse, refund) must carry the
+//! merchant certificate: the one in `tests/fixtures/tls` is RSA 2048 with a
+//! PKCS#8 key, as WeChat issues `apiclient_cert.pem`.
 
 mod wechat_support;
 
@@ -174,4 +175,46 @@ fn a_ca_file_without_a_certificate_is_refused_naming_the_key() {
     cfg.ca_pem = Some("not a certificate\n".into());
     let e = WechatGateway::new(&cfg, TILL, Duration::from_secs(2)).expect_err("refused");
     assert!(e.starts_with("wechat.ca_file"), "{e}");
+}
+
+#[tokio::test]
+async fn alipay_over_tls_trusts_the_configured_ca() {
+    use tillpay::gateway::alipay::AlipayGateway;
+    use tillpay::sim::alipay::{demo_client_config, AlipaySim};
+    use tillpay::sim::ledger::Ledger;
+
+    let ledger = Arc::new(Ledger::new(Duration::from_millis(20)));
+    let sim = Arc::new(AlipaySim::demo(ledger.clone()).expect("demo sim"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let plain = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(tillpay::sim::http::serve(listener, sim));
+    let (base_url, seen) = tls_gateway(plain).await;
+    let mut cfg = demo_client_config(&format!("{base_url}/gateway.do"));
+    let code = Behaviour::PaysAtOnce.code(Provider::Alipay, 3);
+    let req = PayRequest {
+        out_trade_no: "TLS_3".into(),
+        amount: Fen(1),
+        auth_code: AuthCode::parse(&code).expect("code"),
+        subject: "TLS".into(),
+    };
+    // Without the CA the handshake fails: nothing reached Alipay, and the
+    // answer says the request was never sent.
+    let untrusting = AlipayGateway::new(&cfg, TILL, Duration::from_secs(2)).expect("client");
+    let answer = untrusting.pay(&req).await;
+    assert!(
+        matches!(answer, PayAnswer::NotSent(_)),
+        "an untrusted server certificate is never talked to: {answer:?}"
+    );
+    assert!(ledger.orders().is_empty());
+    cfg.ca_pem = Some(fixture("ca.pem"));
+    let gw = AlipayGateway::new(&cfg, TILL, Duration::from_secs(2)).expect("client");
+    assert!(matches!(gw.pay(&req).await, PayAnswer::Paid(_)));
+    assert_eq!(ledger.orders().len(), 1);
+    assert!(seen
+        .lock()
+        .expect("seen")
+        .iter()
+        .any(|s| s.path.starts_with("/gateway.do")));
 }
