@@ -1,0 +1,167 @@
+//! The payment path's own costs, beside the gateway's: the journal's
+//! durable commits (WAL + synchronous=FULL, one per step, POLICY 3), and
+//! whole sales through the engine, the real clients and the simulator over
+//! loopback HTTP with real signatures (HMAC-SHA256 for WeChat, RSA2 for
+//! Alipay). Prints p50/p99 and the process's memory. Run:
+//! `cargo bench --bench payment`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tillpay::config::PaymentConfig;
+use tillpay::domain::{AuthCode, Fen, Provider};
+use tillpay::engine::machine::{Attempt, Phase, Record};
+use tillpay::engine::{ChargeRequest, Engine, PaymentStatus};
+use tillpay::gateway::alipay::AlipayGateway;
+use tillpay::gateway::wechat::WechatGateway;
+use tillpay::gateway::{Gateway, PaidInfo};
+use tillpay::journal::Journal;
+use tillpay::sim::behaviour::Behaviour;
+use tillpay::sim::Simulator;
+
+const COMMITS: usize = 1_000;
+const SALES: u64 = 300;
+const CONCURRENT: u64 = 50;
+
+fn percentiles(mut v: Vec<Duration>) -> String {
+    v.sort();
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    format!(
+        "p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+        at(0.50).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        at(1.0).as_secs_f64() * 1e3
+    )
+}
+
+fn vm_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// On the target directory's disk, not a tmpfs: fsync must be real.
+fn bench_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir")
+}
+
+fn journal_commits() {
+    let dir = bench_dir();
+    let j = Journal::open(&dir.path().join("journal.sqlite"), "T1").expect("journal");
+    let (mut begin, mut paid) = (Vec::new(), Vec::new());
+    for i in 0..COMMITS {
+        let order = format!("J{i}");
+        j.ensure_sale(&order, Fen(100), "bench").expect("sale");
+        let code = AuthCode::parse(&format!("13{:016}", i)).expect("code");
+        let t = Instant::now();
+        let row = j.begin_attempt(&order, &code).expect("attempt");
+        begin.push(t.elapsed());
+        let done = Attempt {
+            phase: Phase::Paid,
+            ..row.state
+        };
+        let rec = Record {
+            kind: "paid",
+            note: None,
+            paid: Some(PaidInfo {
+                transaction_id: format!("4200{i}"),
+                paid_at: None,
+                amount: Some(Fen(100)),
+            }),
+            revoke_effect: None,
+            config_error: false,
+        };
+        let t = Instant::now();
+        j.record(&row.out_trade_no, &done, &rec).expect("record");
+        paid.push(t.elapsed());
+    }
+    println!("journal, {COMMITS} attempts (WAL + synchronous=FULL, BEGIN IMMEDIATE):");
+    println!(
+        "  begin attempt (before the pay request)  {}",
+        percentiles(begin)
+    );
+    println!(
+        "  record paid                              {}",
+        percentiles(paid)
+    );
+}
+
+async fn engine_sales() {
+    let sim = Simulator::start(Duration::from_millis(10))
+        .await
+        .expect("simulator");
+    let dir = bench_dir();
+    let journal =
+        Arc::new(Journal::open(&dir.path().join("journal.sqlite"), "T1").expect("journal"));
+    let timeout = Duration::from_secs(5);
+    let gateways: Vec<Arc<dyn Gateway>> = vec![
+        Arc::new(
+            WechatGateway::new(&sim.wechat_config(Duration::ZERO), "T1", timeout).expect("wechat"),
+        ),
+        Arc::new(AlipayGateway::new(&sim.alipay_config(), "T1", timeout).expect("alipay")),
+    ];
+    let engine = Engine::new(journal, gateways, PaymentConfig::default());
+    let sale = |engine: Arc<Engine>, provider: Provider, serial: u64| async move {
+        let req = ChargeRequest {
+            order_no: format!("{provider}{serial}"),
+            amount: 100 + serial,
+            subject: Some("bench".into()),
+            auth_code: Some(Behaviour::PaysAtOnce.code(provider, serial)),
+        };
+        let t = Instant::now();
+        let p = engine.charge(req).await.expect("charge");
+        assert_eq!(p.status, PaymentStatus::Paid, "{p:?}");
+        t.elapsed()
+    };
+    println!("sales through the engine, simulator on loopback, paid at once (sequential):");
+    for provider in [Provider::Wechat, Provider::Alipay] {
+        let mut v = Vec::new();
+        for serial in 0..SALES {
+            v.push(sale(engine.clone(), provider, serial).await);
+        }
+        println!(
+            "  {:<7} {SALES} sales  {}",
+            provider.as_str(),
+            percentiles(v)
+        );
+    }
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..CONCURRENT)
+        .map(|i| {
+            let provider = if i % 2 == 0 {
+                Provider::Wechat
+            } else {
+                Provider::Alipay
+            };
+            tokio::spawn(sale(engine.clone(), provider, 10_000 + i))
+        })
+        .collect();
+    let mut v = Vec::new();
+    for task in tasks {
+        v.push(task.await.expect("join"));
+    }
+    println!(
+        "  {CONCURRENT} sales at once (both providers): all done in {:.1} ms; each {}",
+        t.elapsed().as_secs_f64() * 1e3,
+        percentiles(v)
+    );
+    println!(
+        "  simulator ledger: {} orders, each charged once: {}",
+        sim.ledger.orders().len(),
+        sim.ledger.orders().iter().all(|o| o.charges == 1)
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs this with --bench absent: keep that quick.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    journal_commits();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(engine_sales());
+    println!("process VmRSS after all: {:.1} MB", vm_rss_mb());
+}
