@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Fen;
 use crate::gateway::{GatewayNote, PaidInfo, PayAnswer, QueryAnswer, RevokeAnswer, RevokeEffect};
 
 /// Where an attempt stands. The first three are in flight; the rest final.
@@ -105,6 +106,12 @@ pub enum Event {
     CancelRequested,
     /// The daemon restarted with this attempt unfinished (POLICY 15).
     Resumed,
+    /// A verified pay or query answer said paid, but for another amount
+    /// than the attempt's (`expected`): not this sale's payment.
+    PaidOtherAmount {
+        info: PaidInfo,
+        expected: Fen,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +251,12 @@ pub fn step(a: Attempt, ev: Event, elapsed: Duration, t: &Timing) -> Step {
         (Phase::Revoking, Event::PayAnswered(ans)) => {
             revoke_after_stray_answer(a, matches!(ans, PayAnswer::Paid(_)), elapsed, t)
         }
+        (Phase::Submitting | Phase::Paying, Event::PaidOtherAmount { info, expected }) => {
+            paid_other_amount(a, info, expected, elapsed, t)
+        }
+        (Phase::Revoking, Event::PaidOtherAmount { .. }) => {
+            revoke_after_stray_answer(a, true, elapsed, t)
+        }
         // Anything else (a duplicate cancel, a stray answer) changes nothing.
         _ => (a, Vec::new()),
     }
@@ -373,6 +386,42 @@ fn paid(a: Attempt, info: PaidInfo, elapsed: Duration, t: &Timing) -> Step {
         },
         vec![Action::Record(rec), Action::Notify(Notice::Paid)],
     )
+}
+
+/// Money was taken, but not the sale's amount. Neither "paid" (the shop
+/// would be short or the customer overcharged) nor left as it is: revoke,
+/// which refunds it in full, and the sale ends not paid with no money kept.
+fn paid_other_amount(
+    a: Attempt,
+    info: PaidInfo,
+    expected: Fen,
+    elapsed: Duration,
+    t: &Timing,
+) -> Step {
+    let booked = info
+        .amount
+        .map_or_else(|| "another amount".to_string(), |f| format!("{} fen", f.0));
+    let note = GatewayNote::new(
+        "AMOUNT_MISMATCH",
+        format!(
+            "the gateway booked {booked} for a {} fen sale: revoked, refunding it in full",
+            expected.0
+        ),
+    );
+    let (a, mut actions) = start_revoke(
+        Attempt {
+            seen_paid: true,
+            ..a
+        },
+        elapsed,
+        t,
+    );
+    if let Some(Action::Record(r)) = actions.first_mut() {
+        r.kind = "paid_other_amount";
+        r.note = Some(note);
+        r.paid = Some(info);
+    }
+    (a, actions)
 }
 
 fn revoke_after_stray_answer(a: Attempt, paid: bool, elapsed: Duration, t: &Timing) -> Step {

@@ -901,3 +901,35 @@ async fn a_code_used_before_is_never_sent_again() {
         "the used code was sent once only"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_payment_of_another_amount_is_revoked_and_the_pos_is_told_why() {
+    let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Paid(PaidInfo {
+        amount: Some(Fen(1)),
+        ..paid_info()
+    }));
+    let t = till(&gw);
+    let p = charged(&t, "A1", ALIPAY_CODE).await;
+    assert_eq!(p.status, PaymentStatus::Revoked, "{p:?}");
+    let error = p.error.expect("an error says why");
+    assert_eq!(error.code, "AMOUNT_MISMATCH");
+    assert_eq!(
+        p.transaction_id.as_deref(),
+        Some("4200000000001"),
+        "kept for the bill's refund row"
+    );
+    assert_eq!(
+        gw.sent().iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
+        vec![Sent::Pay("T1_A1_1".into()), Sent::Revoke]
+    );
+    // The same amount is simply paid.
+    let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Paid(PaidInfo {
+        amount: Some(Fen(1234)),
+        ..paid_info()
+    }));
+    let t = till(&gw);
+    assert_eq!(
+        charged(&t, "A1", ALIPAY_CODE).await.status,
+        PaymentStatus::Paid
+    );
+}

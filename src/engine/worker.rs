@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use super::machine::{self, Action, Attempt, Call, Event, Timing};
 use super::{blocking, Engine};
-use crate::gateway::{Gateway, PayRequest};
+use crate::domain::Fen;
+use crate::gateway::{Gateway, PaidInfo, PayAnswer, PayRequest, QueryAnswer};
 use crate::journal::AttemptRow;
 
 pub(crate) enum First {
@@ -31,6 +32,8 @@ struct Run<'a> {
     out_trade_no: String,
     order_no: String,
     code_masked: String,
+    /// The sale's amount: a paid answer for another one is not this sale's.
+    amount: Fen,
     timing: Timing,
     attempt: Attempt,
     /// When the pay request was sent, on the monotonic clock.
@@ -64,6 +67,7 @@ pub(crate) async fn run(
         out_trade_no: row.out_trade_no.clone(),
         order_no: row.order_no.clone(),
         code_masked: row.code_masked.clone(),
+        amount: row.amount,
         timing,
         attempt: row.state,
         base,
@@ -92,7 +96,8 @@ impl Run<'_> {
                 );
                 let answer = self.in_flight(gw.pay(&req)).await?;
                 drop(req); // the full auth code is not kept past its one use
-                self.feed(Event::PayAnswered(answer)).await?
+                let event = self.checked(Event::PayAnswered(answer));
+                self.feed(event).await?
             }
             First::Resume { .. } => {
                 tracing::info!(order = %self.order_no, out_trade_no = %self.out_trade_no, "resuming attempt");
@@ -107,7 +112,10 @@ impl Run<'_> {
             };
             debug_assert!(after.is_zero());
             let event = match call {
-                Call::Query => Event::QueryAnswered(self.in_flight(gw.query(&out_trade_no)).await?),
+                Call::Query => {
+                    let answer = self.in_flight(gw.query(&out_trade_no)).await?;
+                    self.checked(Event::QueryAnswered(answer))
+                }
                 Call::Revoke => {
                     Event::RevokeAnswered(self.in_flight(gw.revoke(&out_trade_no)).await?)
                 }
@@ -171,6 +179,31 @@ impl Run<'_> {
                     }
                 },
             }
+        }
+    }
+
+    /// A paid answer whose booked amount is not the attempt's becomes
+    /// [`Event::PaidOtherAmount`]; every other event passes unchanged.
+    fn checked(&self, ev: Event) -> Event {
+        let other = |info: &PaidInfo| info.amount.is_some_and(|a| a != self.amount);
+        match ev {
+            Event::PayAnswered(PayAnswer::Paid(info))
+            | Event::QueryAnswered(QueryAnswer::Paid(info))
+                if other(&info) =>
+            {
+                tracing::error!(
+                    order = %self.order_no,
+                    out_trade_no = %self.out_trade_no,
+                    expected = self.amount.0,
+                    booked = ?info.amount.map(|f| f.0),
+                    "the gateway booked another amount than the sale's: revoking it"
+                );
+                Event::PaidOtherAmount {
+                    info,
+                    expected: self.amount,
+                }
+            }
+            ev => ev,
         }
     }
 

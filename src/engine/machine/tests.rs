@@ -385,6 +385,41 @@ fn policy_13_a_payment_after_a_cancel_keeps_its_transaction_id() {
 }
 
 #[test]
+fn a_payment_of_another_amount_is_revoked_not_paid() {
+    // A verified "paid" for 1 fen on a 100 fen sale is not the sale's
+    // payment: the money is sent back (the revoke refunds it) and the
+    // record says why, with the transaction id kept.
+    let booked = PaidInfo {
+        amount: Some(Fen(1)),
+        ..info()
+    };
+    for (phase, t) in [(Phase::Submitting, alipay()), (Phase::Paying, wechat())] {
+        let (a, acts) = step(
+            in_phase(phase),
+            Event::PaidOtherAmount {
+                info: booked.clone(),
+                expected: Fen(100),
+            },
+            S(2),
+            &t,
+        );
+        assert_eq!(a.phase, Phase::Revoking, "{phase:?}");
+        assert!(a.seen_paid, "the revoke will refund");
+        let rec = records(&acts)[0];
+        assert_eq!(rec.kind, "paid_other_amount");
+        assert_eq!(rec.paid, Some(booked.clone()));
+        let why = rec.note.as_ref().expect("note");
+        assert_eq!(why.code, "AMOUNT_MISMATCH");
+        assert!(why.message.contains("1 fen") && why.message.contains("100 fen"));
+        assert_eq!(notices(&acts), vec![Notice::Revoking]);
+        assert_eq!(
+            scheduled(&acts),
+            Some((Call::Revoke, t.min_revoke_delay.saturating_sub(S(2))))
+        );
+    }
+}
+
+#[test]
 fn policy_13_revoke_records_closed_or_refunded() {
     let t = alipay();
     for (effect, seen_paid, want) in [
@@ -441,6 +476,10 @@ fn final_phases_ignore_every_event() {
         Event::RevokeAnswered(RevokeAnswer::Revoked(RevokeEffect::Closed)),
         Event::CancelRequested,
         Event::Resumed,
+        Event::PaidOtherAmount {
+            info: info(),
+            expected: Fen(100),
+        },
     ];
     for phase in [
         Phase::Paid,
@@ -474,6 +513,10 @@ fn every_in_flight_state_has_a_next_call_or_ends() {
         Event::RevokeAnswered(RevokeAnswer::Retry(note("x"))),
         Event::RevokeAnswered(RevokeAnswer::Refused(note("x"))),
         Event::Resumed,
+        Event::PaidOtherAmount {
+            info: info(),
+            expected: Fen(100),
+        },
     ];
     for phase in [Phase::Submitting, Phase::Paying, Phase::Revoking] {
         for cancel in [false, true] {
