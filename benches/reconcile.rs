@@ -100,6 +100,7 @@ fn local() -> Vec<AttemptRow> {
             paid_at: None,
             error: None,
             updated_at: 0,
+            booked: None,
         })
         .collect()
 }

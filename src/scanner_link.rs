@@ -38,14 +38,14 @@ pub fn start_reader(scfg: crate::config::ScannerConfig, engine: &Arc<Engine>) ->
     tokio::spawn(async move {
         let mut taken = DoubleReadFilter::default();
         while let Some(ev) = rx.recv().await {
-            dispatch(&engine, &dev, &mut taken, ev);
+            dispatch(&engine, &dev, &mut taken, ev).await;
         }
     });
     let status_handle = handle.clone();
     Arc::new(move || (device.clone(), status_handle.connected()))
 }
 
-fn dispatch(engine: &Engine, device: &str, taken: &mut DoubleReadFilter, ev: ScannerEvent) {
+async fn dispatch(engine: &Engine, device: &str, taken: &mut DoubleReadFilter, ev: ScannerEvent) {
     match ev {
         ScannerEvent::Connected => {
             tracing::info!(device, "scanner connected");
@@ -71,7 +71,7 @@ fn dispatch(engine: &Engine, device: &str, taken: &mut DoubleReadFilter, ev: Sca
                     taken.window().as_millis()
                 ))
             } else {
-                let outcome = engine.scanned(code.clone());
+                let outcome = engine.scan(code.clone()).await;
                 if matches!(outcome, ScanOutcome::Taken { .. }) {
                     taken.record(&code, now);
                 }

@@ -246,16 +246,30 @@ pub fn step(a: Attempt, ev: Event, elapsed: Duration, t: &Timing) -> Step {
         // attempt to revoking: the revoke decides (POLICY 12), but it must
         // still be sent, and a paid answer means the revoke will refund.
         (Phase::Revoking, Event::QueryAnswered(ans)) => {
-            revoke_after_stray_answer(a, matches!(ans, QueryAnswer::Paid(_)), elapsed, t)
+            let paid = match ans {
+                QueryAnswer::Paid(info) => Some(info),
+                _ => None,
+            };
+            revoke_after_stray_answer(a, paid, elapsed, t)
         }
         (Phase::Revoking, Event::PayAnswered(ans)) => {
-            revoke_after_stray_answer(a, matches!(ans, PayAnswer::Paid(_)), elapsed, t)
+            let paid = match ans {
+                PayAnswer::Paid(info) => Some(info),
+                _ => None,
+            };
+            revoke_after_stray_answer(a, paid, elapsed, t)
         }
         (Phase::Submitting | Phase::Paying, Event::PaidOtherAmount { info, expected }) => {
             paid_other_amount(a, info, expected, elapsed, t)
         }
-        (Phase::Revoking, Event::PaidOtherAmount { .. }) => {
-            revoke_after_stray_answer(a, true, elapsed, t)
+        (Phase::Revoking, Event::PaidOtherAmount { info, expected }) => {
+            let note = mismatch(&info, expected);
+            let (a, mut actions) = revoke_after_stray_answer(a, Some(info), elapsed, t);
+            if let Some(Action::Record(r)) = actions.first_mut() {
+                r.kind = "paid_other_amount";
+                r.note = Some(note);
+            }
+            (a, actions)
         }
         // Anything else (a duplicate cancel, a stray answer) changes nothing.
         _ => (a, Vec::new()),
@@ -398,16 +412,7 @@ fn paid_other_amount(
     elapsed: Duration,
     t: &Timing,
 ) -> Step {
-    let booked = info
-        .amount
-        .map_or_else(|| "another amount".to_string(), |f| format!("{} fen", f.0));
-    let note = GatewayNote::new(
-        "AMOUNT_MISMATCH",
-        format!(
-            "the gateway booked {booked} for a {} fen sale: revoked, refunding it in full",
-            expected.0
-        ),
-    );
+    let note = mismatch(&info, expected);
     let (a, mut actions) = start_revoke(
         Attempt {
             seen_paid: true,
@@ -424,14 +429,36 @@ fn paid_other_amount(
     (a, actions)
 }
 
-fn revoke_after_stray_answer(a: Attempt, paid: bool, elapsed: Duration, t: &Timing) -> Step {
+fn mismatch(info: &PaidInfo, expected: Fen) -> GatewayNote {
+    let booked = info
+        .amount
+        .map_or_else(|| "another amount".to_string(), |f| format!("{} fen", f.0));
+    GatewayNote::new(
+        "AMOUNT_MISMATCH",
+        format!(
+            "the gateway booked {booked} for a {} fen sale: revoked, refunding it in full",
+            expected.0
+        ),
+    )
+}
+
+/// An answer that was in flight when the attempt moved to revoking. A
+/// payment is journaled with its transaction id; the revoke goes on.
+fn revoke_after_stray_answer(
+    a: Attempt,
+    paid: Option<PaidInfo>,
+    elapsed: Duration,
+    t: &Timing,
+) -> Step {
     let a = Attempt {
-        seen_paid: a.seen_paid || paid,
+        seen_paid: a.seen_paid || paid.is_some(),
         ..a
     };
     let mut actions = Vec::new();
-    if paid {
-        actions.push(Action::Record(Record::new("paid_while_revoking")));
+    if let Some(info) = paid {
+        let mut rec = Record::new("paid_while_revoking");
+        rec.paid = Some(info);
+        actions.push(Action::Record(rec));
     }
     actions.push(Action::Schedule {
         call: Call::Revoke,

@@ -316,15 +316,6 @@ impl Engine {
                 )));
             }
         }
-        if let Some(c) = &code {
-            let (j, c) = (self.journal.clone(), c.clone());
-            let used = blocking(move || j.code_used(&c))
-                .await
-                .map_err(|e| self.journal_error(e))?;
-            if let Some(first) = used {
-                return Err(self.journal_error(JournalError::CodeUsed(first)));
-            }
-        }
         let j = self.journal.clone();
         let (o, amount) = (order_no.clone(), Fen(req.amount));
         let subject = req.subject.clone().unwrap_or_default();
@@ -357,6 +348,13 @@ impl Engine {
                 return Err(EngineError::OrderConflict(format!(
                     "order {order_no} needs an operator first (tillpay journal attention)"
                 )));
+            }
+        }
+        // After the checks above: resending the charge of a paid sale with
+        // its own code answers with that Payment, not "code already used".
+        if let Some(c) = &code {
+            if let Some(why) = self.used_before(c).await? {
+                return Err(EngineError::InvalidParams(format!("auth_code: {why}")));
             }
         }
         let slot = {
@@ -558,7 +556,8 @@ impl Engine {
         Ok(p)
     }
 
-    /// A code from the scanner: to the waiting charge, or ignored.
+    /// A code from the scanner: to the waiting charge, or ignored. Does
+    /// not look at the journal: [`Engine::scan`] does that first.
     pub fn scanned(&self, code: AuthCode) -> ScanOutcome {
         let mut live = self.live();
         let Some(armed) = live.armed.take() else {
@@ -569,10 +568,6 @@ impl Engine {
             };
             return ScanOutcome::Ignored(why.into());
         };
-        if let Some(why) = self.used_before(&code) {
-            live.armed = Some(armed);
-            return ScanOutcome::Ignored(why);
-        }
         if !self.gateways.contains_key(&code.provider()) {
             live.armed = Some(armed);
             return ScanOutcome::Ignored(format!(
@@ -598,17 +593,24 @@ impl Engine {
         }
     }
 
-    /// Why a scanned code must not be sent: it was given to an attempt
-    /// before (payment codes are single-use), or the journal cannot say.
-    fn used_before(&self, code: &AuthCode) -> Option<String> {
-        // One indexed read; the scanner task can afford it inline.
-        match self.journal.code_used(code) {
-            Ok(None) => None,
-            Ok(Some(first)) => Some(JournalError::CodeUsed(first).to_string()),
-            Err(e) => {
-                self.fail_stop(&e);
-                Some(format!("journal unavailable: {e}"))
-            }
+    /// Why `code` must not be sent: an earlier attempt sent it (payment
+    /// codes are single-use at both gateways).
+    async fn used_before(&self, code: &AuthCode) -> Result<Option<String>, EngineError> {
+        let (j, c) = (self.journal.clone(), code.clone());
+        let used = blocking(move || j.code_used(&c))
+            .await
+            .map_err(|e| self.journal_error(e))?;
+        Ok(used.map(|first| JournalError::CodeUsed(first).to_string()))
+    }
+
+    /// A code from the scanner: refused if an earlier attempt sent it,
+    /// else [`Engine::scanned`]. The journal is read before the engine's
+    /// state is locked, so a slow disk never holds up the rest.
+    pub async fn scan(&self, code: AuthCode) -> ScanOutcome {
+        match self.used_before(&code).await {
+            Ok(None) => self.scanned(code),
+            Ok(Some(why)) => ScanOutcome::Ignored(why),
+            Err(e) => ScanOutcome::Ignored(e.to_string()),
         }
     }
 

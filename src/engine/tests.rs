@@ -878,7 +878,8 @@ async fn a_code_used_before_is_never_sent_again() {
     }
     let again = t
         .engine
-        .scanned(AuthCode::parse(WECHAT_CODE).expect("code"));
+        .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
+        .await;
     let ScanOutcome::Ignored(why) = again else {
         panic!("a used code was taken: {again:?}")
     };
@@ -908,11 +909,20 @@ async fn a_payment_of_another_amount_is_revoked_and_the_pos_is_told_why() {
         amount: Some(Fen(1)),
         ..paid_info()
     }));
+    gw.revoke
+        .lock()
+        .expect("lock")
+        .push_back(RevokeAnswer::Retry(note("SYSTEMERROR")));
     let t = till(&gw);
     let p = charged(&t, "A1", ALIPAY_CODE).await;
     assert_eq!(p.status, PaymentStatus::Revoked, "{p:?}");
     let error = p.error.expect("an error says why");
-    assert_eq!(error.code, "AMOUNT_MISMATCH");
+    assert_eq!(
+        error.code, "AMOUNT_MISMATCH",
+        "a revoke retry's note does not hide it"
+    );
+    let (_, attempts) = t.engine.journal().sale("A1").expect("read").expect("sale");
+    assert_eq!(attempts[0].booked, Some(Fen(1)), "kept for reconciliation");
     assert_eq!(
         p.transaction_id.as_deref(),
         Some("4200000000001"),
@@ -920,7 +930,7 @@ async fn a_payment_of_another_amount_is_revoked_and_the_pos_is_told_why() {
     );
     assert_eq!(
         gw.sent().iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
-        vec![Sent::Pay("T1_A1_1".into()), Sent::Revoke]
+        vec![Sent::Pay("T1_A1_1".into()), Sent::Revoke, Sent::Revoke]
     );
     // The same amount is simply paid.
     let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Paid(PaidInfo {
@@ -932,4 +942,34 @@ async fn a_payment_of_another_amount_is_revoked_and_the_pos_is_told_why() {
         charged(&t, "A1", ALIPAY_CODE).await.status,
         PaymentStatus::Paid
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn resending_the_charge_of_a_paid_sale_with_its_code_answers_paid() {
+    // The POS lost the answer and sends the very same request again.
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    assert_eq!(
+        charged(&t, "A1", WECHAT_CODE).await.status,
+        PaymentStatus::Paid
+    );
+    let again = charged(&t, "A1", WECHAT_CODE).await;
+    assert_eq!(again.status, PaymentStatus::Paid);
+    assert_eq!(again.out_trade_no.as_deref(), Some("T1_A1_1"));
+    assert_eq!(gw.count(|s| matches!(s, Sent::Pay(_))), 1, "charged once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_code_whose_pay_request_never_left_is_still_good() {
+    // Connection refused: the gateway never saw the code, so the cashier's
+    // retry with the same code goes through.
+    let gw = Scripted::new(Provider::Wechat).pays(PayAnswer::NotSent(note("NOT_SENT")));
+    let t = till(&gw);
+    assert_eq!(
+        charged(&t, "A1", WECHAT_CODE).await.status,
+        PaymentStatus::Failed
+    );
+    let retry = charged(&t, "A1", WECHAT_CODE).await;
+    assert_eq!(retry.status, PaymentStatus::Paid);
+    assert_eq!(retry.out_trade_no.as_deref(), Some("T1_A1_2"));
 }

@@ -33,7 +33,7 @@ pub enum JournalError {
     Conflict(String),
     #[error("unknown order {0}")]
     UnknownOrder(String),
-    /// The payment code was already given to an attempt of this order.
+    /// An earlier attempt (of this order, given here) sent the payment code.
     #[error("this payment code was already used (order {0}); ask the customer to refresh it")]
     CodeUsed(String),
 }
@@ -138,17 +138,11 @@ impl Journal {
         tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The order of an earlier attempt that was given this same code, if any.
+    /// The order of an earlier attempt that sent this same code, if any.
     pub fn code_used(&self, code: &AuthCode) -> Result<Option<String>> {
         let hash = self.code_hash(code);
         let conn = self.lock();
-        Ok(conn
-            .query_row(
-                "SELECT order_no FROM attempts WHERE code_hash = ?1 LIMIT 1",
-                [&hash],
-                |r| r.get(0),
-            )
-            .optional()?)
+        Ok(rows::order_that_sent(&conn, &hash)?)
     }
 
     /// Reads one PRAGMA's value as text (for tests and `doctor`).
@@ -269,14 +263,7 @@ impl Journal {
         }
         // Both gateways take a payment code once; sending it again could only
         // fail, or worse muddle a second order with the first one's trade.
-        let used: Option<String> = tx
-            .query_row(
-                "SELECT order_no FROM attempts WHERE code_hash = ?1 LIMIT 1",
-                [&hash],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(first) = used {
+        if let Some(first) = rows::order_that_sent(&tx, &hash)? {
             return Err(JournalError::CodeUsed(first));
         }
         let seq = earlier.iter().map(|a| a.seq).max().unwrap_or(0) + 1;
@@ -295,6 +282,7 @@ impl Journal {
             paid_at: None,
             error: None,
             updated_at: now_ms(),
+            booked: None,
         };
         rows::insert_attempt(&tx, &row).map_err(conflict)?;
         rows::event(

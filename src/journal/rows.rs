@@ -35,6 +35,8 @@ pub struct AttemptRow {
     pub paid_at: Option<String>,
     pub error: Option<GatewayNote>,
     pub updated_at: i64,
+    /// The amount the gateway said it booked, when it said.
+    pub booked: Option<Fen>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +132,7 @@ fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
 const ATTEMPT_COLS: &str =
     "out_trade_no, order_no, seq, provider, amount, code_masked, code_hash, phase,
     submitted_at, cancel_requested, seen_paid, revoke_tries, revoke_effect, transaction_id, paid_at,
-    error_code, error_message, updated_at";
+    error_code, error_message, updated_at, booked_amount";
 
 pub(super) fn attempts_where<P: Params>(
     conn: &Connection,
@@ -174,6 +176,7 @@ fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
         paid_at: r.get(14)?,
         error: note(r.get(15)?, r.get(16)?),
         updated_at: r.get(17)?,
+        booked: r.get::<_, Option<i64>>(18)?.map(|f| Fen(f as u64)),
     })
 }
 
@@ -216,8 +219,12 @@ pub(super) fn update_attempt(
         "UPDATE attempts SET phase = ?2, cancel_requested = ?3, seen_paid = ?4, revoke_tries = ?5,
          revoke_effect = COALESCE(?6, revoke_effect),
          transaction_id = COALESCE(?7, transaction_id), paid_at = COALESCE(?8, paid_at),
-         error_code = COALESCE(?9, error_code), error_message = COALESCE(?10, error_message),
-         updated_at = ?11 WHERE out_trade_no = ?1",
+         error_code = CASE WHEN error_code = 'AMOUNT_MISMATCH' THEN error_code
+                           ELSE COALESCE(?9, error_code) END,
+         error_message = CASE WHEN error_code = 'AMOUNT_MISMATCH' THEN error_message
+                              ELSE COALESCE(?10, error_message) END,
+         updated_at = ?11, booked_amount = COALESCE(?12, booked_amount)
+         WHERE out_trade_no = ?1",
         params![
             out_trade_no,
             a.phase.as_str(),
@@ -232,7 +239,8 @@ pub(super) fn update_attempt(
                 .unwrap_or_else(|| chrono::Local::now().to_rfc3339())),
             rec.note.as_ref().map(|n| n.code.as_str()),
             rec.note.as_ref().map(|n| n.message.as_str()),
-            now_ms()
+            now_ms(),
+            paid.and_then(|p| p.amount).map(|f| f.0 as i64)
         ],
     )?;
     if changed != 1 {
@@ -320,4 +328,22 @@ pub(super) fn refunds_where<P: Params>(
         })
     })?;
     rows.collect()
+}
+
+/// The order of an attempt that sent the code with this keyed hash. An
+/// attempt whose pay request never left (`pay_not_sent`: no connection,
+/// TLS refused, signing failed) does not count: the code is still good.
+pub(super) fn order_that_sent(
+    conn: &Connection,
+    code_hash: &str,
+) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT order_no FROM attempts a WHERE a.code_hash = ?1
+           AND NOT EXISTS (SELECT 1 FROM events e
+                           WHERE e.out_trade_no = a.out_trade_no AND e.kind = 'pay_not_sent')
+         LIMIT 1",
+        [code_hash],
+        |r| r.get(0),
+    )
+    .optional()
 }

@@ -76,10 +76,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER events_no_delete BEFORE DELETE ON events
         BEGIN SELECT RAISE(ABORT, 'the event history is append-only'); END;
     "#,
-    // 2: find an earlier attempt by its code's keyed hash. A payment code is
-    // single-use at both gateways, so a code seen before is never sent again.
+    // 2: find an earlier attempt by its code's keyed hash, and whether its
+    // pay request ever left. A payment code is single-use at both gateways,
+    // so a code sent before is never sent again.
     r#"
     CREATE INDEX attempts_code_hash ON attempts(code_hash);
+    CREATE INDEX events_attempt ON events(out_trade_no, kind);
+    -- What the gateway said it booked, when it said: normally the attempt's
+    -- amount; a paid answer for another amount is revoked (AMOUNT_MISMATCH)
+    -- and the bill's refund row is for this one.
+    ALTER TABLE attempts ADD COLUMN booked_amount INTEGER;
     "#,
 ];
 

@@ -169,8 +169,11 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
     {
         // Put the file back to what a version-1 tillpay left.
         let conn = rusqlite::Connection::open(&path).expect("raw open");
-        conn.execute_batch("DROP INDEX attempts_code_hash; PRAGMA user_version = 1;")
-            .expect("downgrade");
+        conn.execute_batch(
+            "DROP INDEX attempts_code_hash; DROP INDEX events_attempt;
+             ALTER TABLE attempts DROP COLUMN booked_amount; PRAGMA user_version = 1;",
+        )
+        .expect("downgrade");
     }
     let j = Journal::open(&path, "T1").expect("reopen");
     assert_eq!(

@@ -182,9 +182,11 @@ fn attempt(out: &mut Out<'_>, a: &AttemptRow, r: &Remote) {
             (None, None) => out.add(MissingRemote, otn, local("paid"), None),
             (_, Some(_)) => out.add(StatusMismatch, otn, local("paid"), remote_text),
         },
-        // Revoked after payment: the bill must show the money going back.
+        // Revoked after payment: the bill must show the money going back,
+        // all that was booked (another amount than the sale's when the
+        // revoke was for AMOUNT_MISMATCH).
         (Phase::Revoked, Some(RevokeEffect::Refunded)) => match (paid, revoked) {
-            (_, Some(v)) if v == a.amount => *out.matched += 1,
+            (_, Some(v)) if v == a.booked.unwrap_or(a.amount) => *out.matched += 1,
             (_, Some(_)) => out.add(
                 AmountMismatch,
                 otn,

@@ -417,6 +417,40 @@ fn a_payment_of_another_amount_is_revoked_not_paid() {
             Some((Call::Revoke, t.min_revoke_delay.saturating_sub(S(2))))
         );
     }
+    // Already revoking (a cancel while the query was in flight): the revoke
+    // goes on, and the record still says why, with the transaction id.
+    let (a, acts) = step(
+        in_phase(Phase::Revoking),
+        Event::PaidOtherAmount {
+            info: booked.clone(),
+            expected: Fen(100),
+        },
+        S(20),
+        &wechat(),
+    );
+    assert_eq!(a.phase, Phase::Revoking);
+    assert!(a.seen_paid);
+    let rec = records(&acts)[0];
+    assert_eq!(rec.kind, "paid_other_amount");
+    assert_eq!(rec.paid, Some(booked));
+    assert_eq!(
+        rec.note.as_ref().map(|n| n.code.as_str()),
+        Some("AMOUNT_MISMATCH")
+    );
+    assert_eq!(scheduled(&acts), Some((Call::Revoke, S(0))));
+}
+
+#[test]
+fn policy_12_a_payment_seen_while_revoking_keeps_its_transaction_id() {
+    let (a, acts) = step(
+        in_phase(Phase::Revoking),
+        Event::QueryAnswered(QueryAnswer::Paid(info())),
+        S(20),
+        &wechat(),
+    );
+    assert_eq!(a.phase, Phase::Revoking);
+    assert!(a.seen_paid, "the revoke will refund");
+    assert_eq!(records(&acts)[0].paid, Some(info()));
 }
 
 #[test]

@@ -93,7 +93,10 @@ impl AlipayGateway {
             // file from elsewhere.
             .user_agent(concat!("tillpay/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("alipay: cannot build the HTTP client: {e}"))?;
+            .map_err(|e| match cfg.ca_pem {
+                Some(_) => format!("alipay.ca_file: a certificate in it is not usable: {e}"),
+                None => format!("alipay: cannot build the HTTP client: {e}"),
+            })?;
         Ok(AlipayGateway {
             http,
             gateway_url: cfg.gateway_url.clone(),

@@ -96,9 +96,11 @@ impl WechatGateway {
                 .pool_idle_timeout(Duration::from_secs(30))
                 .user_agent(concat!("tillpay/", env!("CARGO_PKG_VERSION")))
         };
-        let plain = builder()
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let plain = builder().build().map_err(|e| match cfg.ca_pem {
+            // A PEM block whose certificate does not parse fails here.
+            Some(_) => format!("wechat.ca_file: a certificate in it is not usable: {e}"),
+            None => format!("cannot build the HTTP client: {e}"),
+        })?;
         let secure = match &cfg.client_identity {
             Some(id) => {
                 let mut pem = id.cert_pem.clone().into_bytes();

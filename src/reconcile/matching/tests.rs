@@ -27,6 +27,7 @@ fn attempt(
         paid_at: None,
         error: None,
         updated_at: 0,
+        booked: None,
     }
 }
 
@@ -198,5 +199,31 @@ fn needs_attention_is_always_shown() {
     assert_eq!(
         kinds(&r),
         vec![(DiscrepancyKind::StatusMismatch, "X".into())]
+    );
+}
+
+#[test]
+fn a_revoke_for_another_amount_matches_what_was_booked() {
+    // The gateway booked 1 fen on a 100 fen sale; tillpay revoked it
+    // (AMOUNT_MISMATCH). The bill's refund is the 1 fen booked.
+    let p = Provider::Wechat;
+    let mut a = attempt("M1", p, 100, Phase::Revoked, Some(RevokeEffect::Refunded));
+    a.booked = Some(Fen(1));
+    let b = bill(vec![
+        row(p, RowKind::Payment, "M1", 1, None),
+        row(p, RowKind::RevokeRefund, "M1", 1, None),
+    ]);
+    let r = reconcile("d", std::slice::from_ref(&a), &[], &[(p, b)]);
+    assert_eq!(r.discrepancies, vec![]);
+    // Only 1 fen went back while 100 was booked: reported.
+    a.booked = Some(Fen(100));
+    let b = bill(vec![
+        row(p, RowKind::Payment, "M1", 100, None),
+        row(p, RowKind::RevokeRefund, "M1", 1, None),
+    ]);
+    let r = reconcile("d", &[a], &[], &[(p, b)]);
+    assert_eq!(
+        kinds(&r),
+        vec![(DiscrepancyKind::AmountMismatch, "M1".into())]
     );
 }
