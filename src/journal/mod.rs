@@ -511,12 +511,22 @@ impl Journal {
         Ok(())
     }
 
-    /// Every attempt of a local day, with its sale's date (reconciliation).
+    /// The attempts that one day's bills account for (reconciliation).
+    ///
+    /// An attempt the gateway booked belongs to the day of its `paid_at`,
+    /// which is the gateway's own time, read in the till's local time. For a
+    /// till in China that is Beijing time, the bills' day. That is the bill
+    /// its payment row is in. A sale rung up at 23:59:58 and paid at 00:00:03
+    /// is in the next day's bill, so it belongs to the next day's
+    /// reconciliation. An attempt nothing was booked for goes by its sale's
+    /// local date.
     pub fn attempts_on(&self, date: &str) -> Result<Vec<AttemptRow>> {
         let conn = self.lock();
         rows::attempts_where(
             &conn,
-            "order_no IN (SELECT order_no FROM sales WHERE local_date = ?1) ORDER BY submitted_at",
+            "(paid_at IS NOT NULL AND date(paid_at, 'localtime') = ?1)
+             OR (paid_at IS NULL AND order_no IN (SELECT order_no FROM sales WHERE local_date = ?1))
+             ORDER BY submitted_at",
             [date],
         )
         .map_err(Into::into)

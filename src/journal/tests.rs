@@ -187,3 +187,71 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
         "a code used before the upgrade is still recognised"
     );
 }
+
+#[test]
+fn a_sale_paid_after_midnight_is_reconciled_with_the_next_days_bill() {
+    let (_d, j) = journal();
+    let paid_at = |j: &Journal, order: &str, code_text: &str, local: &str, at: &str| {
+        j.ensure_sale(order, Fen(100), "x").expect("sale");
+        let row = j.begin_attempt(order, &code(code_text)).expect("attempt");
+        let a = Attempt {
+            phase: Phase::Paid,
+            ..row.state
+        };
+        let mut rec = Record {
+            kind: "paid",
+            note: None,
+            paid: None,
+            revoke_effect: None,
+            config_error: false,
+        };
+        rec.paid = Some(PaidInfo {
+            transaction_id: format!("4200{order}"),
+            paid_at: Some(at.into()),
+            amount: None,
+        });
+        j.record(&row.out_trade_no, &a, &rec).expect("record");
+        j.lock()
+            .execute(
+                "UPDATE sales SET local_date = ?2 WHERE order_no = ?1",
+                [order, local],
+            )
+            .expect("date");
+    };
+    // The till's own clock (Beijing time for a till in China), whatever
+    // zone this test runs in.
+    let local = |d: u32, h: u32, m: u32, sec: u32| {
+        use chrono::TimeZone;
+        chrono::Local
+            .with_ymd_and_hms(2026, 11, d, h, m, sec)
+            .single()
+            .expect("a local time")
+            .to_rfc3339()
+    };
+    // Rung up at 23:59:58 on the 22nd, booked at 00:00:03 on the 23rd.
+    let late = local(23, 0, 0, 3);
+    paid_at(&j, "LATE", "134567890123456789", "2026-11-22", &late);
+    let noon = local(22, 12, 0, 0);
+    paid_at(&j, "NOON", "134567890123456788", "2026-11-22", &noon);
+    // Never booked: by the sale's own date.
+    j.ensure_sale("GONE", Fen(100), "x").expect("sale");
+    let row = j
+        .begin_attempt("GONE", &code("134567890123456787"))
+        .expect("attempt");
+    finish(&j, &row, Phase::Failed);
+    j.lock()
+        .execute(
+            "UPDATE sales SET local_date = '2026-11-22' WHERE order_no = 'GONE'",
+            [],
+        )
+        .expect("date");
+    let orders = |d: &str| -> Vec<String> {
+        j.attempts_on(d)
+            .expect("read")
+            .into_iter()
+            .map(|a| a.order_no)
+            .collect()
+    };
+    assert_eq!(orders("2026-11-22"), vec!["NOON", "GONE"]);
+    assert_eq!(orders("2026-11-23"), vec!["LATE"]);
+}
