@@ -111,6 +111,14 @@ async fn a_sale_the_gateway_does_not_know_is_missing_remote_and_a_garbled_file_e
     )
     .await;
     assert_eq!(code, Some(0), "{out}{err}");
+    // The file was for WeChat only: Alipay, configured too, was still
+    // downloaded and checked, not silently skipped.
+    let (code, table, err) = reconcile(&t, &["--wechat-bill", good.to_str().expect("path")]).await;
+    assert_eq!(code, Some(0), "{table}{err}");
+    assert!(
+        table.lines().any(|l| l.starts_with("alipay")),
+        "alipay checked too:\n{table}"
+    );
     let cut: String = text.lines().take(2).collect::<Vec<_>>().join("\n");
     let truncated = t.dir.path().join("cut.csv");
     std::fs::write(&truncated, cut).expect("write");

@@ -69,59 +69,68 @@ pub async fn main(args: Args) -> ExitCode {
         Err(e) => return fail(format!("config: {e}")),
     };
     let till = cfg.till.id.clone();
+    // Each provider of the config, and any whose bill file is given: from
+    // the file when given, else downloaded. A file for one provider never
+    // leaves the other unchecked.
+    let wanted: Vec<(Provider, Option<&PathBuf>)> = [
+        (
+            Provider::Wechat,
+            cfg.wechat.is_some(),
+            args.wechat_bill.as_ref(),
+        ),
+        (
+            Provider::Alipay,
+            cfg.alipay.is_some(),
+            args.alipay_bill.as_ref(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, configured, file)| *configured || file.is_some())
+    .map(|(p, _, file)| (p, file))
+    .collect();
+    let mut gateways = None;
     let mut bills = Vec::new();
-    if args.wechat_bill.is_some() || args.alipay_bill.is_some() {
-        for (p, path) in [
-            (Provider::Wechat, &args.wechat_bill),
-            (Provider::Alipay, &args.alipay_bill),
-        ] {
-            if let Some(path) = path {
-                match parse_path(p, path, &till) {
-                    Ok(b) => bills.push((p, b)),
-                    Err(e) => return fail(e),
-                }
+    for (p, file) in wanted {
+        if let Some(path) = file {
+            match parse_path(p, path, &till) {
+                Ok(b) => bills.push((p, b)),
+                Err(e) => return fail(e),
+            }
+            continue;
+        }
+        if gateways.is_none() {
+            match crate::gateway::from_config(&cfg) {
+                Ok(g) => gateways = Some(g),
+                Err(e) => return fail(format!("config: {e}")),
             }
         }
-    } else {
-        let gateways = match crate::gateway::from_config(&cfg) {
-            Ok(g) => g,
-            Err(e) => return fail(format!("config: {e}")),
+        let Some(gw) = gateways.iter().flatten().find(|g| g.provider() == p) else {
+            continue;
         };
-        for gw in gateways {
-            let p = gw.provider();
-            match gw.bill(&args.date).await {
-                BillAnswer::File(bytes) => match parse(p, &bytes, &till) {
-                    Ok(b) => bills.push((p, b)),
-                    Err(e) => return fail(e),
-                },
-                BillAnswer::NoBill(n) => {
-                    eprintln!("{p}: no bill exists for {} ({}): no trades that day", args.date, n.message);
-                    bills.push((p, Bill::default()));
-                }
-                BillAnswer::NotYet(n) => {
-                    return fail(format!(
-                        "{p}: the bill for {} is not ready yet ({}); bills are ready after 10:00 the next day",
-                        args.date, n.message
-                    ))
-                }
-                BillAnswer::Failed(n) => return fail(format!("{p}: cannot download the bill: {} {}", n.code, n.message)),
+        match gw.bill(&args.date).await {
+            BillAnswer::File(bytes) => match parse(p, &bytes, &till) {
+                Ok(b) => bills.push((p, b)),
+                Err(e) => return fail(e),
+            },
+            BillAnswer::NoBill(n) => {
+                eprintln!("{p}: no bill exists for {} ({}): no trades that day", args.date, n.message);
+                bills.push((p, Bill::default()));
             }
+            BillAnswer::NotYet(n) => {
+                return fail(format!(
+                    "{p}: the bill for {} is not ready yet ({}); bills are ready after 10:00 the next day",
+                    args.date, n.message
+                ))
+            }
+            BillAnswer::Failed(n) => return fail(format!("{p}: cannot download the bill: {} {}", n.code, n.message)),
         }
     }
     let path = cfg.till.journal_path();
     if !path.exists() {
         return fail(format!("no journal at {}", path.display()));
     }
-    let local = Journal::open(&path, &till).and_then(|j| {
-        let attempts = j.attempts_on(&args.date)?;
-        let mut refunds = Vec::new();
-        let orders: std::collections::BTreeSet<&str> =
-            attempts.iter().map(|a| a.order_no.as_str()).collect();
-        for o in orders {
-            refunds.extend(j.refunds_of(o)?);
-        }
-        Ok((attempts, refunds))
-    });
+    let local = Journal::open(&path, &till)
+        .and_then(|j| Ok((j.attempts_on(&args.date)?, j.refunds_on(&args.date)?)));
     let (attempts, refunds) = match local {
         Ok(l) => l,
         Err(e) => return fail(e),

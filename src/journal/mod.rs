@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::domain::{out_trade_no, AuthCode, Fen};
+use crate::domain::{out_trade_no, AuthCode, Fen, Provider};
 use crate::engine::machine::{Attempt, Phase, Record};
 use crate::gateway::GatewayNote;
 
@@ -428,6 +428,34 @@ impl Journal {
         )?;
         tx.commit()?;
         Ok(row)
+    }
+
+    /// The refunds asked for on one local day, with their payment's
+    /// provider: a refund is in the bill of the day it was made, whatever
+    /// the day of the sale (reconciliation).
+    pub fn refunds_on(&self, date: &str) -> Result<Vec<(Provider, RefundRow)>> {
+        let conn = self.lock();
+        let refunds = rows::refunds_where(
+            &conn,
+            "date(created_at / 1000, 'unixepoch', 'localtime') = ?1 ORDER BY created_at",
+            [date],
+        )?;
+        let mut out = Vec::with_capacity(refunds.len());
+        for f in refunds {
+            let provider: String = conn.query_row(
+                "SELECT provider FROM attempts WHERE out_trade_no = ?1",
+                [&f.out_trade_no],
+                |r| r.get(0),
+            )?;
+            let provider = Provider::parse(&provider).ok_or_else(|| {
+                JournalError::Conflict(format!(
+                    "attempt {}: unknown provider {provider:?}",
+                    f.out_trade_no
+                ))
+            })?;
+            out.push((provider, f));
+        }
+        Ok(out)
     }
 
     pub fn refunds_of(&self, order_no: &str) -> Result<Vec<RefundRow>> {

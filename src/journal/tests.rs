@@ -153,6 +153,15 @@ fn refunds_never_exceed_what_was_paid() {
         .expect("finish");
     j.begin_refund(&refund("R2", 100), Fen(100))
         .expect("a failed refund frees its amount");
+    // Reconciliation finds them by the day they were asked for.
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let on = j.refunds_on(&today).expect("read");
+    let nos: Vec<(Provider, &str)> = on.iter().map(|(p, f)| (*p, f.refund_no.as_str())).collect();
+    assert_eq!(
+        nos,
+        vec![(Provider::Wechat, "R1"), (Provider::Wechat, "R2")]
+    );
+    assert!(j.refunds_on("2000-01-01").expect("read").is_empty());
 }
 
 #[test]

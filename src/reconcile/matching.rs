@@ -80,7 +80,7 @@ impl Out<'_> {
 pub fn reconcile(
     date: &str,
     attempts: &[AttemptRow],
-    refunds: &[RefundRow],
+    refunds: &[(Provider, RefundRow)],
     bills: &[(Provider, Bill)],
 ) -> Report {
     let mut matched = 0;
@@ -121,9 +121,11 @@ pub fn reconcile(
                 );
             }
         }
+        // A day's refunds, whatever the day of their sale.
         let my_refunds: Vec<&RefundRow> = refunds
             .iter()
-            .filter(|f| known.contains(f.out_trade_no.as_str()))
+            .filter(|(p, _)| p == provider)
+            .map(|(_, f)| f)
             .collect();
         let local_nos: BTreeSet<&str> = my_refunds.iter().map(|f| f.refund_no.as_str()).collect();
         for f in &my_refunds {

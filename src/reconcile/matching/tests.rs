@@ -87,7 +87,7 @@ fn a_clean_day_matches_everything_including_revokes_and_partial_refunds() {
             attempt("A4", p, 100, Phase::Failed, None),
             attempt("A5", p, 800, Phase::Revoked, Some(RevokeEffect::Unstated)),
         ];
-        let refunds = vec![refund_row("R1", "A1", 234, RefundStatus::Refunded)];
+        let refunds = vec![(p, refund_row("R1", "A1", 234, RefundStatus::Refunded))];
         let b = bill(vec![
             row(p, RowKind::Payment, "A1", 1234, None),
             row(p, RowKind::Refund, "A1", 234, Some("R1")),
@@ -132,7 +132,10 @@ fn each_discrepancy_kind_is_reported() {
         attempt("WRONG_AMOUNT", p, 100, Phase::Paid, None),
         attempt("FAILED_BUT_PAID", p, 100, Phase::Failed, None),
     ];
-    let refunds = vec![refund_row("R9", "WRONG_AMOUNT", 50, RefundStatus::Refunded)];
+    let refunds = vec![(
+        p,
+        refund_row("R9", "WRONG_AMOUNT", 50, RefundStatus::Refunded),
+    )];
     let b = bill(vec![
         row(p, RowKind::Payment, "WRONG_AMOUNT", 101, None),
         row(p, RowKind::Payment, "FAILED_BUT_PAID", 100, None),
@@ -226,4 +229,23 @@ fn a_revoke_for_another_amount_matches_what_was_booked() {
         kinds(&r),
         vec![(DiscrepancyKind::AmountMismatch, "M1".into())]
     );
+}
+
+#[test]
+fn a_refund_is_reconciled_on_its_own_day_not_its_sales() {
+    // Sold on the 22nd, refunded on the 23rd: the 23rd's bill has only the
+    // refund row, and the 23rd's journal only the refund.
+    let p = Provider::Alipay;
+    let refunds = vec![(p, refund_row("R5", "S5", 300, RefundStatus::Refunded))];
+    let b = bill(vec![row(p, RowKind::Refund, "S5", 300, Some("R5"))]);
+    let r = reconcile("2026-11-23", &[], &refunds, &[(p, b)]);
+    assert_eq!(r.discrepancies, vec![]);
+    assert_eq!(r.matched, 1);
+    // A refund of the other provider is not looked for in this bill.
+    let other = vec![(
+        Provider::Wechat,
+        refund_row("R6", "S6", 300, RefundStatus::Refunded),
+    )];
+    let r = reconcile("2026-11-23", &[], &other, &[(p, bill(vec![]))]);
+    assert_eq!(r.discrepancies, vec![]);
 }
