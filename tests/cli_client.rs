@@ -82,6 +82,47 @@ async fn charge_failed_exits_1_and_json_prints_the_payment() {
 }
 
 #[tokio::test]
+async fn cancel_exits_0_only_when_no_money_is_kept() {
+    let till = common::TestTill::start(vec![], 0o600).await;
+    let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 13);
+    let paid = tillpay(args(
+        &till.socket,
+        &[
+            "charge",
+            "--amount",
+            "3",
+            "--order",
+            "C3",
+            "--auth-code",
+            &code,
+        ],
+    ))
+    .await;
+    assert_eq!(paid.status.code(), Some(0), "{paid:?}");
+    // Too late: the sale is paid (a refund is the way back).
+    let late = tillpay(args(&till.socket, &["cancel", "C3"])).await;
+    assert_eq!(late.status.code(), Some(1), "{late:?}");
+    assert!(String::from_utf8_lossy(&late.stdout).contains("C3 PAID"));
+    // Declined anyway: nothing kept, so the cancel stands.
+    let declined = Behaviour::InsufficientFunds.code(Provider::Wechat, 14);
+    let _ = tillpay(args(
+        &till.socket,
+        &[
+            "charge",
+            "--amount",
+            "3",
+            "--order",
+            "C4",
+            "--auth-code",
+            &declined,
+        ],
+    ))
+    .await;
+    let ok = tillpay(args(&till.socket, &["cancel", "C4"])).await;
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+}
+
+#[tokio::test]
 async fn connection_and_usage_errors_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = tillpay(args(&dir.path().join("nobody.sock"), &["status"])).await;

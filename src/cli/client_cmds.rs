@@ -71,6 +71,13 @@ async fn call(
         .call(method, params, progress(order))
         .await
         .map_err(|e| match e {
+            // payment_unresolved: not a clean "not paid". The code may have
+            // been charged, so exit as when no answer came (2), never 1.
+            ClientError::Rpc { code: 1007, message } => {
+                eprintln!("tillpay: {message}");
+                eprintln!("tillpay: the outcome is not known yet: query {order} later; take no other payment for it");
+                ExitCode::from(2)
+            }
             ClientError::Rpc { code, message } if code > 0 => {
                 eprintln!("tillpay: {message}");
                 ExitCode::from(1)
@@ -150,6 +157,15 @@ pub async fn order_call(opts: &ClientOpts, method: &str, order: &str) -> ExitCod
     match call(opts, method, json!({"order_no": order}), order).await {
         Ok(p) => {
             output(opts, &p, print_payment);
+            // A cancel succeeded when no money is kept: cancelled, revoked,
+            // or it had failed anyway. Paid or needs_attention: it did not.
+            let kept = !matches!(
+                p["status"].as_str(),
+                Some("cancelled" | "revoked" | "failed")
+            );
+            if method == "cancel" && kept {
+                return ExitCode::from(1);
+            }
             ExitCode::SUCCESS
         }
         Err(code) => code,

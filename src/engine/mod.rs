@@ -303,6 +303,7 @@ impl Engine {
     pub async fn charge(self: &Arc<Self>, req: ChargeRequest) -> Result<Payment, EngineError> {
         let code = self.check_charge(&req)?;
         let order_no = req.order_no.clone();
+        let order_no_for_err = order_no.clone();
         {
             let live = self.live();
             if live.running.contains_key(&order_no) {
@@ -410,9 +411,11 @@ impl Engine {
                 });
             }
         }
-        result_rx
-            .await
-            .unwrap_or_else(|_| Err(EngineError::JournalUnavailable("charge task ended".into())))
+        result_rx.await.unwrap_or_else(|_| {
+            Err(EngineError::PaymentUnresolved(format!(
+                "the charge of {order_no_for_err} ended without an answer; query the order"
+            )))
+        })
     }
 
     fn journal_error(&self, e: JournalError) -> EngineError {
@@ -545,13 +548,20 @@ impl Engine {
         mut done: watch::Receiver<bool>,
     ) -> Result<Payment, EngineError> {
         let _ = done.wait_for(|d| *d).await;
-        let p = self.payment(order_no).await?;
-        if !p.status.is_final() && !self.journal_ok() {
-            return Err(EngineError::JournalUnavailable(
+        let unresolved = || {
+            EngineError::PaymentUnresolved(
                 "the journal failed mid-payment: the code was sent, so the sale is NOT settled; \
-                 tillpay resumes it (query, then revoke) when it restarts"
+                 take no other payment for it; tillpay resumes it (query, then revoke) when it \
+                 restarts"
                     .into(),
-            ));
+            )
+        };
+        let p = self.payment(order_no).await.map_err(|e| match e {
+            EngineError::JournalUnavailable(_) => unresolved(),
+            other => other,
+        })?;
+        if !p.status.is_final() && !self.journal_ok() {
+            return Err(unresolved());
         }
         Ok(p)
     }

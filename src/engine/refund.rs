@@ -49,7 +49,10 @@ pub(super) async fn refund(
                 "refund_no {refund_no} was used for another refund"
             )));
         }
-        if matches!(row.status, RefundStatus::Refunded | RefundStatus::Failed) {
+        if row.status == RefundStatus::Failed {
+            return Err(rejected_by_gateway(row.error.as_ref()));
+        }
+        if row.status == RefundStatus::Refunded {
             return Ok(RefundView::from(&row));
         }
         let paid = attempts.iter().find(|a| a.out_trade_no == row.out_trade_no);
@@ -154,8 +157,21 @@ async fn send(
     blocking(move || j.finish_refund(&no, status, id.as_deref(), err.as_ref()))
         .await
         .map_err(|e| engine.journal_error(e))?;
+    if status == RefundStatus::Failed {
+        return Err(rejected_by_gateway(error.as_ref()));
+    }
     row.status = status;
     row.refund_id = refund_id;
     row.error = error;
     Ok(RefundView::from(&row))
+}
+
+/// CONTRACT §3: a refund the gateway refused is error 1006 with the
+/// gateway's reason (the refund is journaled as failed; the same request
+/// again gets the same answer).
+fn rejected_by_gateway(note: Option<&GatewayNote>) -> EngineError {
+    EngineError::RefundRejected(match note {
+        Some(n) => format!("the gateway refused the refund: {} {}", n.code, n.message),
+        None => "the gateway refused the refund".into(),
+    })
 }

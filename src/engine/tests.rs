@@ -35,6 +35,7 @@ struct Scripted {
     sent: StdMutex<Vec<(Sent, Duration)>>,
     start: StdMutex<Option<tokio::time::Instant>>,
     query_delay: StdMutex<Duration>,
+    pay_delay: StdMutex<Duration>,
     refund_query: StdMutex<VecDeque<RefundAnswer>>,
 }
 
@@ -73,6 +74,7 @@ impl Scripted {
             sent: StdMutex::default(),
             start: StdMutex::default(),
             query_delay: StdMutex::default(),
+            pay_delay: StdMutex::default(),
             refund_query: StdMutex::default(),
         })
     }
@@ -112,6 +114,8 @@ impl Gateway for Scripted {
     }
     async fn pay(&self, req: &PayRequest) -> PayAnswer {
         self.log(Sent::Pay(req.out_trade_no.clone()));
+        let delay = *self.pay_delay.lock().expect("lock");
+        tokio::time::sleep(delay).await;
         self.pay
             .lock()
             .expect("lock")
@@ -493,6 +497,23 @@ async fn refunds_are_bounded_and_idempotent() {
     assert_eq!(too_much.map_err(|e| e.code()), Err(1006));
     let p = t.engine.payment("A1").await.expect("payment");
     assert_eq!(p.refunded_amount, 1000);
+    // The gateway refuses one: 1006 with its reason, and the same again.
+    gw.refund
+        .lock()
+        .expect("lock")
+        .push_back(RefundAnswer::Failed(note("NOTENOUGH")));
+    for _ in 0..2 {
+        let e = t
+            .engine
+            .refund("A1", "R3", 100, None)
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), 1006);
+        assert!(e.to_string().contains("NOTENOUGH"), "{e}");
+    }
+    assert_eq!(gw.count(|s| matches!(s, Sent::Refund(_))), 2);
+    let p = t.engine.payment("A1").await.expect("payment");
+    assert_eq!(p.refunded_amount, 1000, "a refused refund moved nothing");
 }
 
 #[tokio::test(start_paused = true)]
@@ -563,6 +584,30 @@ async fn a_journal_that_cannot_be_written_refuses_the_charge_and_sends_nothing()
     let r = t.engine.charge(charge("A2", Some(WECHAT_CODE))).await;
     assert_eq!(r.map_err(|e| e.code()), Err(1004));
     assert!(gw.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_journal_failing_mid_payment_says_unresolved_never_nothing_sent() {
+    // The code has left when the journal stops taking writes: the POS must
+    // not hear 1004 ("nothing was sent") and take another payment.
+    let gw = Scripted::new(Provider::Wechat);
+    *gw.pay_delay.lock().expect("lock") = Duration::from_millis(300);
+    let t = till(&gw);
+    let engine = t.engine.clone();
+    let charge = tokio::spawn(async move { engine.charge(charge("A1", Some(WECHAT_CODE))).await });
+    while gw.sent().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let other = rusqlite::Connection::open(&t.path).expect("open");
+    other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let r = charge.await.expect("join");
+    other.execute_batch("ROLLBACK").expect("unlock");
+    let e = r.expect_err("not settled");
+    assert_eq!(e.code(), 1007, "{e}");
+    assert!(e.to_string().contains("NOT settled"), "{e}");
+    // The journal still has it in flight, for recovery on restart.
+    let (_, attempts) = t.engine.journal().sale("A1").expect("read").expect("sale");
+    assert_eq!(attempts[0].state.phase, machine::Phase::Submitting);
 }
 
 // ---- recovery (POLICY 15) -------------------------------------------------

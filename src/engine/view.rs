@@ -190,6 +190,12 @@ pub enum EngineError {
     UnknownOrder(String),
     #[error("refund_rejected: {0}")]
     RefundRejected(String),
+    /// The code may have reached the gateway but the charge cannot say how
+    /// it ended (the journal failed mid-payment). Not 1004: that one
+    /// promises nothing was sent. The sale is resolved on restart; `query`
+    /// it, and take no other payment for it meanwhile.
+    #[error("payment_unresolved: {0}")]
+    PaymentUnresolved(String),
     /// JSON-RPC -32602; the message names the param.
     #[error("invalid params: {0}")]
     InvalidParams(String),
@@ -204,6 +210,7 @@ impl EngineError {
             EngineError::JournalUnavailable(_) => 1004,
             EngineError::UnknownOrder(_) => 1005,
             EngineError::RefundRejected(_) => 1006,
+            EngineError::PaymentUnresolved(_) => 1007,
             EngineError::InvalidParams(_) => -32602,
         }
     }
