@@ -46,6 +46,10 @@ enum JournalCommand {
         /// Who checked (default: $SUDO_USER or $USER).
         #[arg(long)]
         operator: Option<String>,
+        /// With --as paid, when the gateway never named the payment: its id
+        /// in the merchant portal (WeChat 微信订单号 / Alipay 支付宝交易号).
+        #[arg(long)]
+        transaction_id: Option<String>,
     },
 }
 
@@ -91,21 +95,28 @@ pub async fn main(args: JournalArgs) -> ExitCode {
             verdict,
             note,
             operator,
+            transaction_id,
         } => {
             let operator = operator
                 .clone()
                 .or_else(|| std::env::var("SUDO_USER").ok())
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "operator".into());
-            j.resolve(order, verdict == "paid", &operator, note)
-                .map(|row| {
-                    println!(
-                        "{order}: attempt {} resolved as {verdict} by {operator}",
-                        row.out_trade_no
-                    );
-                    ExitCode::SUCCESS
-                })
-                .map_err(|e| e.to_string())
+            j.resolve(
+                order,
+                verdict == "paid",
+                transaction_id.as_deref(),
+                &operator,
+                note,
+            )
+            .map(|row| {
+                println!(
+                    "{order}: attempt {} resolved as {verdict} by {operator}",
+                    row.out_trade_no
+                );
+                ExitCode::SUCCESS
+            })
+            .map_err(|e| e.to_string())
         }
     };
     r.unwrap_or_else(|e| {

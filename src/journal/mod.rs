@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::domain::{out_trade_no, AuthCode, Fen, Provider};
 use crate::engine::machine::{Attempt, Phase, Record};
-use crate::gateway::GatewayNote;
+use crate::gateway::{GatewayNote, PaidInfo};
 
 pub use rows::{AttemptRow, EventRow, RefundRow, RefundStatus, SaleRow};
 
@@ -387,6 +387,7 @@ impl Journal {
         &self,
         order_no: &str,
         as_paid: bool,
+        transaction_id: Option<&str>,
         operator: &str,
         note: &str,
     ) -> Result<AttemptRow> {
@@ -403,6 +404,32 @@ impl Journal {
             )));
         };
         let verdict = if as_paid { "paid" } else { "unpaid" };
+        // A paid sale always names its payment (CONTRACT §3): the one the
+        // gateway already gave, or the one the operator read in the portal.
+        let paid = match (as_paid, transaction_id, row.transaction_id.as_deref()) {
+            (false, Some(_), _) => {
+                return Err(JournalError::Conflict(
+                    "a transaction id goes with --as paid only".into(),
+                ))
+            }
+            (false, None, _) => None,
+            (true, Some(t), Some(known)) if t != known => {
+                return Err(JournalError::Conflict(format!(
+                    "the gateway named this payment {known}, not {t}"
+                )))
+            }
+            (true, Some(t), _) | (true, None, Some(t)) => Some(PaidInfo {
+                transaction_id: t.to_string(),
+                paid_at: None,
+                amount: None,
+            }),
+            (true, None, None) => {
+                return Err(JournalError::Conflict(format!(
+                    "order {order_no}: to resolve it as paid, give the payment's transaction id \
+                     from the merchant portal (--transaction-id: WeChat 微信订单号 / Alipay 支付宝交易号)"
+                )))
+            }
+        };
         row.state.phase = if as_paid { Phase::Paid } else { Phase::Failed };
         let rec = Record {
             kind: "operator_resolved",
@@ -410,7 +437,7 @@ impl Journal {
                 "OPERATOR_RESOLVED",
                 format!("{verdict} by {operator}: {note}"),
             )),
-            paid: None,
+            paid,
             revoke_effect: None,
             config_error: false,
         };

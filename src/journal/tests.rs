@@ -112,12 +112,12 @@ fn resolve_records_who_and_why() {
         .begin_attempt("A1", &code("134567890123456789"))
         .expect("attempt");
     assert!(
-        j.resolve("A1", true, "ops", "checked").is_err(),
+        j.resolve("A1", true, None, "ops", "checked").is_err(),
         "only stuck attempts"
     );
     finish(&j, &row, Phase::NeedsAttention);
     assert_eq!(j.attention().expect("attention").len(), 1);
-    j.resolve("A1", false, "alice", "merchant portal shows closed")
+    j.resolve("A1", false, None, "alice", "merchant portal shows closed")
         .expect("resolve");
     assert!(j.attention().expect("attention").is_empty());
     let (_, attempts) = j.sale("A1").expect("read").expect("sale");
@@ -263,4 +263,25 @@ fn a_sale_paid_after_midnight_is_reconciled_with_the_next_days_bill() {
     };
     assert_eq!(orders("2026-11-22"), vec!["NOON", "GONE"]);
     assert_eq!(orders("2026-11-23"), vec!["LATE"]);
+}
+
+#[test]
+fn resolving_as_paid_names_the_payment() {
+    let (_d, j) = journal();
+    j.ensure_sale("A1", Fen(100), "x").expect("sale");
+    let row = j
+        .begin_attempt("A1", &code("134567890123456789"))
+        .expect("attempt");
+    finish(&j, &row, Phase::NeedsAttention);
+    // The gateway never named it: the operator must, from the portal.
+    let e = j
+        .resolve("A1", true, None, "ops", "portal shows paid")
+        .expect_err("needs the id");
+    assert!(e.to_string().contains("--transaction-id"), "{e}");
+    assert!(j.resolve("A1", false, Some("4200123"), "ops", "x").is_err());
+    j.resolve("A1", true, Some("4200123"), "ops", "portal shows paid")
+        .expect("resolve");
+    let (_, attempts) = j.sale("A1").expect("read").expect("sale");
+    assert_eq!(attempts[0].state.phase, Phase::Paid);
+    assert_eq!(attempts[0].transaction_id.as_deref(), Some("4200123"));
 }
