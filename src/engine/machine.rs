@@ -259,18 +259,10 @@ pub fn step(a: Attempt, ev: Event, elapsed: Duration, t: &Timing) -> Step {
             };
             revoke_after_stray_answer(a, paid, elapsed, t)
         }
-        (Phase::Submitting | Phase::Paying, Event::PaidOtherAmount { info, expected }) => {
-            paid_other_amount(a, info, expected, elapsed, t)
-        }
-        (Phase::Revoking, Event::PaidOtherAmount { info, expected }) => {
-            let note = mismatch(&info, expected);
-            let (a, mut actions) = revoke_after_stray_answer(a, Some(info), elapsed, t);
-            if let Some(Action::Record(r)) = actions.first_mut() {
-                r.kind = "paid_other_amount";
-                r.note = Some(note);
-            }
-            (a, actions)
-        }
+        (
+            Phase::Submitting | Phase::Paying | Phase::Revoking,
+            Event::PaidOtherAmount { info, expected },
+        ) => paid_other_amount(a, info, expected),
         // Anything else (a duplicate cancel, a stray answer) changes nothing.
         _ => (a, Vec::new()),
     }
@@ -402,31 +394,22 @@ fn paid(a: Attempt, info: PaidInfo, elapsed: Duration, t: &Timing) -> Step {
     )
 }
 
-/// Money was taken, but not the sale's amount. Neither "paid" (the shop
-/// would be short or the customer overcharged) nor left as it is: revoke,
-/// which refunds it in full, and the sale ends not paid with no money kept.
-fn paid_other_amount(
-    a: Attempt,
-    info: PaidInfo,
-    expected: Fen,
-    elapsed: Duration,
-    t: &Timing,
-) -> Step {
-    let note = mismatch(&info, expected);
-    let (a, mut actions) = start_revoke(
+/// The trade under this attempt's `out_trade_no` is paid, but for another
+/// amount than the sale's. It is not this sale's payment. Either the
+/// gateway booked it wrongly, or the `out_trade_no` is another sale's
+/// (two tills with one till id, a journal that was lost). Calling it "paid"
+/// would be wrong. A revoke could refund a stranger's sale. So no further
+/// call is made: an operator checks it in the merchant portal.
+fn paid_other_amount(a: Attempt, info: PaidInfo, expected: Fen) -> Step {
+    let mut rec = Record::new("paid_other_amount").note(mismatch(&info, expected));
+    rec.paid = Some(info);
+    attention(
         Attempt {
             seen_paid: true,
             ..a
         },
-        elapsed,
-        t,
-    );
-    if let Some(Action::Record(r)) = actions.first_mut() {
-        r.kind = "paid_other_amount";
-        r.note = Some(note);
-        r.paid = Some(info);
-    }
-    (a, actions)
+        rec,
+    )
 }
 
 fn mismatch(info: &PaidInfo, expected: Fen) -> GatewayNote {
@@ -436,7 +419,9 @@ fn mismatch(info: &PaidInfo, expected: Fen) -> GatewayNote {
     GatewayNote::new(
         "AMOUNT_MISMATCH",
         format!(
-            "the gateway booked {booked} for a {} fen sale: revoked, refunding it in full",
+            "the gateway reports {booked} paid under this sale's order number, for a {} fen \
+             sale: not this sale's payment; nothing was revoked; check the order in the \
+             merchant portal",
             expected.0
         ),
     )

@@ -492,6 +492,14 @@ impl Engine {
                 .end_unscanned(&order_no, "cancelled by the cashier", Some(&slot))
                 .await;
         }
+        // A charge armed before another attempt hit a journal failure: the
+        // till is fail-stopped (POLICY 14), so this code is not sent either.
+        if !self.journal_ok() {
+            self.release(&slot);
+            return Err(EngineError::JournalUnavailable(
+                "the journal failed earlier; nothing was sent; restart tillpay".into(),
+            ));
+        }
         let j = self.journal.clone();
         let o = order_no.clone();
         let c = code.clone();

@@ -949,33 +949,27 @@ async fn a_code_used_before_is_never_sent_again() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_payment_of_another_amount_is_revoked_and_the_pos_is_told_why() {
+async fn a_payment_of_another_amount_needs_an_operator_and_the_pos_is_told_why() {
     let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Paid(PaidInfo {
         amount: Some(Fen(1)),
         ..paid_info()
     }));
-    gw.revoke
-        .lock()
-        .expect("lock")
-        .push_back(RevokeAnswer::Retry(note("SYSTEMERROR")));
     let t = till(&gw);
     let p = charged(&t, "A1", ALIPAY_CODE).await;
-    assert_eq!(p.status, PaymentStatus::Revoked, "{p:?}");
+    assert_eq!(p.status, PaymentStatus::NeedsAttention, "{p:?}");
     let error = p.error.expect("an error says why");
+    assert_eq!(error.code, "AMOUNT_MISMATCH");
     assert_eq!(
-        error.code, "AMOUNT_MISMATCH",
-        "a revoke retry's note does not hide it"
+        p.transaction_id.as_deref(),
+        Some("4200000000001"),
+        "kept for the operator"
     );
     let (_, attempts) = t.engine.journal().sale("A1").expect("read").expect("sale");
     assert_eq!(attempts[0].booked, Some(Fen(1)), "kept for reconciliation");
     assert_eq!(
-        p.transaction_id.as_deref(),
-        Some("4200000000001"),
-        "kept for the bill's refund row"
-    );
-    assert_eq!(
         gw.sent().iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
-        vec![Sent::Pay("T1_A1_1".into()), Sent::Revoke, Sent::Revoke]
+        vec![Sent::Pay("T1_A1_1".into())],
+        "nothing revoked: it may be another sale's payment"
     );
     // The same amount is simply paid.
     let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Paid(PaidInfo {
@@ -1017,4 +1011,25 @@ async fn a_code_whose_pay_request_never_left_is_still_good() {
     let retry = charged(&t, "A1", WECHAT_CODE).await;
     assert_eq!(retry.status, PaymentStatus::Paid);
     assert_eq!(retry.out_trade_no.as_deref(), Some("T1_A1_2"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_charge_armed_before_a_journal_failure_sends_nothing() {
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    let engine = t.engine.clone();
+    let waiting = tokio::spawn(async move { engine.charge(charge("B1", None)).await });
+    while t.engine.counts().await.0.is_none() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Another attempt's journal write failed meanwhile: fail-stop.
+    t.engine
+        .fail_stop(&JournalError::Conflict("disk I/O error".into()));
+    let _ = t
+        .engine
+        .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
+        .await;
+    let r = waiting.await.expect("join");
+    assert_eq!(r.map_err(|e| e.code()), Err(1004));
+    assert!(gw.sent().is_empty(), "nothing reached the gateway");
 }

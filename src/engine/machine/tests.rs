@@ -385,59 +385,34 @@ fn policy_13_a_payment_after_a_cancel_keeps_its_transaction_id() {
 }
 
 #[test]
-fn a_payment_of_another_amount_is_revoked_not_paid() {
-    // A verified "paid" for 1 fen on a 100 fen sale is not the sale's
-    // payment: the money is sent back (the revoke refunds it) and the
-    // record says why, with the transaction id kept.
+fn a_payment_of_another_amount_goes_to_an_operator_untouched() {
+    // A verified "paid" for 1 fen on a 100 fen sale is not this sale's
+    // payment (a mis-booking, or another sale's out_trade_no): not paid,
+    // and no revoke that could refund a stranger. An operator looks.
     let booked = PaidInfo {
         amount: Some(Fen(1)),
         ..info()
     };
-    for (phase, t) in [(Phase::Submitting, alipay()), (Phase::Paying, wechat())] {
+    for phase in [Phase::Submitting, Phase::Paying, Phase::Revoking] {
         let (a, acts) = step(
             in_phase(phase),
             Event::PaidOtherAmount {
                 info: booked.clone(),
                 expected: Fen(100),
             },
-            S(2),
-            &t,
+            S(20),
+            &wechat(),
         );
-        assert_eq!(a.phase, Phase::Revoking, "{phase:?}");
-        assert!(a.seen_paid, "the revoke will refund");
+        assert_eq!(a.phase, Phase::NeedsAttention, "{phase:?}");
         let rec = records(&acts)[0];
         assert_eq!(rec.kind, "paid_other_amount");
-        assert_eq!(rec.paid, Some(booked.clone()));
+        assert_eq!(rec.paid, Some(booked.clone()), "transaction id kept");
         let why = rec.note.as_ref().expect("note");
         assert_eq!(why.code, "AMOUNT_MISMATCH");
         assert!(why.message.contains("1 fen") && why.message.contains("100 fen"));
-        assert_eq!(notices(&acts), vec![Notice::Revoking]);
-        assert_eq!(
-            scheduled(&acts),
-            Some((Call::Revoke, t.min_revoke_delay.saturating_sub(S(2))))
-        );
+        assert_eq!(notices(&acts), vec![Notice::NeedsAttention]);
+        assert_eq!(scheduled(&acts), None, "no further gateway call");
     }
-    // Already revoking (a cancel while the query was in flight): the revoke
-    // goes on, and the record still says why, with the transaction id.
-    let (a, acts) = step(
-        in_phase(Phase::Revoking),
-        Event::PaidOtherAmount {
-            info: booked.clone(),
-            expected: Fen(100),
-        },
-        S(20),
-        &wechat(),
-    );
-    assert_eq!(a.phase, Phase::Revoking);
-    assert!(a.seen_paid);
-    let rec = records(&acts)[0];
-    assert_eq!(rec.kind, "paid_other_amount");
-    assert_eq!(rec.paid, Some(booked));
-    assert_eq!(
-        rec.note.as_ref().map(|n| n.code.as_str()),
-        Some("AMOUNT_MISMATCH")
-    );
-    assert_eq!(scheduled(&acts), Some((Call::Revoke, S(0))));
 }
 
 #[test]

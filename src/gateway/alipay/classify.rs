@@ -119,6 +119,31 @@ pub fn is_config_error(code: &str, sub_code: &str) -> bool {
         )
 }
 
+/// The trade.pay 40004 sub_codes that the documents give as a definite
+/// "not paid" for the buyer or the cashier to act on (reference §2.4).
+fn is_documented_decline(sub_code: &str) -> bool {
+    matches!(
+        sub_code,
+        "ACQ.PAYMENT_AUTH_CODE_INVALID"
+            | "ACQ.BUYER_BALANCE_NOT_ENOUGH"
+            | "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH"
+            | "ACQ.ERROR_BALANCE_PAYMENT_DISABLE"
+            | "ACQ.PULL_MOBILE_CASHIER_FAIL"
+            | "ACQ.MOBILE_PAYMENT_SWITCH_OFF"
+            | "ACQ.PAYMENT_FAIL"
+            | "ACQ.PAYMENT_REQUEST_HAS_RISK"
+            | "ACQ.NO_PAYMENT_INSTRUMENTS_AVAILABLE"
+            | "ACQ.TRADE_HAS_CLOSE"
+            | "ACQ.TRADE_BUYER_NOT_MATCH"
+            | "ACQ.BUYER_SELLER_EQUAL"
+            | "ACQ.BUYER_ENABLE_STATUS_FORBID"
+            | "ACQ.BUYER_PAYMENT_AMOUNT_DAY_LIMIT_ERROR"
+            | "ACQ.BEYOND_PAY_RESTRICTION"
+            | "ACQ.BEYOND_PER_RECEIPT_RESTRICTION"
+            | "ACQ.ERROR_BUYER_CERTIFY_LEVEL_LIMIT"
+    )
+}
+
 /// Alipay writes times as `yyyy-MM-dd HH:mm:ss` in China time.
 pub fn china_time_to_rfc3339(s: &str) -> Option<String> {
     let t = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok()?;
@@ -176,10 +201,17 @@ pub fn classify_pay(r: &Reply, out_trade_no: &str) -> PayAnswer {
         // Paid already, perhaps by this very attempt's earlier try: only
         // the query can tell whose money it was (reference §2.4).
         "40004" if r.sub_code == "ACQ.TRADE_HAS_SUCCESS" => unknown(r.note()),
-        "40004" => PayAnswer::Failed {
+        "40004" if is_config_error(&r.code, &r.sub_code) => PayAnswer::Failed {
             note: r.note(),
-            config_error: is_config_error(&r.code, &r.sub_code),
+            config_error: true,
         },
+        "40004" if is_documented_decline(&r.sub_code) => PayAnswer::Failed {
+            note: r.note(),
+            config_error: false,
+        },
+        // A 40004 sub_code the documents do not list may come with a trade
+        // that was created: only the documented ones end it unasked (POLICY 6).
+        "40004" => unknown(r.note()),
         _ if r.is_request_error() => PayAnswer::Failed {
             note: r.note(),
             config_error: true,

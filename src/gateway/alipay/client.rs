@@ -22,6 +22,8 @@ const DEFAULT_SUBJECT: &str = "tillpay";
 
 pub struct AlipayGateway {
     http: reqwest::Client,
+    /// For the bill file only: follows redirects.
+    bill_http: reqwest::Client,
     gateway_url: String,
     app_id: String,
     till_id: String,
@@ -81,24 +83,32 @@ impl AlipayGateway {
         // to call failed) apart from "sent, then silence" (unknown).
         let connect_timeout = (http_timeout / 2).max(Duration::from_millis(1));
         let roots = crate::gateway::extra_roots(cfg.ca_pem.as_deref(), "alipay.ca_file")?;
-        let http = roots
-            .into_iter()
-            .fold(reqwest::Client::builder(), |b, ca| {
-                b.add_root_certificate(ca)
-            })
-            .use_rustls_tls()
-            .connect_timeout(connect_timeout)
-            .timeout(http_timeout)
-            // Redirects stay followed: the bill download URL may send the
-            // file from elsewhere.
-            .user_agent(concat!("tillpay/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| match cfg.ca_pem {
-                Some(_) => format!("alipay.ca_file: a certificate in it is not usable: {e}"),
-                None => format!("alipay: cannot build the HTTP client: {e}"),
-            })?;
+        let build = |redirect: reqwest::redirect::Policy| {
+            roots
+                .iter()
+                .fold(reqwest::Client::builder(), |b, ca| {
+                    b.add_root_certificate(ca.clone())
+                })
+                .use_rustls_tls()
+                .connect_timeout(connect_timeout)
+                .timeout(http_timeout)
+                .redirect(redirect)
+                .user_agent(concat!("tillpay/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| match cfg.ca_pem {
+                    Some(_) => format!("alipay.ca_file: a certificate in it is not usable: {e}"),
+                    None => format!("alipay: cannot build the HTTP client: {e}"),
+                })
+        };
+        // Gateway calls never follow a redirect: a request that reached one
+        // server and then failed to reach another must stay "unknown", not
+        // "not sent" (POLICY 4). The bill URL may send the file from
+        // elsewhere, so its download may.
+        let http = build(reqwest::redirect::Policy::none())?;
+        let bill_http = build(reqwest::redirect::Policy::limited(5))?;
         Ok(AlipayGateway {
             http,
+            bill_http,
             gateway_url: cfg.gateway_url.clone(),
             app_id: cfg.app_id.clone(),
             till_id: till_id.to_string(),
@@ -180,7 +190,7 @@ impl AlipayGateway {
 
     async fn download(&self, url: &str) -> BillAnswer {
         // The URL lives 30 s: fetch it at once, no retry loop here.
-        let resp = match self.http.get(url).send().await {
+        let resp = match self.bill_http.get(url).send().await {
             Ok(r) => r,
             Err(e) => return BillAnswer::Failed(transport_note(&e)),
         };

@@ -125,6 +125,8 @@ fn classification_table() {
         ("pay", biz("ACQ.SUB_MERCHANT_CREATE_FAIL"), "failed_config"),
         ("pay", biz("ACQ.SUB_MERCHANT_TYPE_INVALID"), "failed_config"),
         ("pay", biz("isv.invalid-signature"), "failed_config"),
+        // An undocumented 40004 sub_code: the trade may exist, query decides.
+        ("pay", biz("ACQ.SOMETHING_NEW"), "unknown"),
         // ---- §2.5 alipay.trade.query
         ("query", format!(r#""code":"10000","trade_status":"TRADE_SUCCESS",{}"#, PAID.replace("gmt_payment", "send_pay_date")), "paid"),
         ("query", r#""code":"10000","trade_status":"TRADE_FINISHED","trade_no":"x","total_amount":"1.00""#.into(), "paid"),
