@@ -154,6 +154,27 @@ pub(crate) fn extra_roots(
     }
 }
 
+/// The HTTP client settings both gateways share: rustls with the public
+/// roots plus `roots`, a connect timeout of its own (so "never connected"
+/// stays apart from "sent, then silence"), no redirects (a request that
+/// reached one server stays unknown, POLICY 4), tillpay's user agent.
+pub(crate) fn http_client(
+    roots: &[reqwest::Certificate],
+    connect_timeout: std::time::Duration,
+    timeout: std::time::Duration,
+) -> reqwest::ClientBuilder {
+    roots
+        .iter()
+        .fold(reqwest::Client::builder(), |b, ca| {
+            b.add_root_certificate(ca.clone())
+        })
+        .use_rustls_tls()
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("tillpay/", env!("CARGO_PKG_VERSION")))
+}
+
 /// A day's bill as the gateway serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BillAnswer {

@@ -84,16 +84,8 @@ impl AlipayGateway {
         let connect_timeout = (http_timeout / 2).max(Duration::from_millis(1));
         let roots = crate::gateway::extra_roots(cfg.ca_pem.as_deref(), "alipay.ca_file")?;
         let build = |redirect: reqwest::redirect::Policy| {
-            roots
-                .iter()
-                .fold(reqwest::Client::builder(), |b, ca| {
-                    b.add_root_certificate(ca.clone())
-                })
-                .use_rustls_tls()
-                .connect_timeout(connect_timeout)
-                .timeout(http_timeout)
+            crate::gateway::http_client(&roots, connect_timeout, http_timeout)
                 .redirect(redirect)
-                .user_agent(concat!("tillpay/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| match cfg.ca_pem {
                     Some(_) => format!("alipay.ca_file: a certificate in it is not usable: {e}"),

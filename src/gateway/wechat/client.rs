@@ -84,17 +84,8 @@ impl WechatGateway {
         let connect_timeout = http_timeout.min(MAX_CONNECT_TIMEOUT);
         let extra_roots = crate::gateway::extra_roots(cfg.ca_pem.as_deref(), "wechat.ca_file")?;
         let builder = || {
-            extra_roots
-                .iter()
-                .fold(reqwest::Client::builder(), |b, ca| {
-                    b.add_root_certificate(ca.clone())
-                })
-                .use_rustls_tls()
-                .connect_timeout(connect_timeout)
-                .timeout(http_timeout)
-                .redirect(reqwest::redirect::Policy::none())
+            crate::gateway::http_client(&extra_roots, connect_timeout, http_timeout)
                 .pool_idle_timeout(Duration::from_secs(30))
-                .user_agent(concat!("tillpay/", env!("CARGO_PKG_VERSION")))
         };
         let plain = builder().build().map_err(|e| match cfg.ca_pem {
             // A PEM block whose certificate does not parse fails here.
