@@ -106,11 +106,13 @@ pub enum Event {
     CancelRequested,
     /// The daemon restarted with this attempt unfinished (POLICY 15).
     Resumed,
-    /// A verified pay or query answer said paid, but for another amount
-    /// than the attempt's (`expected`): not this sale's payment.
-    PaidOtherAmount {
+    /// A verified pay or query answer said paid, but the payment is not
+    /// this sale's: another amount than the attempt's, or an old trade
+    /// under the same `out_trade_no` ([`amount_mismatch`],
+    /// [`order_number_collision`] say why).
+    NotThisSale {
         info: PaidInfo,
-        expected: Fen,
+        why: GatewayNote,
     },
 }
 
@@ -259,10 +261,9 @@ pub fn step(a: Attempt, ev: Event, elapsed: Duration, t: &Timing) -> Step {
             };
             revoke_after_stray_answer(a, paid, elapsed, t)
         }
-        (
-            Phase::Submitting | Phase::Paying | Phase::Revoking,
-            Event::PaidOtherAmount { info, expected },
-        ) => paid_other_amount(a, info, expected),
+        (Phase::Submitting | Phase::Paying | Phase::Revoking, Event::NotThisSale { info, why }) => {
+            not_this_sale(a, info, why)
+        }
         // Anything else (a duplicate cancel, a stray answer) changes nothing.
         _ => (a, Vec::new()),
     }
@@ -394,14 +395,14 @@ fn paid(a: Attempt, info: PaidInfo, elapsed: Duration, t: &Timing) -> Step {
     )
 }
 
-/// The trade under this attempt's `out_trade_no` is paid, but for another
-/// amount than the sale's. It is not this sale's payment. Either the
-/// gateway booked it wrongly, or the `out_trade_no` is another sale's
-/// (two tills with one till id, a journal that was lost). Calling it "paid"
-/// would be wrong. A revoke could refund a stranger's sale. So no further
-/// call is made: an operator checks it in the merchant portal.
-fn paid_other_amount(a: Attempt, info: PaidInfo, expected: Fen) -> Step {
-    let mut rec = Record::new("paid_other_amount").note(mismatch(&info, expected));
+/// The trade under this attempt's `out_trade_no` is paid, but it is not
+/// this sale's payment. Either the gateway booked it wrongly, or the
+/// `out_trade_no` is another sale's (two tills with one till id, a journal
+/// that was lost). Calling it "paid" would be wrong. A revoke could refund
+/// a stranger's sale. So no further call is made: an operator checks it in
+/// the merchant portal.
+fn not_this_sale(a: Attempt, info: PaidInfo, why: GatewayNote) -> Step {
+    let mut rec = Record::new("not_this_sale").note(why);
     rec.paid = Some(info);
     attention(
         Attempt {
@@ -412,7 +413,8 @@ fn paid_other_amount(a: Attempt, info: PaidInfo, expected: Fen) -> Step {
     )
 }
 
-fn mismatch(info: &PaidInfo, expected: Fen) -> GatewayNote {
+/// Why a payment of another amount is not the sale's.
+pub fn amount_mismatch(info: &PaidInfo, expected: Fen) -> GatewayNote {
     let booked = info
         .amount
         .map_or_else(|| "another amount".to_string(), |f| format!("{} fen", f.0));
@@ -423,6 +425,19 @@ fn mismatch(info: &PaidInfo, expected: Fen) -> GatewayNote {
              sale: not this sale's payment; nothing was revoked; check the order in the \
              merchant portal",
             expected.0
+        ),
+    )
+}
+
+/// Why a payment made before the attempt was sent is not the sale's.
+pub fn order_number_collision(info: &PaidInfo) -> GatewayNote {
+    GatewayNote::new(
+        "OUT_TRADE_NO_COLLISION",
+        format!(
+            "the gateway reports this sale's order number already paid at {}, before this \
+             attempt was sent: another sale's payment (two tills with one till id? a journal \
+             that was replaced?); nothing was revoked; check the order in the merchant portal",
+            info.paid_at.as_deref().unwrap_or("an earlier time")
         ),
     )
 }

@@ -1033,3 +1033,44 @@ async fn a_charge_armed_before_a_journal_failure_sends_nothing() {
     assert_eq!(r.map_err(|e| e.code()), Err(1004));
     assert!(gw.sent().is_empty(), "nothing reached the gateway");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_order_number_paid_long_before_this_attempt_is_another_sales() {
+    // "Already paid" to a first and only pay request: the query shows an
+    // old payment of the same amount under this out_trade_no (a till id
+    // shared by two tills, a replaced journal). Not this sale's money.
+    // One pay request answered ORDERPAID, then a query showing a payment
+    // of the sale's amount made at `paid_at`.
+    let sale = |paid_at: String| {
+        let gw = Scripted::new(Provider::Wechat)
+            .pays(PayAnswer::Unknown {
+                note: note("ORDERPAID"),
+                user_paying: false,
+            })
+            .queries([QueryAnswer::Paid(PaidInfo {
+                paid_at: Some(paid_at),
+                amount: Some(Fen(1234)),
+                ..paid_info()
+            })]);
+        let t = till(&gw);
+        (gw, t)
+    };
+    let (gw, t) = sale("2025-01-02T10:00:00+08:00".into());
+    let p = charged(&t, "A1", WECHAT_CODE).await;
+    assert_eq!(p.status, PaymentStatus::NeedsAttention, "{p:?}");
+    assert_eq!(
+        p.error.map(|e| e.code).as_deref(),
+        Some("OUT_TRADE_NO_COLLISION")
+    );
+    assert_eq!(
+        gw.count(|s| *s == Sent::Revoke),
+        0,
+        "the old sale is left alone"
+    );
+    // The same "already paid" with a payment made just now is followed.
+    let (_, t) = sale(chrono::Local::now().to_rfc3339());
+    assert_eq!(
+        charged(&t, "A1", WECHAT_CODE).await.status,
+        PaymentStatus::Paid
+    );
+}

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::machine::{self, Action, Attempt, Call, Event, Timing};
 use super::{blocking, Engine};
 use crate::domain::Fen;
-use crate::gateway::{Gateway, PaidInfo, PayAnswer, PayRequest, QueryAnswer};
+use crate::gateway::{Gateway, GatewayNote, PaidInfo, PayAnswer, PayRequest, QueryAnswer};
 use crate::journal::AttemptRow;
 
 pub(crate) enum First {
@@ -34,6 +34,15 @@ struct Run<'a> {
     code_masked: String,
     /// The sale's amount: a paid answer for another one is not this sale's.
     amount: Fen,
+    /// Wall-clock ms when the attempt was journaled, just before its pay
+    /// request: a payment booked well before it is not this attempt's.
+    submitted_at: i64,
+    /// The pay request was answered "this order number is already paid /
+    /// used" (WeChat ORDERPAID, OUT_TRADE_NO_USED; Alipay
+    /// ACQ.TRADE_HAS_SUCCESS). tillpay sends a pay request only once, so
+    /// that names an earlier trade: the query decides (POLICY 5), but a
+    /// payment it shows from before this attempt is not this sale's.
+    used_number: bool,
     timing: Timing,
     attempt: Attempt,
     /// When the pay request was sent, on the monotonic clock.
@@ -68,6 +77,8 @@ pub(crate) async fn run(
         order_no: row.order_no.clone(),
         code_masked: row.code_masked.clone(),
         amount: row.amount,
+        submitted_at: row.submitted_at,
+        used_number: false,
         timing,
         attempt: row.state,
         base,
@@ -96,6 +107,12 @@ impl Run<'_> {
                 );
                 let answer = self.in_flight(gw.pay(&req)).await?;
                 drop(req); // the full auth code is not kept past its one use
+                if let PayAnswer::Unknown { note, .. } = &answer {
+                    self.used_number = matches!(
+                        note.code.as_str(),
+                        "ORDERPAID" | "OUT_TRADE_NO_USED" | "ACQ.TRADE_HAS_SUCCESS"
+                    );
+                }
                 let event = self.checked(Event::PayAnswered(answer));
                 self.feed(event).await?
             }
@@ -182,29 +199,43 @@ impl Run<'_> {
         }
     }
 
-    /// A paid answer whose booked amount is not the attempt's becomes
-    /// [`Event::PaidOtherAmount`]; every other event passes unchanged.
+    /// A paid answer that is not this sale's payment becomes
+    /// [`Event::NotThisSale`]; every other event passes unchanged.
     fn checked(&self, ev: Event) -> Event {
-        let other = |info: &PaidInfo| info.amount.is_some_and(|a| a != self.amount);
-        match ev {
+        let info = match &ev {
             Event::PayAnswered(PayAnswer::Paid(info))
-            | Event::QueryAnswered(QueryAnswer::Paid(info))
-                if other(&info) =>
-            {
-                tracing::error!(
-                    order = %self.order_no,
-                    out_trade_no = %self.out_trade_no,
-                    expected = self.amount.0,
-                    booked = ?info.amount.map(|f| f.0),
-                    "the gateway booked another amount than the sale's: revoking it"
-                );
-                Event::PaidOtherAmount {
-                    info,
-                    expected: self.amount,
-                }
-            }
-            ev => ev,
+            | Event::QueryAnswered(QueryAnswer::Paid(info)) => info,
+            _ => return ev,
+        };
+        let Some(why) = self.not_ours(info) else {
+            return ev;
+        };
+        tracing::error!(
+            order = %self.order_no,
+            out_trade_no = %self.out_trade_no,
+            code = %why.code,
+            "{}",
+            why.message
+        );
+        Event::NotThisSale {
+            info: info.clone(),
+            why,
         }
+    }
+
+    /// Why a paid answer is not this attempt's payment, if it is not.
+    fn not_ours(&self, info: &PaidInfo) -> Option<GatewayNote> {
+        if info.amount.is_some_and(|a| a != self.amount) {
+            return Some(machine::amount_mismatch(info, self.amount));
+        }
+        // Five minutes of slack for the till's clock against the gateway's.
+        let paid_ms = info
+            .paid_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp_millis());
+        let long_before = paid_ms.is_some_and(|p| p < self.submitted_at - 5 * 60 * 1000);
+        (self.used_number && long_before).then(|| machine::order_number_collision(info))
     }
 
     /// Steps the machine and carries out its actions. Returns the next call.

@@ -396,16 +396,16 @@ fn a_payment_of_another_amount_goes_to_an_operator_untouched() {
     for phase in [Phase::Submitting, Phase::Paying, Phase::Revoking] {
         let (a, acts) = step(
             in_phase(phase),
-            Event::PaidOtherAmount {
+            Event::NotThisSale {
                 info: booked.clone(),
-                expected: Fen(100),
+                why: amount_mismatch(&booked, Fen(100)),
             },
             S(20),
             &wechat(),
         );
         assert_eq!(a.phase, Phase::NeedsAttention, "{phase:?}");
         let rec = records(&acts)[0];
-        assert_eq!(rec.kind, "paid_other_amount");
+        assert_eq!(rec.kind, "not_this_sale");
         assert_eq!(rec.paid, Some(booked.clone()), "transaction id kept");
         let why = rec.note.as_ref().expect("note");
         assert_eq!(why.code, "AMOUNT_MISMATCH");
@@ -485,9 +485,9 @@ fn final_phases_ignore_every_event() {
         Event::RevokeAnswered(RevokeAnswer::Revoked(RevokeEffect::Closed)),
         Event::CancelRequested,
         Event::Resumed,
-        Event::PaidOtherAmount {
+        Event::NotThisSale {
             info: info(),
-            expected: Fen(100),
+            why: note("AMOUNT_MISMATCH"),
         },
     ];
     for phase in [
@@ -522,9 +522,9 @@ fn every_in_flight_state_has_a_next_call_or_ends() {
         Event::RevokeAnswered(RevokeAnswer::Retry(note("x"))),
         Event::RevokeAnswered(RevokeAnswer::Refused(note("x"))),
         Event::Resumed,
-        Event::PaidOtherAmount {
+        Event::NotThisSale {
             info: info(),
-            expected: Fen(100),
+            why: note("AMOUNT_MISMATCH"),
         },
     ];
     for phase in [Phase::Submitting, Phase::Paying, Phase::Revoking] {
