@@ -306,7 +306,21 @@ pub fn revoke(reply: &Reply) -> RevokeAnswer {
         // SYSTEMERROR: retry. USERPAYING "正在支付中不能发起撤销": the
         // customer is mid-password; retry later (reference §1.5).
         (_, "SYSTEMERROR" | "USERPAYING" | "BANKERROR") => RevokeAnswer::Retry(note),
-        _ => RevokeAnswer::Refused(note),
+        // The documented refusals: no retry can help, an operator must look.
+        (
+            _,
+            "REVERSE_EXPIRE"
+            | "INVALID_TRANSACTIONID"
+            | "PARAM_ERROR"
+            | "REQUIRE_POST_METHOD"
+            | "SIGNERROR"
+            | "INVALID_REQUEST"
+            | "TRADE_ERROR",
+        ) => RevokeAnswer::Refused(note),
+        // An undocumented code (the documented list is unconfirmed, and a
+        // reverse a little early is refused with no documented code):
+        // retried, still bounded by revoke_max_attempts (POLICY 12).
+        _ => RevokeAnswer::Retry(note),
     }
 }
 

@@ -271,6 +271,7 @@ fn reverse_answers_follow_recall_and_err_code() {
         ("SYSTEMERROR", "N"),
         ("USERPAYING", "N"),
         ("SOMETHING", "Y"),
+        ("SOMETHING_UNDOCUMENTED", "N"),
     ] {
         assert!(
             matches!(revoke(&rev("FAIL", code, recall)), RevokeAnswer::Retry(_)),
