@@ -33,6 +33,28 @@ async fn setup() -> Setup {
 }
 
 impl Setup {
+    /// A file of tests/fixtures/tls copied into the test dir, mode 0600.
+    fn tls_fixture(&self, f: &str) -> String {
+        let from = format!("{}/tests/fixtures/tls/{f}", env!("CARGO_MANIFEST_DIR"));
+        let to = self.dir.path().join(f);
+        std::fs::copy(&from, &to).expect("copy");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        to.display().to_string()
+    }
+
+    /// The simulator's tables with a client certificate in `[wechat]`.
+    fn with_cert(&self, cert: &str, key: &str) -> String {
+        self.tables.replacen(
+            "[wechat]\n",
+            &format!(
+                "[wechat]\ncert_file = {:?}\ncert_key_file = {:?}\n",
+                self.tls_fixture(cert),
+                self.tls_fixture(key)
+            ),
+            1,
+        )
+    }
+
     fn config(&self, tables: &str, device: &str) -> std::path::PathBuf {
         let text = format!(
             "[till]\nid = \"T1\"\nstate_dir = {:?}\n[pos]\nsocket = {:?}\n[scanner]\ndevice = {device:?}\n{tables}",
@@ -70,7 +92,8 @@ fn fail_lines(out: &str) -> Vec<&str> {
 #[tokio::test]
 async fn a_good_config_passes() {
     let s = setup().await;
-    let (code, out) = doctor(&s.config(&s.tables, &s.scanner)).await;
+    let tables = s.with_cert("apiclient_cert.pem", "apiclient_key.pem");
+    let (code, out) = doctor(&s.config(&tables, &s.scanner)).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(fail_lines(&out).is_empty(), "{out}");
     for what in [
@@ -81,6 +104,8 @@ async fn a_good_config_passes() {
         "OK   alipay gateway",
         "OK   clock",
         "journal",
+        "wechat certificate",
+        "2125-01-01",
     ] {
         assert!(out.contains(what), "no {what:?} in:\n{out}");
     }
@@ -144,6 +169,16 @@ async fn each_fault_gives_its_fail_line() {
         fail_lines(&out)
             .iter()
             .any(|l| l.contains("wechat gateway") && l.contains("not reachable")),
+        "{out}"
+    );
+    // An expired client certificate: reverse and refund would fail.
+    let with_cert = s.with_cert("expired_cert.pem", "expired_key.pem");
+    let (code, out) = doctor(&s.config(&with_cert, &s.scanner)).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        fail_lines(&out)
+            .iter()
+            .any(|l| l.contains("wechat certificate") && l.contains("expired")),
         "{out}"
     );
     // A damaged journal.
