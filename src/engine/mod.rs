@@ -576,7 +576,7 @@ impl Engine {
 
     /// A code from the scanner: to the waiting charge, or ignored. Does
     /// not look at the journal: [`Engine::scan`] does that first.
-    pub fn scanned(&self, code: AuthCode) -> ScanOutcome {
+    pub(crate) fn scanned(&self, code: AuthCode) -> ScanOutcome {
         let mut live = self.live();
         let Some(armed) = live.armed.take() else {
             let why = if live.running.is_empty() {

@@ -197,6 +197,23 @@ async fn charged(t: &Till, order: &str, code: &str) -> Payment {
         .expect("charge")
 }
 
+/// Starts a charge in its own task (it answers only once final).
+fn spawn_charge(
+    t: &Till,
+    order: &str,
+    code: Option<&str>,
+) -> tokio::task::JoinHandle<Result<Payment, EngineError>> {
+    let (engine, req) = (t.engine.clone(), charge(order, code));
+    tokio::spawn(async move { engine.charge(req).await })
+}
+
+/// Waits until a charge is armed for the scanner.
+async fn wait_armed(t: &Till) {
+    while t.engine.counts().await.0.is_none() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 fn charge(order: &str, code: Option<&str>) -> ChargeRequest {
     ChargeRequest {
         order_no: order.into(),
@@ -322,12 +339,9 @@ async fn definite_failure_is_failed_with_the_gateway_code_and_a_new_attempt_may_
 async fn cancel_before_any_scan_is_cancelled() {
     let gw = Scripted::new(Provider::Wechat);
     let t = till(&gw);
-    let engine = t.engine.clone();
-    let pending_charge = tokio::spawn(async move { engine.charge(charge("A1", None)).await });
+    let pending_charge = spawn_charge(&t, "A1", None);
     tokio::task::yield_now().await;
-    while t.engine.counts().await.0.is_none() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait_armed(&t).await;
     assert_eq!(
         t.engine.payment("A1").await.expect("p").status,
         PaymentStatus::WaitingScan
@@ -348,11 +362,8 @@ async fn cancel_before_any_scan_is_cancelled() {
 async fn a_scan_reaches_the_waiting_charge_and_a_second_charge_is_busy() {
     let gw = Scripted::new(Provider::Wechat);
     let t = till(&gw);
-    let engine = t.engine.clone();
-    let pending_charge = tokio::spawn(async move { engine.charge(charge("A1", None)).await });
-    while t.engine.counts().await.0.is_none() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let pending_charge = spawn_charge(&t, "A1", None);
+    wait_armed(&t).await;
     let busy = t.engine.charge(charge("B2", None)).await;
     assert_eq!(busy.map_err(|e| e.code()), Err(1001));
     let out = t
@@ -375,9 +386,7 @@ async fn wechat_cancel_at_3s_waits_until_15s_before_revoking() {
         user_paying: true,
     });
     let t = till(&gw);
-    let engine = t.engine.clone();
-    let pending_charge =
-        tokio::spawn(async move { engine.charge(charge("A1", Some(WECHAT_CODE))).await });
+    let pending_charge = spawn_charge(&t, "A1", Some(WECHAT_CODE));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let p = t.engine.cancel("A1").await.expect("cancel");
     assert_eq!(p.status, PaymentStatus::Revoked);
@@ -401,8 +410,7 @@ async fn alipay_cancel_while_paying_revokes_at_once() {
         user_paying: true,
     });
     let t = till(&gw);
-    let engine = t.engine.clone();
-    tokio::spawn(async move { engine.charge(charge("A1", Some(ALIPAY_CODE))).await });
+    let _charge = spawn_charge(&t, "A1", Some(ALIPAY_CODE));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let p = t.engine.cancel("A1").await.expect("cancel");
     assert_eq!(p.status, PaymentStatus::Revoked);
@@ -447,8 +455,7 @@ async fn a_second_code_for_a_sale_in_flight_is_an_order_conflict() {
         user_paying: true,
     });
     let t = till(&gw);
-    let engine = t.engine.clone();
-    tokio::spawn(async move { engine.charge(charge("A1", Some(WECHAT_CODE))).await });
+    let _charge = spawn_charge(&t, "A1", Some(WECHAT_CODE));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let second = t
         .engine
@@ -593,8 +600,7 @@ async fn a_journal_failing_mid_payment_says_unresolved_never_nothing_sent() {
     let gw = Scripted::new(Provider::Wechat);
     *gw.pay_delay.lock().expect("lock") = Duration::from_millis(300);
     let t = till(&gw);
-    let engine = t.engine.clone();
-    let charge = tokio::spawn(async move { engine.charge(charge("A1", Some(WECHAT_CODE))).await });
+    let charge = spawn_charge(&t, "A1", Some(WECHAT_CODE));
     while gw.sent().is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -749,9 +755,7 @@ async fn a_cancel_during_an_in_flight_query_still_revokes() {
     });
     *gw.query_delay.lock().expect("lock") = Duration::from_secs(2);
     let t = till(&gw);
-    let engine = t.engine.clone();
-    let charge_task =
-        tokio::spawn(async move { engine.charge(charge("A1", Some(ALIPAY_CODE))).await });
+    let charge_task = spawn_charge(&t, "A1", Some(ALIPAY_CODE));
     // The first query goes out at 5 s and answers at 7 s: cancel at 6 s.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let p = t.engine.cancel("A1").await.expect("cancel");
@@ -772,11 +776,8 @@ async fn a_cancel_racing_the_start_of_an_attempt_never_hides_a_payment() {
     for i in 0..20u32 {
         let gw = Scripted::new(Provider::Alipay);
         let t = till(&gw);
-        let engine = t.engine.clone();
         let order = format!("R{i}");
-        let o = order.clone();
-        let charge_task =
-            tokio::spawn(async move { engine.charge(charge(&o, Some(ALIPAY_CODE))).await });
+        let charge_task = spawn_charge(&t, &order, Some(ALIPAY_CODE));
         for _ in 0..i {
             tokio::task::yield_now().await;
         }
@@ -810,11 +811,8 @@ async fn a_failed_sale_charged_again_shows_waiting_scan_then_cancelled() {
         .charge(charge("A1", Some(WECHAT_CODE)))
         .await
         .expect("charge");
-    let engine = t.engine.clone();
-    let again = tokio::spawn(async move { engine.charge(charge("A1", None)).await });
-    while t.engine.counts().await.0.is_none() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let again = spawn_charge(&t, "A1", None);
+    wait_armed(&t).await;
     assert_eq!(
         t.engine.payment("A1").await.expect("p").status,
         PaymentStatus::WaitingScan
@@ -916,11 +914,8 @@ async fn a_code_used_before_is_never_sent_again() {
 
     // Scanned: ignored with the reason, and the charge keeps waiting for a
     // fresh code.
-    let engine = t.engine.clone();
-    let waiting = tokio::spawn(async move { engine.charge(charge("C3", None)).await });
-    while t.engine.counts().await.0.is_none() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let waiting = spawn_charge(&t, "C3", None);
+    wait_armed(&t).await;
     let again = t
         .engine
         .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
@@ -1017,11 +1012,8 @@ async fn a_code_whose_pay_request_never_left_is_still_good() {
 async fn a_charge_armed_before_a_journal_failure_sends_nothing() {
     let gw = Scripted::new(Provider::Wechat);
     let t = till(&gw);
-    let engine = t.engine.clone();
-    let waiting = tokio::spawn(async move { engine.charge(charge("B1", None)).await });
-    while t.engine.counts().await.0.is_none() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let waiting = spawn_charge(&t, "B1", None);
+    wait_armed(&t).await;
     // Another attempt's journal write failed meanwhile: fail-stop.
     t.engine
         .fail_stop(&JournalError::Conflict("disk I/O error".into()));

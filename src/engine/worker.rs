@@ -108,10 +108,7 @@ impl Run<'_> {
                 let answer = self.in_flight(gw.pay(&req)).await?;
                 drop(req); // the full auth code is not kept past its one use
                 if let PayAnswer::Unknown { note, .. } = &answer {
-                    self.used_number = matches!(
-                        note.code.as_str(),
-                        "ORDERPAID" | "OUT_TRADE_NO_USED" | "ACQ.TRADE_HAS_SUCCESS"
-                    );
+                    self.used_number = note.says_order_number_used();
                 }
                 let event = self.checked(Event::PayAnswered(answer));
                 self.feed(event).await?

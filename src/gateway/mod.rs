@@ -30,6 +30,16 @@ impl GatewayNote {
             message: message.into(),
         }
     }
+
+    /// The pay answer says this `out_trade_no` is already paid or used:
+    /// WeChat ORDERPAID / OUT_TRADE_NO_USED, Alipay ACQ.TRADE_HAS_SUCCESS.
+    /// A third channel adds its own code here.
+    pub fn says_order_number_used(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "ORDERPAID" | "OUT_TRADE_NO_USED" | "ACQ.TRADE_HAS_SUCCESS"
+        )
+    }
 }
 
 /// What a paid order looks like at the gateway.

@@ -176,11 +176,7 @@ fn check_rsa_public_key(pkcs1: &[u8]) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/alipay/");
-
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!("{FIX}{name}")).unwrap_or_default()
-    }
+    use crate::gateway::alipay::fixture;
 
     #[test]
     fn every_private_key_form_gives_the_same_key() {

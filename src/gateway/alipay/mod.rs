@@ -19,3 +19,11 @@ pub use client::{verify_answer, AlipayGateway};
 
 #[cfg(test)]
 mod tests;
+
+/// A key file of `tests/fixtures/alipay`, for the tests of this module
+/// and of the simulator. A missing file fails the test that asked for it.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/alipay/").to_string() + name;
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}

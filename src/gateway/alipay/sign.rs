@@ -60,11 +60,7 @@ mod tests {
     use super::*;
     use crate::gateway::alipay::keys::{parse_private_key, parse_public_key, public_key_of};
 
-    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/alipay/");
-
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!("{FIX}{name}")).unwrap_or_default()
-    }
+    use crate::gateway::alipay::fixture;
 
     #[test]
     fn content_is_sorted_raw_and_skips_sign_and_empty_values() {

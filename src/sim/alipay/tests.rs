@@ -14,11 +14,7 @@ use crate::gateway::alipay::keys::{parse_private_key, parse_public_key, public_k
 use crate::sim::behaviour::Behaviour;
 use crate::sim::ledger::Ledger;
 
-const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/alipay/");
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{FIX}{name}")).expect("fixture")
-}
+use crate::gateway::alipay::fixture;
 
 #[test]
 fn embedded_keys_are_the_fixture_pairs() {

@@ -53,9 +53,9 @@ fn is_day(t: DateTime<Local>, date: NaiveDate) -> bool {
     t.date_naive() == date
 }
 
-fn payment_row(o: &Order, at: DateTime<Local>, appid: &str, mch_id: &str) -> Row {
-    let fee = fee_fen(o.amount);
-    let fields = vec![
+/// The columns every row of an order starts with, up to 交易类型.
+fn order_columns(o: &Order, at: DateTime<Local>, appid: &str, mch_id: &str) -> Vec<String> {
+    vec![
         at.format("%Y-%m-%d %H:%M:%S").to_string(),
         appid.to_string(),
         mch_id.to_string(),
@@ -65,6 +65,13 @@ fn payment_row(o: &Order, at: DateTime<Local>, appid: &str, mch_id: &str) -> Row
         o.out_trade_no.clone(),
         super::openid(o),
         "MICROPAY".to_string(),
+    ]
+}
+
+fn payment_row(o: &Order, at: DateTime<Local>, appid: &str, mch_id: &str) -> Row {
+    let fee = fee_fen(o.amount);
+    let mut fields = order_columns(o, at, appid, mch_id);
+    fields.extend([
         "SUCCESS".to_string(),
         "OTHERS".to_string(),
         "CNY".to_string(),
@@ -83,7 +90,7 @@ fn payment_row(o: &Order, at: DateTime<Local>, appid: &str, mch_id: &str) -> Row
         o.amount.to_yuan(),
         "0.00".to_string(),
         String::new(),
-    ];
+    ]);
     Row {
         at,
         fields,
@@ -100,16 +107,8 @@ fn payment_row(o: &Order, at: DateTime<Local>, appid: &str, mch_id: &str) -> Row
 /// that is how WeChat names them; reference §1.9 and §6).
 fn refund_row(o: &Order, r: &SimRefund, appid: &str, mch_id: &str) -> Row {
     let status = if r.by_revoke { "REVOKED" } else { "REFUND" };
-    let fields = vec![
-        r.at.format("%Y-%m-%d %H:%M:%S").to_string(),
-        appid.to_string(),
-        mch_id.to_string(),
-        "0".to_string(),
-        clean(&o.device),
-        o.transaction_id.clone(),
-        o.out_trade_no.clone(),
-        super::openid(o),
-        "MICROPAY".to_string(),
+    let mut fields = order_columns(o, r.at, appid, mch_id);
+    fields.extend([
         status.to_string(),
         "OTHERS".to_string(),
         "CNY".to_string(),
@@ -132,7 +131,7 @@ fn refund_row(o: &Order, r: &SimRefund, appid: &str, mch_id: &str) -> Row {
         "0.00".to_string(),
         r.amount.to_yuan(),
         String::new(),
-    ];
+    ]);
     Row {
         at: r.at,
         fields,
