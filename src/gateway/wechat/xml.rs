@@ -125,10 +125,38 @@ pub fn parse(body: &[u8]) -> Result<BTreeMap<String, String>, XmlError> {
                 None => return Err(XmlError::Structure("unbalanced end tag".into())),
             },
             Event::Text(t) => {
-                let value = t.unescape().map_err(malformed)?;
+                // Raw text: no end-of-line normalisation, the value is
+                // signed exactly as sent.
+                let value = t.decode().map_err(|_| XmlError::NotUtf8)?;
                 match current.as_mut() {
                     Some((_, v)) => v.push_str(&value),
                     None if value.trim().is_empty() => {}
+                    None => return Err(XmlError::Structure("text outside a field".into())),
+                }
+            }
+            // `&amp;`, `&#x4e2d;`: since quick-xml 0.38 a reference is an
+            // event of its own. Only the five predefined entities and
+            // character references exist without a DTD.
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref().map_err(malformed)? {
+                    Some(c) if is_xml_char(c) => c.to_string(),
+                    Some(c) => {
+                        return Err(XmlError::Malformed(format!(
+                            "character reference to U+{:04X}",
+                            c as u32
+                        )))
+                    }
+                    None => {
+                        let name = r.decode().map_err(|_| XmlError::NotUtf8)?;
+                        quick_xml::escape::resolve_predefined_entity(&name)
+                            .ok_or_else(|| {
+                                XmlError::Malformed(format!("unknown entity &{name};"))
+                            })?
+                            .to_string()
+                    }
+                };
+                match current.as_mut() {
+                    Some((_, v)) => v.push_str(&resolved),
                     None => return Err(XmlError::Structure("text outside a field".into())),
                 }
             }
