@@ -64,15 +64,12 @@ fn journal_commits() {
             ..row.state
         };
         let rec = Record {
-            kind: "paid",
-            note: None,
             paid: Some(PaidInfo {
                 transaction_id: format!("4200{i}"),
                 paid_at: None,
                 amount: Some(Fen(100)),
             }),
-            revoke_effect: None,
-            config_error: false,
+            ..Record::new("paid")
         };
         let t = Instant::now();
         j.record(&row.out_trade_no, &done, &rec).expect("record");

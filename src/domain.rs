@@ -202,10 +202,31 @@ pub fn out_trade_no(till_id: &str, order_no: &str, seq: u32) -> String {
     if alnum(till_id) && alnum(order_no) && plain.len() <= 32 {
         return plain;
     }
-    let digest = ring::digest::digest(
-        &ring::digest::SHA256,
-        format!("{till_id}\n{order_no}\n{seq}").as_bytes(),
-    );
+    hashed(
+        till_id,
+        &format!("{till_id}\n{order_no}\n{seq}"),
+        &format!("_{seq}"),
+    )
+}
+
+/// The refund number the gateway sees for the POS refund number
+/// `refund_no` at till `till_id`: WeChat wants `out_refund_no` unique across
+/// the whole merchant account, and every till of a shop numbers its own
+/// refunds, so the till id goes in, as it does in `out_trade_no`. At most
+/// 32 characters of `[A-Za-z0-9_]`.
+pub fn out_refund_no(till_id: &str, refund_no: &str) -> String {
+    let plain = format!("{till_id}_R{refund_no}");
+    let alnum = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric());
+    if alnum(till_id) && alnum(refund_no) && plain.len() <= 32 {
+        return plain;
+    }
+    hashed(till_id, &format!("{till_id}\nrefund\n{refund_no}"), "_R")
+}
+
+/// A readable prefix of the till id, 20 hex digits of SHA-256 over `key`,
+/// then `suffix`: 32 characters at most.
+fn hashed(till_id: &str, key: &str, suffix: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
     let hex: String = digest
         .as_ref()
         .iter()
@@ -217,7 +238,7 @@ pub fn out_trade_no(till_id: &str, order_no: &str, seq: u32) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .take(8)
         .collect();
-    let suffix = format!("_{hex}_{seq}");
+    let suffix = format!("_{hex}{suffix}");
     let room = 32usize.saturating_sub(suffix.len());
     format!("{}{}", &prefix[..prefix.len().min(room)], suffix)
 }
@@ -276,6 +297,20 @@ mod tests {
         assert_eq!(code.masked(), "1345**********6789");
         assert_eq!(format!("{code:?}"), "AuthCode(1345**********6789)");
         assert_eq!(format!("{code}"), "1345**********6789");
+    }
+
+    #[test]
+    fn out_refund_no_names_the_till_and_stays_short() {
+        assert_eq!(out_refund_no("T1", "R100"), "T1_RR100");
+        assert_ne!(out_refund_no("T1", "R100"), out_refund_no("T2", "R100"));
+        let long = out_refund_no("S001-T03", "REFUND-2026-11-23-000123-X");
+        assert!(long.len() <= 32, "{long}");
+        assert!(long.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        assert_eq!(
+            long,
+            out_refund_no("S001-T03", "REFUND-2026-11-23-000123-X")
+        );
+        assert_ne!(out_refund_no("a-b", "c"), out_refund_no("a", "b-c"));
     }
 
     #[test]

@@ -45,7 +45,12 @@ pub fn start_reader(scfg: crate::config::ScannerConfig, engine: &Arc<Engine>) ->
     Arc::new(move || (device.clone(), status_handle.connected()))
 }
 
-async fn dispatch(engine: &Engine, device: &str, taken: &mut DoubleReadFilter, ev: ScannerEvent) {
+async fn dispatch(
+    engine: &Arc<Engine>,
+    device: &str,
+    taken: &mut DoubleReadFilter,
+    ev: ScannerEvent,
+) {
     match ev {
         ScannerEvent::Connected => {
             tracing::info!(device, "scanner connected");

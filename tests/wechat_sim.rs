@@ -340,9 +340,10 @@ async fn refunds_and_the_bill() {
         gw.refund(&refund("R2", 800)).await,
         RefundAnswer::Failed(_)
     ));
+    // The refused one was never made.
     assert!(matches!(
         gw.refund_query(&paid.out_trade_no, "R2").await,
-        RefundAnswer::Failed(_)
+        RefundAnswer::NotFound(_)
     ));
     assert_eq!(sim.ledger.money_kept(&paid.out_trade_no), 700);
     assert!(

@@ -8,8 +8,11 @@ use clap::{Args, Subcommand};
 
 use crate::config::{self, Config};
 use crate::engine::machine::Phase;
+use crate::engine::resolve::{self, ResolveRequest};
 use crate::engine::Payment;
 use crate::journal::Journal;
+use crate::pos::client::{Client, ClientError};
+use serde_json::json;
 
 #[derive(Args)]
 pub struct JournalArgs {
@@ -19,6 +22,10 @@ pub struct JournalArgs {
     /// … or the state directory itself.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// The daemon's POS socket (default: the config's pos.socket): a
+    /// resolve goes through the running daemon, which owns the order.
+    #[arg(long)]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     command: JournalCommand,
 }
@@ -50,6 +57,10 @@ enum JournalCommand {
         /// in the merchant portal (WeChat 微信订单号 / Alipay 支付宝交易号).
         #[arg(long)]
         transaction_id: Option<String>,
+        /// With --as paid, when the gateway never said when: the payment
+        /// time the portal shows (RFC 3339, or "YYYY-MM-DD HH:MM:SS" local).
+        #[arg(long)]
+        paid_at: Option<String>,
     },
 }
 
@@ -79,6 +90,29 @@ fn when(ms: i64) -> String {
 }
 
 pub async fn main(args: JournalArgs) -> ExitCode {
+    if let JournalCommand::Resolve {
+        order,
+        verdict,
+        note,
+        operator,
+        transaction_id,
+        paid_at,
+    } = &args.command
+    {
+        let req = ResolveRequest {
+            order_no: order.clone(),
+            as_paid: verdict == "paid",
+            transaction_id: transaction_id.clone(),
+            paid_at: paid_at.clone(),
+            operator: operator
+                .clone()
+                .or_else(|| std::env::var("SUDO_USER").ok())
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "operator".into()),
+            note: note.clone(),
+        };
+        return resolve(&args, req).await;
+    }
     let j = match open(&args) {
         Ok(j) => j,
         Err(e) => {
@@ -90,39 +124,85 @@ pub async fn main(args: JournalArgs) -> ExitCode {
         JournalCommand::List { date } => list(&j, date.clone()),
         JournalCommand::Show { order } => show(&j, order),
         JournalCommand::Attention => attention(&j),
-        JournalCommand::Resolve {
-            order,
-            verdict,
-            note,
-            operator,
-            transaction_id,
-        } => {
-            let operator = operator
-                .clone()
-                .or_else(|| std::env::var("SUDO_USER").ok())
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_else(|| "operator".into());
-            j.resolve(
-                order,
-                verdict == "paid",
-                transaction_id.as_deref(),
-                &operator,
-                note,
-            )
-            .map(|row| {
-                println!(
-                    "{order}: attempt {} resolved as {verdict} by {operator}",
-                    row.out_trade_no
-                );
-                ExitCode::SUCCESS
-            })
-            .map_err(|e| e.to_string())
-        }
+        JournalCommand::Resolve { .. } => Ok(ExitCode::from(2)),
     };
     r.unwrap_or_else(|e| {
         eprintln!("tillpay journal: {e}");
         ExitCode::from(1)
     })
+}
+
+/// The daemon's socket, from `--socket` or the config.
+fn socket_of(args: &JournalArgs) -> Option<PathBuf> {
+    args.socket.clone().or_else(|| {
+        args.state_dir
+            .is_none()
+            .then(|| Config::load(&args.config).ok().map(|c| c.pos.socket))
+            .flatten()
+    })
+}
+
+/// A verdict goes through the running daemon, which owns the order; with
+/// no daemon running, it is applied to the journal by the same rules.
+async fn resolve(args: &JournalArgs, req: ResolveRequest) -> ExitCode {
+    let verdict = if req.as_paid { "paid" } else { "unpaid" };
+    if let Some(socket) = socket_of(args) {
+        match Client::connect(&socket).await {
+            Ok(mut c) => {
+                let params = json!({
+                    "order_no": req.order_no, "as": verdict, "note": req.note,
+                    "operator": req.operator, "transaction_id": req.transaction_id,
+                    "paid_at": req.paid_at,
+                });
+                return match c.call("resolve", params, |_| {}).await {
+                    Ok(p) => {
+                        println!(
+                            "{}: resolved as {verdict} by {} (through the daemon); now {}",
+                            req.order_no,
+                            req.operator,
+                            p["status"].as_str().unwrap_or("?")
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("tillpay journal: {e}");
+                        ExitCode::from(1)
+                    }
+                };
+            }
+            Err(ClientError::Connect { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) => {}
+            Err(e) => {
+                // A daemon may be running that this user cannot reach:
+                // never write its journal behind its back.
+                eprintln!("tillpay journal: {e}; run as a user allowed on the socket");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let j = match open(args) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("tillpay journal: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match resolve::offline(&j, &req) {
+        Ok((row, _)) => {
+            println!(
+                "{}: attempt {} resolved as {verdict} by {}",
+                req.order_no, row.out_trade_no, req.operator
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tillpay journal: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn list(j: &Journal, date: Option<String>) -> Result<ExitCode, String> {

@@ -1,10 +1,16 @@
 //! The payment state machine of one attempt: pure, no I/O, no clock reads.
-//! `step(attempt, event, elapsed, timing)` gives the next attempt state and
-//! the actions to carry out, in order: journal records first, then POS
-//! notices, then at most one scheduled gateway call.
+//! `step(attempt, event, clock, timing, facts)` gives the next attempt state
+//! and the actions to carry out, in order: journal records first, then POS
+//! notices, then at most one scheduled gateway call. It is the only code
+//! that changes an attempt's phase: gateway answers, cashier cancels,
+//! recovery and operator resolutions all come in as events.
 //!
-//! `elapsed` is the time since the pay request was sent (POLICY 8: every
-//! timer counts from the pay request, on the monotonic clock).
+//! Every timer reads the monotonic [`Clock`] the caller passes (POLICY 8).
+//! The sale machine ([`sale`]) and the refund machine ([`refund`]) sit
+//! beside this one.
+
+pub mod refund;
+pub mod sale;
 
 use std::time::Duration;
 
@@ -85,6 +91,13 @@ pub struct Attempt {
     pub cancel_requested: bool,
     /// Some answer said the order was paid: a revoke that follows refunds.
     pub seen_paid: bool,
+    /// The one pay request was answered "this order number is already paid
+    /// / used" (WeChat ORDERPAID, OUT_TRADE_NO_USED; Alipay
+    /// ACQ.TRADE_HAS_SUCCESS). tillpay sends a pay request only once, so
+    /// that names an earlier trade: the query decides (POLICY 5), but a
+    /// payment it shows from well before this attempt is another sale's.
+    /// Journaled, so a restart in between still sees it.
+    pub used_number: bool,
 }
 
 impl Attempt {
@@ -94,8 +107,53 @@ impl Attempt {
             revoke_tries: 0,
             cancel_requested: false,
             seen_paid: false,
+            used_number: false,
         }
     }
+}
+
+/// What the machine knows of an attempt beyond its state: fixed when the
+/// attempt is journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    /// The sale's amount: a paid answer for another one is not this sale's.
+    pub amount: Fen,
+    /// Wall-clock ms when the attempt was journaled, just before its pay
+    /// request: a payment booked well before it is not this attempt's.
+    pub submitted_at_ms: i64,
+}
+
+/// The two monotonic clocks a step reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    /// Since the pay call started: `pay_timeout` counts from here.
+    pub since_pay: Duration,
+    /// Since the pay request had surely reached the gateway: WeChat's 15 s
+    /// before a reverse count from here (POLICY 11). The caller measures it
+    /// from the pay call's return, which is never before the request
+    /// arrived, however long address lookup and connect took; zero while
+    /// the pay call is in flight.
+    pub since_sent: Duration,
+}
+
+impl Clock {
+    /// Both clocks at `d` (a pay request that was answered at once).
+    pub fn at(d: Duration) -> Clock {
+        Clock {
+            since_pay: d,
+            since_sent: d,
+        }
+    }
+}
+
+/// An operator's verdict on an attempt that needs attention, after checking
+/// the order in the merchant portal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Paid: the payment as the gateway or the portal names it.
+    Paid(PaidInfo),
+    /// Not paid, or the money went back: the sale may be charged again.
+    Unpaid,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,13 +164,14 @@ pub enum Event {
     CancelRequested,
     /// The daemon restarted with this attempt unfinished (POLICY 15).
     Resumed,
-    /// A verified pay or query answer said paid, but the payment is not
-    /// this sale's: another amount than the attempt's, or an old trade
-    /// under the same `out_trade_no` ([`amount_mismatch`],
-    /// [`order_number_collision`] say why).
-    NotThisSale {
-        info: PaidInfo,
-        why: GatewayNote,
+    /// The daemon restarted with this attempt unfinished, but its provider
+    /// is no longer configured: nothing can ask the gateway.
+    ProviderMissing,
+    /// An operator settled an attempt that needs attention; `note` says who
+    /// and why.
+    OperatorResolved {
+        verdict: Verdict,
+        note: GatewayNote,
     },
 }
 
@@ -155,16 +214,20 @@ pub struct Record {
     pub revoke_effect: Option<RevokeEffect>,
     /// Logged at error level: the merchant must fix something (POLICY 6).
     pub config_error: bool,
+    /// The note goes to the attempt's history only, not to its error (what
+    /// a query said while polling).
+    pub history_only: bool,
 }
 
 impl Record {
-    fn new(kind: &'static str) -> Record {
+    pub fn new(kind: &'static str) -> Record {
         Record {
             kind,
             note: None,
             paid: None,
             revoke_effect: None,
             config_error: false,
+            history_only: false,
         }
     }
     fn note(mut self, note: GatewayNote) -> Record {
@@ -188,14 +251,29 @@ pub enum Action {
 pub type Step = (Attempt, Vec<Action>);
 
 /// The next state and actions of `a` on `ev`.
-pub fn step(a: Attempt, ev: Event, elapsed: Duration, t: &Timing) -> Step {
+pub fn step(a: Attempt, ev: Event, c: Clock, t: &Timing, f: &Facts) -> Step {
+    if let Event::OperatorResolved { verdict, note } = ev {
+        return resolve(a, verdict, note);
+    }
     if a.phase.is_final() {
         return (a, Vec::new());
     }
+    // A verified "paid" that is not this sale's payment goes to an
+    // operator, whatever the phase.
+    let stranger = match &ev {
+        Event::PayAnswered(PayAnswer::Paid(info))
+        | Event::QueryAnswered(QueryAnswer::Paid(info)) => {
+            not_ours(a, info, f).map(|why| (info.clone(), why))
+        }
+        _ => None,
+    };
+    if let Some((info, why)) = stranger {
+        return not_this_sale(a, info, why);
+    }
     match (a.phase, ev) {
-        (Phase::Submitting, Event::PayAnswered(ans)) => on_pay(a, ans, elapsed, t),
-        (Phase::Paying, Event::QueryAnswered(ans)) => on_query(a, ans, elapsed, t),
-        (Phase::Revoking, Event::RevokeAnswered(ans)) => on_revoke(a, ans, elapsed, t),
+        (Phase::Submitting, Event::PayAnswered(ans)) => on_pay(a, ans, c, t),
+        (Phase::Paying, Event::QueryAnswered(ans)) => on_query(a, ans, c, t),
+        (Phase::Revoking, Event::RevokeAnswered(ans)) => on_revoke(a, ans, c, t),
         (Phase::Submitting | Phase::Paying, Event::CancelRequested) if !a.cancel_requested => {
             let a = Attempt {
                 cancel_requested: true,
@@ -205,45 +283,45 @@ pub fn step(a: Attempt, ev: Event, elapsed: Duration, t: &Timing) -> Step {
             if a.phase == Phase::Paying {
                 // While the pay call is in flight there is nothing to
                 // reschedule: its answer decides (and sees the cancel).
-                let (a2, more) = keep_polling(a, elapsed, t);
+                let (a2, more) = keep_polling(a, c, t);
                 actions.extend(more);
                 return (a2, actions);
             }
             (a, actions)
         }
-        (Phase::Submitting | Phase::Paying, Event::Resumed) => {
-            // The pay request may or may not have left before the crash:
-            // the answer is unknown. Past the deadline, revoke now
-            // (POLICY 15); before it, ask the gateway now.
-            let a = Attempt {
-                phase: Phase::Paying,
-                ..a
+        // After a restart, ask first (POLICY 15): the pay request may or may
+        // not have left, and a payment may have succeeded while the daemon
+        // was down. Only a query that shows it unpaid, or cannot answer,
+        // leads to a revoke, even past the deadline. A revoke that was under
+        // way is asked about too: the answer tells whether it will refund,
+        // and the revoke then goes on.
+        (Phase::Submitting | Phase::Paying | Phase::Revoking, Event::Resumed) => {
+            let phase = match a.phase {
+                Phase::Revoking => Phase::Revoking,
+                _ => Phase::Paying,
             };
-            let mut actions = vec![Action::Record(Record::new("resumed"))];
-            let past =
-                elapsed >= t.pay_timeout || (a.cancel_requested && elapsed >= t.min_revoke_delay);
-            if past {
-                let (a2, more) = start_revoke(a, elapsed, t);
-                actions.extend(more);
-                return (a2, actions);
-            }
-            actions.push(Action::Schedule {
-                call: Call::Query,
-                after: Duration::ZERO,
-            });
-            (a, actions)
+            (
+                Attempt { phase, ..a },
+                vec![
+                    Action::Record(Record::new("resumed")),
+                    Action::Schedule {
+                        call: Call::Query,
+                        after: Duration::ZERO,
+                    },
+                ],
+            )
         }
-        (Phase::Revoking, Event::Resumed) => (
-            a,
-            vec![
-                Action::Record(Record::new("resumed")),
-                Action::Schedule {
-                    call: Call::Revoke,
-                    // Even after a restart (or a clock that went back).
-                    after: t.min_revoke_delay.saturating_sub(elapsed),
-                },
-            ],
-        ),
+        // The provider was removed from the config with money possibly in
+        // flight: only an operator can settle it now.
+        (_, Event::ProviderMissing) => {
+            let mut rec = Record::new("resume_impossible").note(GatewayNote::new(
+                "PROVIDER_NOT_CONFIGURED",
+                "this attempt's provider is no longer configured: nothing can ask the gateway; \
+                 check the order in the merchant portal",
+            ));
+            rec.config_error = true;
+            attention(a, rec)
+        }
         // A pay or query answer that was in flight when a cancel moved the
         // attempt to revoking: the revoke decides (POLICY 12), but it must
         // still be sent, and a paid answer means the revoke will refund.
@@ -252,26 +330,42 @@ pub fn step(a: Attempt, ev: Event, elapsed: Duration, t: &Timing) -> Step {
                 QueryAnswer::Paid(info) => Some(info),
                 _ => None,
             };
-            revoke_after_stray_answer(a, paid, elapsed, t)
+            revoke_after_stray_answer(a, paid, c, t)
         }
         (Phase::Revoking, Event::PayAnswered(ans)) => {
             let paid = match ans {
                 PayAnswer::Paid(info) => Some(info),
                 _ => None,
             };
-            revoke_after_stray_answer(a, paid, elapsed, t)
+            revoke_after_stray_answer(a, paid, c, t)
         }
-        (Phase::Submitting | Phase::Paying | Phase::Revoking, Event::NotThisSale { info, why }) => {
-            not_this_sale(a, info, why)
-        }
-        // Anything else (a duplicate cancel, a stray answer) changes nothing.
+        // Anything else (a duplicate cancel, an answer to a call this phase
+        // never makes, a verdict on an attempt still in flight) changes
+        // nothing.
         _ => (a, Vec::new()),
     }
 }
 
-fn on_pay(a: Attempt, ans: PayAnswer, elapsed: Duration, t: &Timing) -> Step {
+/// Why a verified paid answer is not this attempt's payment, if it is not:
+/// another amount, or (after an "order number already used" answer) a
+/// payment made well before this attempt was sent.
+fn not_ours(a: Attempt, info: &PaidInfo, f: &Facts) -> Option<GatewayNote> {
+    if info.amount.is_some_and(|x| x != f.amount) {
+        return Some(amount_mismatch(info, f.amount));
+    }
+    // Five minutes of slack for the till's clock against the gateway's.
+    let paid_ms = info
+        .paid_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp_millis());
+    let long_before = paid_ms.is_some_and(|p| p < f.submitted_at_ms - 5 * 60 * 1000);
+    (a.used_number && long_before).then(|| order_number_collision(info))
+}
+
+fn on_pay(a: Attempt, ans: PayAnswer, c: Clock, t: &Timing) -> Step {
     match ans {
-        PayAnswer::Paid(info) => paid(a, info, elapsed, t),
+        PayAnswer::Paid(info) => paid(a, info, c, t),
         PayAnswer::Failed { note, config_error } => {
             let mut rec = Record::new("pay_failed").note(note);
             rec.config_error = config_error;
@@ -281,36 +375,44 @@ fn on_pay(a: Attempt, ans: PayAnswer, elapsed: Duration, t: &Timing) -> Step {
         PayAnswer::Unknown { note, user_paying } => {
             let a = Attempt {
                 phase: Phase::Paying,
+                used_number: a.used_number || note.says_order_number_used(),
                 ..a
             };
             let mut actions = vec![Action::Record(Record::new("pay_unknown").note(note))];
             if user_paying {
                 actions.push(Action::Notify(Notice::UserPaying));
             }
-            let (a, more) = keep_polling(a, elapsed, t);
+            let (a, more) = keep_polling(a, c, t);
             actions.extend(more);
             (a, actions)
         }
     }
 }
 
-fn on_query(a: Attempt, ans: QueryAnswer, elapsed: Duration, t: &Timing) -> Step {
+fn on_query(a: Attempt, ans: QueryAnswer, c: Clock, t: &Timing) -> Step {
     match ans {
-        QueryAnswer::Paid(info) => paid(a, info, elapsed, t),
+        QueryAnswer::Paid(info) => paid(a, info, c, t),
         QueryAnswer::Pending { note, user_paying } => {
+            let (next, more) = keep_polling(a, c, t);
             let mut actions = Vec::new();
-            if user_paying {
+            if !user_paying {
+                // ORDERNOTEXIST, a bad signature, a system error: kept in
+                // the attempt's history for the operator.
+                let mut rec = Record::new("query_pending").note(note);
+                rec.history_only = true;
+                actions.push(Action::Record(rec));
+            } else if next.phase == Phase::Paying {
+                // Still confirming, and still polling (not when the
+                // deadline turns it into a revoke).
                 actions.push(Action::Notify(Notice::UserPaying));
             }
-            let _ = note;
-            let (a, more) = keep_polling(a, elapsed, t);
             actions.extend(more);
-            (a, actions)
+            (next, actions)
         }
         QueryAnswer::NotPaid(note) => fail(a, Record::new("query_not_paid").note(note)),
         // PAYERROR: not paid, but revoke anyway to close the loop (POLICY 9).
         QueryAnswer::PayError(note) => {
-            let (a, mut actions) = start_revoke(a, elapsed, t);
+            let (a, mut actions) = start_revoke(a, c, t);
             if let Some(Action::Record(r)) = actions.first_mut() {
                 r.note = Some(note);
             }
@@ -319,7 +421,7 @@ fn on_query(a: Attempt, ans: QueryAnswer, elapsed: Duration, t: &Timing) -> Step
     }
 }
 
-fn on_revoke(a: Attempt, ans: RevokeAnswer, elapsed: Duration, t: &Timing) -> Step {
+fn on_revoke(a: Attempt, ans: RevokeAnswer, c: Clock, t: &Timing) -> Step {
     match ans {
         RevokeAnswer::Revoked(effect) => {
             // WeChat's reverse does not say whether money moved; if an
@@ -341,7 +443,7 @@ fn on_revoke(a: Attempt, ans: RevokeAnswer, elapsed: Duration, t: &Timing) -> St
         }
         RevokeAnswer::Retry(note) => {
             let a = Attempt {
-                revoke_tries: a.revoke_tries + 1,
+                revoke_tries: a.revoke_tries.saturating_add(1),
                 ..a
             };
             if a.revoke_tries >= t.revoke_max_attempts {
@@ -355,14 +457,14 @@ fn on_revoke(a: Attempt, ans: RevokeAnswer, elapsed: Duration, t: &Timing) -> St
                         call: Call::Revoke,
                         after: t
                             .revoke_interval
-                            .max(t.min_revoke_delay.saturating_sub(elapsed)),
+                            .max(t.min_revoke_delay.saturating_sub(c.since_sent)),
                     },
                 ],
             )
         }
         RevokeAnswer::Refused(note) => attention(
             Attempt {
-                revoke_tries: a.revoke_tries + 1,
+                revoke_tries: a.revoke_tries.saturating_add(1),
                 ..a
             },
             Record::new("revoke_refused").note(note),
@@ -370,7 +472,7 @@ fn on_revoke(a: Attempt, ans: RevokeAnswer, elapsed: Duration, t: &Timing) -> St
     }
 }
 
-fn paid(a: Attempt, info: PaidInfo, elapsed: Duration, t: &Timing) -> Step {
+fn paid(a: Attempt, info: PaidInfo, c: Clock, t: &Timing) -> Step {
     let a = Attempt {
         seen_paid: true,
         ..a
@@ -378,7 +480,7 @@ fn paid(a: Attempt, info: PaidInfo, elapsed: Duration, t: &Timing) -> Step {
     if a.cancel_requested {
         // The cashier cancelled the sale: the money goes back (POLICY 10).
         // Keep the transaction id: reconciliation and operators need it.
-        let (a, mut actions) = start_revoke(a, elapsed, t);
+        let (a, mut actions) = start_revoke(a, c, t);
         if let Some(Action::Record(r)) = actions.first_mut() {
             r.paid = Some(info);
         }
@@ -392,6 +494,26 @@ fn paid(a: Attempt, info: PaidInfo, elapsed: Duration, t: &Timing) -> Step {
             ..a
         },
         vec![Action::Record(rec), Action::Notify(Notice::Paid)],
+    )
+}
+
+/// An operator's verdict ([`Event::OperatorResolved`]): only an attempt
+/// that needs attention takes one. Needs no clock or timing.
+pub fn resolve(a: Attempt, verdict: Verdict, note: GatewayNote) -> Step {
+    if a.phase != Phase::NeedsAttention {
+        return (a, Vec::new());
+    }
+    let mut rec = Record::new("operator_resolved").note(note);
+    let (phase, notice) = match verdict {
+        Verdict::Paid(info) => {
+            rec.paid = Some(info);
+            (Phase::Paid, Notice::Paid)
+        }
+        Verdict::Unpaid => (Phase::Failed, Notice::Failed),
+    };
+    (
+        Attempt { phase, ..a },
+        vec![Action::Record(rec), Action::Notify(notice)],
     )
 }
 
@@ -442,14 +564,10 @@ pub fn order_number_collision(info: &PaidInfo) -> GatewayNote {
     )
 }
 
-/// An answer that was in flight when the attempt moved to revoking. A
-/// payment is journaled with its transaction id; the revoke goes on.
-fn revoke_after_stray_answer(
-    a: Attempt,
-    paid: Option<PaidInfo>,
-    elapsed: Duration,
-    t: &Timing,
-) -> Step {
+/// An answer that came while the attempt is revoking (in flight when a
+/// cancel moved it there, or the query after a restart). A payment is
+/// journaled with its transaction id; the revoke goes on.
+fn revoke_after_stray_answer(a: Attempt, paid: Option<PaidInfo>, c: Clock, t: &Timing) -> Step {
     let a = Attempt {
         seen_paid: a.seen_paid || paid.is_some(),
         ..a
@@ -462,7 +580,7 @@ fn revoke_after_stray_answer(
     }
     actions.push(Action::Schedule {
         call: Call::Revoke,
-        after: t.min_revoke_delay.saturating_sub(elapsed),
+        after: t.min_revoke_delay.saturating_sub(c.since_sent),
     });
     (a, actions)
 }
@@ -489,31 +607,30 @@ fn attention(a: Attempt, rec: Record) -> Step {
 
 /// Poll again, or revoke when the deadline (or a cashier cancel past the
 /// minimum delay) says so (POLICY 8, 10, 11).
-fn keep_polling(a: Attempt, elapsed: Duration, t: &Timing) -> Step {
+fn keep_polling(a: Attempt, c: Clock, t: &Timing) -> Step {
     let revoke_due = if a.cancel_requested {
-        elapsed >= t.min_revoke_delay
+        c.since_sent >= t.min_revoke_delay
     } else {
-        elapsed >= t.pay_timeout
+        c.since_pay >= t.pay_timeout
     };
     if revoke_due {
-        return start_revoke(a, elapsed, t);
+        return start_revoke(a, c, t);
     }
-    let until = if a.cancel_requested {
-        t.min_revoke_delay
+    let left = if a.cancel_requested {
+        t.min_revoke_delay.saturating_sub(c.since_sent)
     } else {
-        t.pay_timeout
+        t.pay_timeout.saturating_sub(c.since_pay)
     };
-    let after = t.poll_interval.min(until.saturating_sub(elapsed));
     (
         a,
         vec![Action::Schedule {
             call: Call::Query,
-            after,
+            after: t.poll_interval.min(left),
         }],
     )
 }
 
-fn start_revoke(a: Attempt, elapsed: Duration, t: &Timing) -> Step {
+fn start_revoke(a: Attempt, c: Clock, t: &Timing) -> Step {
     let a = Attempt {
         phase: Phase::Revoking,
         ..a
@@ -525,7 +642,7 @@ fn start_revoke(a: Attempt, elapsed: Duration, t: &Timing) -> Step {
             Action::Notify(Notice::Revoking),
             Action::Schedule {
                 call: Call::Revoke,
-                after: t.min_revoke_delay.saturating_sub(elapsed),
+                after: t.min_revoke_delay.saturating_sub(c.since_sent),
             },
         ],
     )

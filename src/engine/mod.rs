@@ -1,26 +1,37 @@
-//! The payment engine: sales and their attempts, driven by the pure state
-//! machine in [`machine`], journaled before every gateway call, run as
-//! tokio tasks. The POS socket and the scanner call into it; gateways sit
-//! behind the [`Gateway`] trait.
+//! The payment engine. Every order has one owner: a task that takes the
+//! order's requests (charge, scan, cancel, query, refund, operator
+//! resolution, recovery) one at a time from its mailbox, drives the pure
+//! sale, attempt and refund machines in [`machine`], journals before every
+//! gateway call, and makes the calls. Requests on one order are therefore
+//! linearizable; different orders never wait on each other (POLICY 18).
+//!
+//! This module is the front door: it checks a request's params, finds or
+//! starts the order's owner in the [`Registry`], and hands the request over.
+//! The POS socket and the scanner call in; gateways sit behind the
+//! [`Gateway`] trait.
 
+mod attempt;
 pub mod machine;
+mod order;
 mod recovery;
-mod refund;
+mod refunds;
+pub mod resolve;
 pub mod view;
-mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::PaymentConfig;
-use crate::domain::{is_valid_id, AuthCode, Fen, Provider};
+use crate::domain::{is_valid_id, AuthCode, Provider};
 use crate::gateway::Gateway;
 use crate::journal::{Journal, JournalError};
 
+use order::Msg;
+pub use resolve::ResolveRequest;
 pub use view::{EngineError, Notification, Payment, PaymentStatus, RefundView};
 
 /// A charge as the POS asks for it.
@@ -42,36 +53,15 @@ pub enum ScanOutcome {
     Ignored(String),
 }
 
-enum ScanWait {
-    /// The code, and the sale's place in `running`, taken under the same
-    /// lock as the armed entry so that a cancel can never fall between.
-    Scanned(AuthCode, Slot),
-    /// With the slot that `cancel` waits on.
-    Cancelled(Slot),
-}
-
-struct Armed {
-    order_no: String,
-    tx: oneshot::Sender<ScanWait>,
-}
-
-/// The worker's ends of a sale's `running` entry.
-struct Slot {
-    order_no: String,
-    cancel_rx: mpsc::UnboundedReceiver<()>,
-    done_tx: watch::Sender<bool>,
-}
-
-struct Running {
-    cancel: mpsc::UnboundedSender<()>,
-    done: watch::Receiver<bool>,
-}
-
+/// The owners of the orders that have live work, and the till-wide facts
+/// they share. Held only for map lookups, never across an await.
 #[derive(Default)]
-struct Live {
-    armed: Option<Armed>,
-    /// Sales with an attempt in flight, by order_no.
-    running: HashMap<String, Running>,
+struct Registry {
+    owners: HashMap<String, mpsc::UnboundedSender<Msg>>,
+    /// The sale whose charge holds the scanner (one at a time: 1001 busy).
+    scanner: Option<String>,
+    /// Sales with an attempt in flight (for `status`).
+    in_flight: HashSet<String>,
 }
 
 pub struct Engine {
@@ -79,18 +69,19 @@ pub struct Engine {
     gateways: HashMap<Provider, Arc<dyn Gateway>>,
     cfg: PaymentConfig,
     notify: broadcast::Sender<Notification>,
-    live: Mutex<Live>,
+    registry: Mutex<Registry>,
     /// Set on the first journal I/O error: no new charges (POLICY 14).
     journal_failed: AtomicBool,
 }
 
-/// Runs blocking journal work off the async threads.
+/// Runs blocking journal work off the async threads. A worker thread that
+/// fails (a panic) is a journal failure, never a refusal.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, JournalError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
-        Err(e) => Err(JournalError::Conflict(format!("journal task failed: {e}"))),
+        Err(e) => Err(JournalError::Internal(format!("journal task failed: {e}"))),
     }
 }
 
@@ -106,7 +97,7 @@ impl Engine {
             gateways: gateways.into_iter().map(|g| (g.provider(), g)).collect(),
             cfg,
             notify,
-            live: Mutex::new(Live::default()),
+            registry: Mutex::new(Registry::default()),
             journal_failed: AtomicBool::new(false),
         })
     }
@@ -123,39 +114,48 @@ impl Engine {
         &self.cfg
     }
 
-    fn live(&self) -> MutexGuard<'_, Live> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn has_provider(&self, p: Provider) -> bool {
+        self.gateways.contains_key(&p)
     }
 
-    /// Puts a sale in `running` (the caller holds the lock): from here a
-    /// cancel reaches whatever runs it.
-    fn reserve(live: &mut Live, order_no: &str) -> Slot {
-        let (cancel, cancel_rx) = mpsc::unbounded_channel();
-        let (done_tx, done) = watch::channel(false);
-        live.running
-            .insert(order_no.to_string(), Running { cancel, done });
-        Slot {
-            order_no: order_no.to_string(),
-            cancel_rx,
-            done_tx,
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands `msg` to the owner of `order_no`, starting one if the order
+    /// has none. The send happens under the registry lock, and an owner
+    /// retires only under it with an empty mailbox, so no message is lost.
+    fn send(self: &Arc<Self>, order_no: &str, msg: Msg) {
+        let mut reg = self.registry();
+        if let Some(tx) = reg.owners.get(order_no) {
+            if let Err(mpsc::error::SendError(msg)) = tx.send(msg) {
+                // The owner panicked: a fresh one takes over from the journal.
+                reg.owners.remove(order_no);
+                drop(reg);
+                return self.send(order_no, msg);
+            }
+            return;
         }
+        let (tx, rx) = mpsc::unbounded_channel();
+        // A fresh channel with its receiver in hand: this send cannot fail.
+        let _ = tx.send(msg);
+        reg.owners.insert(order_no.to_string(), tx);
+        order::spawn(self.clone(), order_no.to_string(), rx);
     }
 
-    /// Takes a sale out of `running` and wakes whoever waits for it.
-    fn release(&self, slot: &Slot) {
-        self.live().running.remove(&slot.order_no);
-        let _ = slot.done_tx.send(true);
-    }
-
-    fn live_state(&self, order_no: &str) -> view::Live {
-        let live = self.live();
-        if live.armed.as_ref().is_some_and(|a| a.order_no == order_no) {
-            view::Live::Armed
-        } else if live.running.contains_key(order_no) {
-            view::Live::Running
-        } else {
-            view::Live::Idle
-        }
+    /// Sends a request to the owner and waits for its answer.
+    async fn ask<T>(
+        self: &Arc<Self>,
+        order_no: &str,
+        msg: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Msg,
+    ) -> Result<T, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(order_no, msg(tx));
+        rx.await.unwrap_or_else(|_| {
+            Err(EngineError::PaymentUnresolved(format!(
+                "the owner of order {order_no} stopped without an answer; query the order"
+            )))
+        })
     }
 
     pub(crate) fn emit_payment(&self, order_no: &str, event: &str, extra: serde_json::Value) {
@@ -187,6 +187,13 @@ impl Engine {
         let _ = self.notify.send(Notification::Scanner(params));
     }
 
+    pub(crate) fn emit_refund(&self, view: &RefundView) {
+        tracing::info!(order = %view.order_no, refund_no = %view.refund_no, status = %view.status, "refund ended");
+        if let Ok(params) = serde_json::to_value(view) {
+            let _ = self.notify.send(Notification::Refund(params));
+        }
+    }
+
     /// A journal write failed: stop taking charges (POLICY 14).
     pub(crate) fn fail_stop(&self, err: &JournalError) {
         if !self.journal_failed.swap(true, Ordering::SeqCst) {
@@ -198,42 +205,45 @@ impl Engine {
         !self.journal_failed.load(Ordering::SeqCst)
     }
 
-    /// `(waiting order, in-flight count, needs-attention count)` for `status`.
-    pub async fn counts(&self) -> (Option<String>, usize, usize) {
+    /// What a journal error means for the caller. A refusal by the journal's
+    /// own rules goes back to the caller; anything else stops the till.
+    fn journal_error(&self, e: JournalError) -> EngineError {
+        match e {
+            JournalError::Conflict(m) => EngineError::OrderConflict(m),
+            JournalError::UnknownOrder(o) => EngineError::UnknownOrder(o),
+            e @ JournalError::CodeUsed(_) => EngineError::InvalidParams(format!("auth_code: {e}")),
+            other => {
+                self.fail_stop(&other);
+                EngineError::JournalUnavailable(format!(
+                    "{other}; nothing more was sent to any gateway"
+                ))
+            }
+        }
+    }
+
+    /// `status`: the waiting order, how many sales are in flight, and how
+    /// many attempts need an operator, or why the journal could not say.
+    pub async fn counts(&self) -> (Option<String>, usize, Result<usize, String>) {
         let (waiting, in_flight) = {
-            let live = self.live();
-            (
-                live.armed.as_ref().map(|a| a.order_no.clone()),
-                live.running.len(),
-            )
+            let reg = self.registry();
+            (reg.scanner.clone(), reg.in_flight.len())
         };
         let j = self.journal.clone();
-        let attention = blocking(move || j.attention()).await.map_or(0, |v| v.len());
+        let attention = blocking(move || j.attention())
+            .await
+            .map(|v| v.len())
+            .map_err(|e| e.to_string());
         (waiting, in_flight, attention)
     }
 
-    /// The Payment of `order_no` as the journal has it now.
-    pub async fn payment(&self, order_no: &str) -> Result<Payment, EngineError> {
-        let j = self.journal.clone();
-        let o = order_no.to_string();
-        let found = blocking(move || {
-            let sale = j.sale(&o)?;
-            let refunds = j.refunds_of(&o)?;
-            Ok(sale.map(|s| (s, refunds)))
-        })
-        .await
-        .map_err(|e| EngineError::JournalUnavailable(e.to_string()))?;
-        let ((sale, attempts), refunds) =
-            found.ok_or_else(|| EngineError::UnknownOrder(order_no.to_string()))?;
-        Ok(Payment::build(
-            &sale,
-            &attempts,
-            &refunds,
-            self.live_state(order_no),
-        ))
+    /// The Payment of `order_no` now, as its owner sees it.
+    pub async fn payment(self: &Arc<Self>, order_no: &str) -> Result<Payment, EngineError> {
+        self.ask(order_no, |reply| Msg::Query { reply }).await
     }
 
-    /// The Payments of one local day.
+    /// The Payments of one local day. Read from the journal: a sale whose
+    /// owner is busy shows as the journal has it (`paying` for an attempt
+    /// in flight, `waiting_scan` while armed).
     pub async fn list(&self, date: &str) -> Result<Vec<Payment>, EngineError> {
         let j = self.journal.clone();
         let d = date.to_string();
@@ -248,9 +258,22 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::JournalUnavailable(e.to_string()))?;
+        let (armed, running) = {
+            let reg = self.registry();
+            (reg.scanner.clone(), reg.in_flight.clone())
+        };
         Ok(day
             .iter()
-            .map(|(s, a, r)| Payment::build(s, a, r, self.live_state(&s.order_no)))
+            .map(|(s, a, r)| {
+                let live = if armed.as_deref() == Some(s.order_no.as_str()) {
+                    view::Live::Armed
+                } else if running.contains(&s.order_no) {
+                    view::Live::Running
+                } else {
+                    view::Live::Idle
+                };
+                Payment::build(s, a, r, live)
+            })
             .collect())
     }
 
@@ -298,383 +321,86 @@ impl Engine {
     }
 
     /// Charges a sale and answers when it has ended (CONTRACT §3 `charge`).
-    /// The work runs in its own task: a caller that goes away does not stop
-    /// the payment, and its result stays queryable.
+    /// The order's owner runs the payment: a caller that goes away does not
+    /// stop it, and its result stays queryable.
     pub async fn charge(self: &Arc<Self>, req: ChargeRequest) -> Result<Payment, EngineError> {
         let code = self.check_charge(&req)?;
         let order_no = req.order_no.clone();
-        let order_no_for_err = order_no.clone();
-        {
-            let live = self.live();
-            if live.running.contains_key(&order_no) {
-                return Err(EngineError::OrderConflict(format!(
-                    "order {order_no} is still in flight"
-                )));
-            }
-            if live.armed.as_ref().is_some_and(|a| a.order_no == order_no) {
-                return Err(EngineError::OrderConflict(format!(
-                    "order {order_no} is already waiting for a scan"
-                )));
-            }
-        }
-        let j = self.journal.clone();
-        let (o, amount) = (order_no.clone(), Fen(req.amount));
-        let subject = req.subject.clone().unwrap_or_default();
-        let existing = blocking(move || j.sale(&o))
+        self.ask(&order_no, |reply| Msg::Charge { req, code, reply })
             .await
-            .map_err(|e| self.journal_error(e))?;
-        if let Some((sale, attempts)) = &existing {
-            if sale.amount != amount {
-                return Err(EngineError::OrderConflict(format!(
-                    "order {order_no} exists with amount {} fen",
-                    sale.amount.0
-                )));
-            }
-            if attempts
-                .iter()
-                .any(|a| a.state.phase == machine::Phase::Paid)
-            {
-                // Already paid: answer at once, charge nothing.
-                return self.payment(&order_no).await;
-            }
-            if attempts.iter().any(|a| !a.state.phase.is_final()) {
-                return Err(EngineError::OrderConflict(format!(
-                    "order {order_no} is still in flight"
-                )));
-            }
-            if attempts
-                .iter()
-                .any(|a| a.state.phase == machine::Phase::NeedsAttention)
-            {
-                return Err(EngineError::OrderConflict(format!(
-                    "order {order_no} needs an operator first (tillpay journal attention)"
-                )));
-            }
-        }
-        // After the checks above: resending the charge of a paid sale with
-        // its own code answers with that Payment, not "code already used".
-        if let Some(c) = &code {
-            if let Some(why) = self.used_before(c).await? {
-                return Err(EngineError::InvalidParams(format!("auth_code: {why}")));
-            }
-        }
-        let slot = {
-            let mut live = self.live();
-            if live.running.contains_key(&order_no)
-                || live.armed.as_ref().is_some_and(|a| a.order_no == order_no)
-            {
-                return Err(EngineError::OrderConflict(format!(
-                    "order {order_no} is already being charged"
-                )));
-            }
-            match code {
-                Some(_) => Some(Self::reserve(&mut live, &order_no)),
-                None if live.armed.is_some() => return Err(EngineError::Busy),
-                None => None,
-            }
-        };
-        let j = self.journal.clone();
-        let o = order_no.clone();
-        if let Err(e) = blocking(move || j.ensure_sale(&o, amount, &subject)).await {
-            if let Some(slot) = &slot {
-                self.release(slot);
-            }
-            return Err(self.journal_error(e));
-        }
+    }
 
-        let (result_tx, result_rx) = oneshot::channel();
-        match code.zip(slot) {
-            Some((code, slot)) => {
-                let engine = self.clone();
-                tokio::spawn(async move {
-                    let r = engine.start_attempt(code, slot).await;
-                    let _ = result_tx.send(r);
-                });
-            }
+    /// Takes the scanner for `order_no` if no other sale holds it.
+    fn claim_scanner(&self, order_no: &str) -> bool {
+        let mut reg = self.registry();
+        match &reg.scanner {
+            Some(o) => o == order_no,
             None => {
-                let (scan_tx, scan_rx) = oneshot::channel();
-                {
-                    let mut live = self.live();
-                    if live.armed.is_some() {
-                        return Err(EngineError::Busy);
-                    }
-                    live.armed = Some(Armed {
-                        order_no: order_no.clone(),
-                        tx: scan_tx,
-                    });
-                }
-                self.emit_payment(&order_no, "waiting_scan", json!({"amount": req.amount}));
-                let engine = self.clone();
-                tokio::spawn(async move {
-                    let r = engine.wait_for_scan(&order_no, scan_rx).await;
-                    let _ = result_tx.send(r);
-                });
-            }
-        }
-        result_rx.await.unwrap_or_else(|_| {
-            Err(EngineError::PaymentUnresolved(format!(
-                "the charge of {order_no_for_err} ended without an answer; query the order"
-            )))
-        })
-    }
-
-    fn journal_error(&self, e: JournalError) -> EngineError {
-        match e {
-            JournalError::Conflict(m) => EngineError::OrderConflict(m),
-            JournalError::UnknownOrder(o) => EngineError::UnknownOrder(o),
-            e @ JournalError::CodeUsed(_) => EngineError::InvalidParams(format!("auth_code: {e}")),
-            other => {
-                self.fail_stop(&other);
-                EngineError::JournalUnavailable(format!(
-                    "{other}; nothing more was sent to any gateway"
-                ))
+                reg.scanner = Some(order_no.to_string());
+                true
             }
         }
     }
 
-    async fn wait_for_scan(
-        self: &Arc<Self>,
-        order_no: &str,
-        rx: oneshot::Receiver<ScanWait>,
-    ) -> Result<Payment, EngineError> {
-        let outcome = tokio::time::timeout(self.cfg.scan_timeout, rx).await;
-        {
-            let mut live = self.live();
-            if live.armed.as_ref().is_some_and(|a| a.order_no == order_no) {
-                live.armed = None;
-            }
-        }
-        match outcome {
-            Ok(Ok(ScanWait::Scanned(code, slot))) => self.start_attempt(code, slot).await,
-            Ok(Ok(ScanWait::Cancelled(slot))) => {
-                self.end_unscanned(order_no, "cancelled by the cashier", Some(&slot))
-                    .await
-            }
-            Ok(Err(_)) | Err(_) => {
-                self.end_unscanned(order_no, "no code was scanned in time", None)
-                    .await
-            }
+    fn release_scanner(&self, order_no: &str) {
+        let mut reg = self.registry();
+        if reg.scanner.as_deref() == Some(order_no) {
+            reg.scanner = None;
         }
     }
 
-    async fn end_unscanned(
-        &self,
-        order_no: &str,
-        why: &'static str,
-        slot: Option<&Slot>,
-    ) -> Result<Payment, EngineError> {
-        let j = self.journal.clone();
-        let o = order_no.to_string();
-        let r = blocking(move || j.cancel_sale(&o, why)).await;
-        if let Some(slot) = slot {
-            self.release(slot);
+    fn set_in_flight(&self, order_no: &str, on: bool) {
+        let mut reg = self.registry();
+        if on {
+            reg.in_flight.insert(order_no.to_string());
+        } else {
+            reg.in_flight.remove(order_no);
         }
-        r.map_err(|e| self.journal_error(e))?;
-        self.emit_payment(order_no, "cancelled", json!({"reason": why}));
-        self.payment(order_no).await
     }
 
-    /// Journals a new attempt (before any byte leaves, POLICY 3), runs it,
-    /// and answers with the final Payment. A cancel that came before the
-    /// attempt was journaled ends the sale with nothing sent.
-    async fn start_attempt(
-        self: &Arc<Self>,
-        code: AuthCode,
-        mut slot: Slot,
-    ) -> Result<Payment, EngineError> {
-        let order_no = slot.order_no.clone();
-        let Some(gateway) = self.gateways.get(&code.provider()).cloned() else {
-            self.release(&slot);
-            return Err(EngineError::ProviderUnavailable(code.provider()));
-        };
-        if slot.cancel_rx.try_recv().is_ok() {
-            return self
-                .end_unscanned(&order_no, "cancelled by the cashier", Some(&slot))
-                .await;
-        }
-        // A charge armed before another attempt hit a journal failure: the
-        // till is fail-stopped (POLICY 14), so this code is not sent either.
-        if !self.journal_ok() {
-            self.release(&slot);
-            return Err(EngineError::JournalUnavailable(
-                "the journal failed earlier; nothing was sent; restart tillpay".into(),
-            ));
-        }
-        let j = self.journal.clone();
-        let o = order_no.clone();
-        let c = code.clone();
-        let started = blocking(move || {
-            let row = j.begin_attempt(&o, &c)?;
-            let subject = j.sale(&o)?.map(|(s, _)| s.subject).unwrap_or_default();
-            Ok((row, subject))
-        })
-        .await;
-        let (row, subject) = match started {
-            Ok(r) => r,
-            Err(e) => {
-                self.release(&slot);
-                return Err(self.journal_error(e));
-            }
-        };
-        let req = crate::gateway::PayRequest {
-            out_trade_no: row.out_trade_no.clone(),
-            amount: row.amount,
-            auth_code: code,
-            subject,
-        };
-        let done = slot.done_tx.subscribe();
-        self.launch(row, gateway, worker::First::Pay(req), slot);
-        self.await_done(&order_no, done).await
-    }
-
-    /// Starts the worker of an attempt in its reserved slot. The slot is
-    /// released when the worker ends, even by a panic.
-    fn launch(
-        self: &Arc<Self>,
-        row: crate::journal::AttemptRow,
-        gateway: Arc<dyn Gateway>,
-        first: worker::First,
-        slot: Slot,
-    ) {
-        struct Release(Arc<Engine>, String, watch::Sender<bool>);
-        impl Drop for Release {
-            fn drop(&mut self) {
-                self.0.live().running.remove(&self.1);
-                let _ = self.2.send(true);
-            }
-        }
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let _release = Release(engine.clone(), slot.order_no, slot.done_tx);
-            worker::run(&engine, row, gateway, first, slot.cancel_rx).await;
-        });
-    }
-
-    async fn await_done(
-        &self,
-        order_no: &str,
-        mut done: watch::Receiver<bool>,
-    ) -> Result<Payment, EngineError> {
-        let _ = done.wait_for(|d| *d).await;
-        let unresolved = || {
-            EngineError::PaymentUnresolved(
-                "the journal failed mid-payment: the code was sent, so the sale is NOT settled; \
-                 take no other payment for it; tillpay resumes it (query, then revoke) when it \
-                 restarts"
-                    .into(),
-            )
-        };
-        let p = self.payment(order_no).await.map_err(|e| match e {
-            EngineError::JournalUnavailable(_) => unresolved(),
-            other => other,
-        })?;
-        if !p.status.is_final() && !self.journal_ok() {
-            return Err(unresolved());
-        }
-        Ok(p)
-    }
-
-    /// A code from the scanner: to the waiting charge, or ignored. Does
-    /// not look at the journal: [`Engine::scan`] does that first.
-    pub(crate) fn scanned(&self, code: AuthCode) -> ScanOutcome {
-        let mut live = self.live();
-        let Some(armed) = live.armed.take() else {
-            let why = if live.running.is_empty() {
-                "no charge waiting"
-            } else {
-                "a charge is already paying"
-            };
-            return ScanOutcome::Ignored(why.into());
-        };
+    /// A code from the scanner: to the charge that holds the scanner, or
+    /// ignored with the reason. The holder's owner checks the journal for
+    /// an earlier use of the code (payment codes are single-use).
+    pub async fn scan(self: &Arc<Self>, code: AuthCode) -> ScanOutcome {
         if !self.gateways.contains_key(&code.provider()) {
-            live.armed = Some(armed);
             return ScanOutcome::Ignored(format!(
                 "{} is not configured on this till",
                 code.provider()
             ));
         }
-        let order_no = armed.order_no.clone();
-        let slot = Self::reserve(&mut live, &order_no);
-        self.emit_payment(
-            &order_no,
-            "scanned",
-            json!({"provider": code.provider(), "auth_code_masked": code.masked()}),
-        );
-        match armed.tx.send(ScanWait::Scanned(code, slot)) {
-            Ok(()) => ScanOutcome::Taken { order_no },
-            Err(ScanWait::Scanned(_, slot)) => {
-                live.running.remove(&slot.order_no);
-                let _ = slot.done_tx.send(true);
-                ScanOutcome::Ignored("no charge waiting".into())
+        let holder = {
+            let reg = self.registry();
+            match &reg.scanner {
+                Some(o) => Ok(o.clone()),
+                None if reg.in_flight.is_empty() => Err("no charge waiting"),
+                None => Err("a charge is already paying"),
             }
-            Err(ScanWait::Cancelled(_)) => ScanOutcome::Ignored("no charge waiting".into()),
-        }
-    }
-
-    /// Why `code` must not be sent: an earlier attempt sent it (payment
-    /// codes are single-use at both gateways).
-    async fn used_before(&self, code: &AuthCode) -> Result<Option<String>, EngineError> {
-        let (j, c) = (self.journal.clone(), code.clone());
-        let used = blocking(move || j.code_used(&c))
-            .await
-            .map_err(|e| self.journal_error(e))?;
-        Ok(used.map(|first| JournalError::CodeUsed(first).to_string()))
-    }
-
-    /// A code from the scanner: refused if an earlier attempt sent it,
-    /// else [`Engine::scanned`]. The journal is read before the engine's
-    /// state is locked, so a slow disk never holds up the rest.
-    pub async fn scan(&self, code: AuthCode) -> ScanOutcome {
-        match self.used_before(&code).await {
-            Ok(None) => self.scanned(code),
-            Ok(Some(why)) => ScanOutcome::Ignored(why),
-            Err(e) => ScanOutcome::Ignored(e.to_string()),
-        }
+        };
+        let order_no = match holder {
+            Ok(o) => o,
+            Err(why) => return ScanOutcome::Ignored(why.into()),
+        };
+        let (tx, rx) = oneshot::channel();
+        self.send(&order_no, Msg::Scan { code, reply: tx });
+        rx.await
+            .unwrap_or_else(|_| ScanOutcome::Ignored("no charge waiting".into()))
     }
 
     /// Cancels a sale (CONTRACT §3 `cancel`) and answers once it is final.
-    pub async fn cancel(&self, order_no: &str) -> Result<Payment, EngineError> {
-        let running = {
-            let mut live = self.live();
-            if live.armed.as_ref().is_some_and(|a| a.order_no == order_no) {
-                // The waiting charge ends the sale and releases this slot.
-                let slot = Self::reserve(&mut live, order_no);
-                let done = slot.done_tx.subscribe();
-                match live
-                    .armed
-                    .take()
-                    .map(|a| a.tx.send(ScanWait::Cancelled(slot)))
-                {
-                    Some(Ok(())) => None,
-                    _ => {
-                        live.running.remove(order_no);
-                        None
-                    }
-                }
-                .or(Some((None, done)))
-            } else {
-                live.running
-                    .get(order_no)
-                    .map(|r| (Some(r.cancel.clone()), r.done.clone()))
-            }
-        };
-        match running {
-            Some((cancel, done)) => {
-                if let Some(cancel) = cancel {
-                    let _ = cancel.send(());
-                }
-                self.await_done(order_no, done).await
-            }
-            None => self.payment(order_no).await,
-        }
+    pub async fn cancel(self: &Arc<Self>, order_no: &str) -> Result<Payment, EngineError> {
+        self.ask(order_no, |reply| Msg::Cancel { reply }).await
     }
 
-    /// Resumes every unfinished attempt (POLICY 15); call before taking charges.
+    /// Resumes every unfinished attempt and refund (POLICY 15, 17); call
+    /// before taking charges. Each goes to its order's owner, so a request
+    /// that arrives meanwhile waits its turn behind it.
     pub async fn recover(self: &Arc<Self>) -> Result<usize, EngineError> {
         recovery::recover(self).await
     }
 
-    /// Refunds part or all of a paid sale (POLICY 17).
+    /// Refunds part or all of a paid sale (POLICY 17). Answers on the
+    /// gateway's first answer; an accepted refund is confirmed in the
+    /// background and ends with a `refund.event`.
     pub async fn refund(
         self: &Arc<Self>,
         order_no: &str,
@@ -682,11 +408,37 @@ impl Engine {
         amount: u64,
         reason: Option<String>,
     ) -> Result<RefundView, EngineError> {
-        refund::refund(self, order_no, refund_no, amount, reason).await
+        if !is_valid_id(refund_no) {
+            return Err(EngineError::InvalidParams(
+                "refund_no must be 1-32 characters of A-Z a-z 0-9 _ -".into(),
+            ));
+        }
+        if amount == 0 {
+            return Err(EngineError::InvalidParams(
+                "amount must be at least 1 fen".into(),
+            ));
+        }
+        if !self.journal_ok() {
+            return Err(EngineError::JournalUnavailable(
+                "the journal failed earlier".into(),
+            ));
+        }
+        let refund_no = refund_no.to_string();
+        self.ask(order_no, |reply| Msg::Refund {
+            refund_no,
+            amount,
+            reason,
+            reply,
+        })
+        .await
     }
 
-    pub fn has_provider(&self, p: Provider) -> bool {
-        self.gateways.contains_key(&p)
+    /// An operator's verdict on an attempt that needs attention, through
+    /// the order's owner (the daemon's side of `tillpay journal resolve`).
+    pub async fn resolve(self: &Arc<Self>, req: ResolveRequest) -> Result<Payment, EngineError> {
+        let order_no = req.order_no.clone();
+        self.ask(&order_no, |reply| Msg::Resolve { req, reply })
+            .await
     }
 }
 

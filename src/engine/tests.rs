@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::*;
+use crate::domain::Fen;
 use crate::gateway::{
     BillAnswer, GatewayNote, PaidInfo, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
     RefundRequest, RevokeAnswer, RevokeEffect,
@@ -353,7 +354,8 @@ async fn cancel_before_any_scan_is_cancelled() {
     assert!(gw.sent().is_empty());
     assert!(matches!(
         t.engine
-            .scanned(AuthCode::parse(WECHAT_CODE).expect("code")),
+            .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
+            .await,
         ScanOutcome::Ignored(_)
     ));
 }
@@ -368,7 +370,8 @@ async fn a_scan_reaches_the_waiting_charge_and_a_second_charge_is_busy() {
     assert_eq!(busy.map_err(|e| e.code()), Err(1001));
     let out = t
         .engine
-        .scanned(AuthCode::parse(WECHAT_CODE).expect("code"));
+        .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
+        .await;
     assert_eq!(
         out,
         ScanOutcome::Taken {
@@ -646,14 +649,19 @@ fn crashed_journal(phase: &str, ago: Duration, provider: Provider) -> tempfile::
 
 async fn recover_and_wait(t: &Till) -> Payment {
     assert_eq!(t.engine.recover().await.expect("recover"), 1);
-    let done = t
-        .engine
-        .live()
-        .running
-        .get("A1")
-        .map(|r| r.done.clone())
-        .expect("resumed");
-    t.engine.await_done("A1", done).await.expect("final")
+    final_payment(t, "A1").await
+}
+
+/// Waits (on the paused clock) until the order's Payment is final.
+async fn final_payment(t: &Till, order: &str) -> Payment {
+    for _ in 0..10_000 {
+        let p = t.engine.payment(order).await.expect("payment");
+        if p.status.is_final() {
+            return p;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{order} never became final")
 }
 
 #[tokio::test(start_paused = true)]
@@ -696,7 +704,7 @@ async fn recovery_of_a_paying_attempt_polls_to_the_original_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn recovery_past_the_deadline_revokes_at_once() {
+async fn recovery_past_the_deadline_asks_first_then_revokes_what_is_unpaid() {
     for phase in ["submitting", "paying", "revoking"] {
         let gw = Scripted::new(Provider::Wechat)
             .revokes([RevokeAnswer::Revoked(RevokeEffect::Refunded)]);
@@ -708,11 +716,32 @@ async fn recovery_past_the_deadline_revokes_at_once() {
         assert_eq!(p.status, PaymentStatus::Revoked, "{phase}");
         assert_eq!(
             gw.sent().iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
-            vec![Sent::Revoke],
-            "{phase}"
+            vec![Sent::Query, Sent::Revoke],
+            "{phase}: asked first, and the customer is still confirming"
         );
         let (_, attempts) = t.engine.journal().sale("A1").expect("read").expect("sale");
         assert_eq!(attempts[0].revoke_effect, Some(RevokeEffect::Refunded));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_payment_that_succeeded_while_the_till_was_down_is_paid_even_past_the_deadline() {
+    // The success answer was on its way when the till died; it restarts
+    // an hour later. The query finds the payment: paid, nothing revoked.
+    for phase in ["submitting", "paying"] {
+        let gw = Scripted::new(Provider::Wechat).queries([QueryAnswer::Paid(paid_info())]);
+        let t = till_with(
+            vec![gw.clone()],
+            crashed_journal(phase, Duration::from_secs(3600), Provider::Wechat),
+        );
+        let p = recover_and_wait(&t).await;
+        assert_eq!(p.status, PaymentStatus::Paid, "{phase}");
+        assert_eq!(p.transaction_id.as_deref(), Some("4200000000001"));
+        assert_eq!(
+            gw.count(|s| *s == Sent::Revoke),
+            0,
+            "{phase}: the money is kept"
+        );
     }
 }
 
@@ -853,7 +882,7 @@ async fn hostile_refunds_are_rejected_without_stopping_the_till() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_refund_not_found_after_an_unknown_answer_stays_processing() {
+async fn a_refund_not_found_after_an_unknown_answer_is_sent_again_under_its_number() {
     let gw = Scripted::new(Provider::Alipay);
     gw.refund
         .lock()
@@ -862,33 +891,47 @@ async fn a_refund_not_found_after_an_unknown_answer_stays_processing() {
     gw.refund_query
         .lock()
         .expect("lock")
-        .extend((0..5).map(|_| RefundAnswer::Failed(note("NOT_FOUND"))));
+        .push_back(RefundAnswer::NotFound(note("ACQ.TRADE_NOT_EXIST")));
     let t = till(&gw);
     t.engine
         .charge(charge("A1", Some(ALIPAY_CODE)))
         .await
         .expect("charge");
+    let mut events = t.engine.subscribe();
     let r = t
         .engine
         .refund("A1", "R1", 100, None)
         .await
         .expect("refund");
-    assert_eq!(
-        r.status,
-        "processing",
-        "not landed yet is not failed: {r:?} {:?}",
-        gw.sent()
-    );
-    // Retrying with the same refund_no asks again, and it lands.
-    gw.refund_query.lock().expect("lock").clear();
-    let r = t
-        .engine
-        .refund("A1", "R1", 100, None)
-        .await
-        .expect("refund");
-    assert_eq!(r.status, "refunded");
+    assert_eq!(r.status, "processing", "unknown is not failed: {r:?}");
+    // The daemon asks, finds nothing, and sends the same refund again.
+    let ended = refund_event(&mut events).await;
+    assert_eq!(ended["status"], "refunded");
+    assert_eq!(ended["refund_no"], "R1");
+    let sent: Vec<_> = gw
+        .sent()
+        .into_iter()
+        .filter_map(|(s, _)| match s {
+            Sent::Refund(no) => Some(no),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, ["T1_RR1", "T1_RR1"], "the same number both times");
     let p = t.engine.payment("A1").await.expect("p");
     assert_eq!(p.refunded_amount, 100, "refunded once");
+}
+
+/// The next `refund.event` (on the paused clock, however long it takes).
+async fn refund_event(
+    events: &mut tokio::sync::broadcast::Receiver<Notification>,
+) -> serde_json::Value {
+    loop {
+        match events.recv().await {
+            Ok(Notification::Refund(p)) => return p,
+            Ok(_) => continue,
+            Err(e) => panic!("no refund.event: {e}"),
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -927,7 +970,8 @@ async fn a_code_used_before_is_never_sent_again() {
     assert_eq!(t.engine.counts().await.0.as_deref(), Some("C3"));
     let fresh = t
         .engine
-        .scanned(AuthCode::parse("134567890123450000").expect("code"));
+        .scan(AuthCode::parse("134567890123450000").expect("code"))
+        .await;
     assert_eq!(
         fresh,
         ScanOutcome::Taken {

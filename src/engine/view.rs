@@ -147,7 +147,13 @@ impl From<&RefundRow> for RefundView {
             refund_no: r.refund_no.clone(),
             amount: r.amount.0,
             status: status.to_string(),
-            error: r.error.as_ref().map(ErrorObject::from),
+            // What the gateway said about a refund still processing (its
+            // acceptance) is not an error.
+            error: r
+                .error
+                .as_ref()
+                .filter(|_| r.status == RefundStatus::Failed)
+                .map(ErrorObject::from),
         }
     }
 }
@@ -159,6 +165,8 @@ pub enum Notification {
     Payment(serde_json::Value),
     /// Params of a `scanner.event`.
     Scanner(serde_json::Value),
+    /// Params of a `refund.event`: a Refund that ended.
+    Refund(serde_json::Value),
 }
 
 impl Notification {
@@ -166,11 +174,12 @@ impl Notification {
         match self {
             Notification::Payment(_) => "payment.event",
             Notification::Scanner(_) => "scanner.event",
+            Notification::Refund(_) => "refund.event",
         }
     }
     pub fn params(&self) -> &serde_json::Value {
         match self {
-            Notification::Payment(p) | Notification::Scanner(p) => p,
+            Notification::Payment(p) | Notification::Scanner(p) | Notification::Refund(p) => p,
         }
     }
 }

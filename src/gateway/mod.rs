@@ -129,7 +129,10 @@ pub enum RevokeAnswer {
 pub struct RefundRequest {
     pub out_trade_no: String,
     pub transaction_id: Option<String>,
-    /// The merchant's refund number: the idempotency key (POLICY 17).
+    /// The refund number the gateway sees (WeChat `out_refund_no`, Alipay
+    /// `out_request_no`): the idempotency key (POLICY 17). Derived from the
+    /// till id and the POS refund number, because WeChat wants it unique
+    /// across the whole merchant account.
     pub refund_no: String,
     pub total_amount: Fen,
     pub refund_amount: Fen,
@@ -142,10 +145,17 @@ pub enum RefundAnswer {
     Refunded {
         refund_id: Option<String>,
     },
+    /// Accepted, not landed yet.
     Processing(GatewayNote),
+    /// Refused for good (or, from a query, given up by the gateway).
     Failed(GatewayNote),
-    /// Unknown: ask again with the same refund_no.
+    /// Unknown: ask again with the same refund number.
     Unknown(GatewayNote),
+    /// Refused for now (a frequency limit): send the same refund later.
+    Later(GatewayNote),
+    /// A refund query found no such refund: after a refund call that was
+    /// never answered, it did not arrive.
+    NotFound(GatewayNote),
 }
 
 /// The CA certificates of a `ca_file` (PEM bundle), to trust beside the
@@ -214,6 +224,8 @@ pub trait Gateway: Send + Sync {
     async fn query(&self, out_trade_no: &str) -> QueryAnswer;
     async fn revoke(&self, out_trade_no: &str) -> RevokeAnswer;
     async fn refund(&self, req: &RefundRequest) -> RefundAnswer;
+    /// The refund `refund_no` (as sent) of the trade `out_trade_no`; an
+    /// answer about another trade or refund is unknown.
     async fn refund_query(&self, out_trade_no: &str, refund_no: &str) -> RefundAnswer;
     /// The bill of `date` (`YYYY-MM-DD`).
     async fn bill(&self, date: &str) -> BillAnswer;

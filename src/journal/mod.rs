@@ -14,10 +14,12 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::domain::{out_trade_no, AuthCode, Fen, Provider};
+use crate::engine::machine::refund::Refund;
 use crate::engine::machine::{Attempt, Phase, Record};
-use crate::gateway::{GatewayNote, PaidInfo};
+use crate::gateway::GatewayNote;
 
-pub use rows::{AttemptRow, EventRow, RefundRow, RefundStatus, SaleRow};
+pub use crate::engine::machine::refund::RefundStatus;
+pub use rows::{AttemptRow, EventRow, RefundRow, SaleRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -36,6 +38,10 @@ pub enum JournalError {
     /// An earlier attempt (of this order, given here) sent the payment code.
     #[error("this payment code was already used (order {0}); ask the customer to refresh it")]
     CodeUsed(String),
+    /// The journal's worker thread failed (a panic): as bad as an I/O
+    /// error, the till stops taking charges.
+    #[error("journal: internal failure: {0}")]
+    Internal(String),
 }
 
 pub type Result<T> = std::result::Result<T, JournalError>;
@@ -124,6 +130,11 @@ impl Journal {
         };
         tx.commit()?;
         Ok(key)
+    }
+
+    /// The till this journal belongs to.
+    pub fn till_id(&self) -> &str {
+        &self.till_id
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -381,80 +392,61 @@ impl Journal {
         Ok(orphans.len())
     }
 
-    /// An operator's verdict on an attempt that needs attention, recorded
-    /// with who, when and why (CONTRACT §1 `journal resolve`).
-    pub fn resolve(
-        &self,
-        order_no: &str,
-        as_paid: bool,
-        transaction_id: Option<&str>,
-        operator: &str,
-        note: &str,
-    ) -> Result<AttemptRow> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    /// The attempt of `order_no` that waits for an operator, if any.
+    pub fn awaiting_operator(&self, order_no: &str) -> Result<Option<AttemptRow>> {
+        let conn = self.lock();
         let mut stuck = rows::attempts_where(
-            &tx,
+            &conn,
             "order_no = ?1 AND phase = 'needs_attention' ORDER BY seq",
             [order_no],
         )?;
-        let Some(mut row) = stuck.pop() else {
+        Ok(stuck.pop())
+    }
+
+    /// Commits an operator's verdict, as the attempt machine stepped it,
+    /// with who, when and why (CONTRACT §1 `journal resolve`).
+    pub fn resolve(
+        &self,
+        row: &AttemptRow,
+        next: &Attempt,
+        rec: &Record,
+        operator: &str,
+        note: &str,
+    ) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let phase: String = tx.query_row(
+            "SELECT phase FROM attempts WHERE out_trade_no = ?1",
+            [&row.out_trade_no],
+            |r| r.get(0),
+        )?;
+        if phase != Phase::NeedsAttention.as_str() {
             return Err(JournalError::Conflict(format!(
-                "order {order_no} has no attempt that needs attention"
+                "attempt {} is {phase}, not waiting for an operator",
+                row.out_trade_no
             )));
+        }
+        let verdict = if next.phase == Phase::Paid {
+            "paid"
+        } else {
+            "unpaid"
         };
-        let verdict = if as_paid { "paid" } else { "unpaid" };
-        // A paid sale always names its payment (CONTRACT §3): the one the
-        // gateway already gave, or the one the operator read in the portal.
-        let paid = match (as_paid, transaction_id, row.transaction_id.as_deref()) {
-            (false, Some(_), _) => {
-                return Err(JournalError::Conflict(
-                    "a transaction id goes with --as paid only".into(),
-                ))
-            }
-            (false, None, _) => None,
-            (true, Some(t), Some(known)) if t != known => {
-                return Err(JournalError::Conflict(format!(
-                    "the gateway named this payment {known}, not {t}"
-                )))
-            }
-            (true, Some(t), _) | (true, None, Some(t)) => Some(PaidInfo {
-                transaction_id: t.to_string(),
-                paid_at: None,
-                amount: None,
-            }),
-            (true, None, None) => {
-                return Err(JournalError::Conflict(format!(
-                    "order {order_no}: to resolve it as paid, give the payment's transaction id \
-                     from the merchant portal (--transaction-id: WeChat 微信订单号 / Alipay 支付宝交易号)"
-                )))
-            }
-        };
-        row.state.phase = if as_paid { Phase::Paid } else { Phase::Failed };
-        let rec = Record {
-            kind: "operator_resolved",
-            note: Some(GatewayNote::new(
-                "OPERATOR_RESOLVED",
-                format!("{verdict} by {operator}: {note}"),
-            )),
-            paid,
-            revoke_effect: None,
-            config_error: false,
-        };
-        rows::update_attempt(&tx, &row.out_trade_no, &row.state, &rec)?;
+        rows::update_attempt(&tx, &row.out_trade_no, next, rec)?;
         tx.execute(
             "INSERT INTO resolutions (out_trade_no, resolved_as, operator, note, at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![row.out_trade_no, verdict, operator, note, now_ms()],
         )?;
         rows::event(
             &tx,
-            order_no,
+            &row.order_no,
             Some(&row.out_trade_no),
-            "operator_resolved",
-            &serde_json::json!({"as": verdict, "operator": operator, "note": note}),
+            rec.kind,
+            &serde_json::json!({"as": verdict, "operator": operator, "note": note,
+                "transaction_id": rec.paid.as_ref().map(|p| &p.transaction_id),
+                "paid_at": rec.paid.as_ref().and_then(|p| p.paid_at.as_ref())}),
         )?;
         tx.commit()?;
-        Ok(row)
+        Ok(())
     }
 
     /// The refunds asked for on one local day, with their payment's
@@ -529,41 +521,59 @@ impl Journal {
         Ok(())
     }
 
-    pub fn finish_refund(
+    /// Commits one step of the refund machine.
+    pub fn record_refund(
         &self,
         refund_no: &str,
-        status: RefundStatus,
+        r: &Refund,
+        kind: &str,
+        note: Option<&GatewayNote>,
         refund_id: Option<&str>,
-        error: Option<&GatewayNote>,
     ) -> Result<()> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "UPDATE refunds SET status = ?2, refund_id = COALESCE(?3, refund_id), error_code = ?4,
-             error_message = ?5, updated_at = ?6 WHERE refund_no = ?1",
+        let changed = tx.execute(
+            "UPDATE refunds SET status = ?2, accepted = ?3, refund_id = COALESCE(?4, refund_id),
+             error_code = COALESCE(?5, error_code), error_message = COALESCE(?6, error_message),
+             updated_at = ?7 WHERE refund_no = ?1",
             params![
                 refund_no,
-                status.as_str(),
+                r.status.as_str(),
+                r.accepted as i64,
                 refund_id,
-                error.map(|e| e.code.as_str()),
-                error.map(|e| e.message.as_str()),
+                note.map(|e| e.code.as_str()),
+                note.map(|e| e.message.as_str()),
                 now_ms()
             ],
         )?;
-        let order_no: String = tx.query_row(
-            "SELECT order_no FROM refunds WHERE refund_no = ?1",
+        if changed != 1 {
+            return Err(JournalError::Sqlite(rusqlite::Error::QueryReturnedNoRows));
+        }
+        let (order_no, out_trade_no): (String, String) = tx.query_row(
+            "SELECT order_no, out_trade_no FROM refunds WHERE refund_no = ?1",
             [refund_no],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         rows::event(
             &tx,
             &order_no,
-            None,
-            "refund_answered",
-            &serde_json::json!({"refund_no": refund_no, "status": status.as_str(), "error": error}),
+            Some(&out_trade_no),
+            kind,
+            &serde_json::json!({"refund_no": refund_no, "status": r.status.as_str(), "note": note,
+                "refund_id": refund_id}),
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Every refund the gateway has not settled (for recovery, POLICY 17).
+    pub fn unsettled_refunds(&self) -> Result<Vec<RefundRow>> {
+        let conn = self.lock();
+        Ok(rows::refunds_where(
+            &conn,
+            "status IN ('pending', 'processing') ORDER BY created_at",
+            [],
+        )?)
     }
 
     /// The attempts that one day's bills account for (reconciliation).

@@ -3,6 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 
 use crate::domain::{Fen, Provider};
+use crate::engine::machine::refund::{Refund, RefundStatus};
 use crate::engine::machine::{Attempt, Phase, Record};
 use crate::gateway::{GatewayNote, RevokeEffect};
 
@@ -39,42 +40,19 @@ pub struct AttemptRow {
     pub booked: Option<Fen>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefundStatus {
-    /// Committed; the gateway has not answered yet.
-    Pending,
-    Refunded,
-    Processing,
-    Failed,
-}
-
-impl RefundStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefundStatus::Pending => "pending",
-            RefundStatus::Refunded => "refunded",
-            RefundStatus::Processing => "processing",
-            RefundStatus::Failed => "failed",
-        }
-    }
-    fn parse(s: &str) -> RefundStatus {
-        match s {
-            "refunded" => RefundStatus::Refunded,
-            "processing" => RefundStatus::Processing,
-            "failed" => RefundStatus::Failed,
-            _ => RefundStatus::Pending,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRow {
+    /// The POS's refund number.
     pub refund_no: String,
+    /// The number the gateway sees (see `domain::out_refund_no`).
+    pub out_refund_no: String,
     pub order_no: String,
     pub out_trade_no: String,
     pub amount: Fen,
     pub reason: Option<String>,
     pub status: RefundStatus,
+    /// The gateway accepted it: see [`Refund::accepted`].
+    pub accepted: bool,
     pub refund_id: Option<String>,
     pub error: Option<GatewayNote>,
     pub created_at: i64,
@@ -132,7 +110,7 @@ fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
 const ATTEMPT_COLS: &str =
     "out_trade_no, order_no, seq, provider, amount, code_masked, code_hash, phase,
     submitted_at, cancel_requested, seen_paid, revoke_tries, revoke_effect, transaction_id, paid_at,
-    error_code, error_message, updated_at, booked_amount";
+    error_code, error_message, updated_at, booked_amount, used_number";
 
 pub(super) fn attempts_where<P: Params>(
     conn: &Connection,
@@ -163,6 +141,7 @@ fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
             cancel_requested: r.get::<_, i64>(9)? != 0,
             seen_paid: r.get::<_, i64>(10)? != 0,
             revoke_tries: r.get(11)?,
+            used_number: r.get::<_, i64>(19)? != 0,
         },
         submitted_at: r.get(8)?,
         revoke_effect: match effect.as_deref() {
@@ -215,9 +194,11 @@ pub(super) fn update_attempt(
     rec: &Record,
 ) -> rusqlite::Result<()> {
     let paid = rec.paid.as_ref();
+    // What a query said while polling is history, not the attempt's error.
+    let error = rec.note.as_ref().filter(|_| !rec.history_only);
     let changed = conn.execute(
         "UPDATE attempts SET phase = ?2, cancel_requested = ?3, seen_paid = ?4, revoke_tries = ?5,
-         revoke_effect = COALESCE(?6, revoke_effect),
+         used_number = ?13, revoke_effect = COALESCE(?6, revoke_effect),
          transaction_id = COALESCE(?7, transaction_id), paid_at = COALESCE(?8, paid_at),
          error_code = CASE WHEN error_code = 'AMOUNT_MISMATCH' THEN error_code
                            ELSE COALESCE(?9, error_code) END,
@@ -237,10 +218,11 @@ pub(super) fn update_attempt(
                 .paid_at
                 .clone()
                 .unwrap_or_else(|| chrono::Local::now().to_rfc3339())),
-            rec.note.as_ref().map(|n| n.code.as_str()),
-            rec.note.as_ref().map(|n| n.message.as_str()),
+            error.map(|n| n.code.as_str()),
+            error.map(|n| n.message.as_str()),
             now_ms(),
-            paid.and_then(|p| p.amount).map(|f| f.0 as i64)
+            paid.and_then(|p| p.amount).map(|f| f.0 as i64),
+            a.used_number as i64
         ],
     )?;
     if changed != 1 {
@@ -256,6 +238,7 @@ pub(super) fn record_detail(a: &Attempt, rec: &Record) -> serde_json::Value {
         "transaction_id": rec.paid.as_ref().map(|p| &p.transaction_id),
         "revoke_effect": rec.revoke_effect.map(effect_str),
         "revoke_tries": a.revoke_tries,
+        "used_number": a.used_number,
     })
 }
 
@@ -290,8 +273,8 @@ pub(super) fn events_of(conn: &Connection, order_no: &str) -> rusqlite::Result<V
 
 pub(super) fn insert_refund(conn: &Connection, r: &RefundRow) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO refunds (refund_no, order_no, out_trade_no, amount, reason, status, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        "INSERT INTO refunds (refund_no, order_no, out_trade_no, amount, reason, status, created_at, updated_at,
+         out_refund_no, accepted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
         params![
             r.refund_no,
             r.order_no,
@@ -299,7 +282,9 @@ pub(super) fn insert_refund(conn: &Connection, r: &RefundRow) -> rusqlite::Resul
             r.amount.0 as i64,
             r.reason,
             r.status.as_str(),
-            r.created_at
+            r.created_at,
+            r.out_refund_no,
+            r.accepted as i64
         ],
     )?;
     Ok(())
@@ -312,16 +297,20 @@ pub(super) fn refunds_where<P: Params>(
 ) -> rusqlite::Result<Vec<RefundRow>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT refund_no, order_no, out_trade_no, amount, reason, status, refund_id, error_code,
-         error_message, created_at FROM refunds WHERE {clause}"
+         error_message, created_at, COALESCE(out_refund_no, refund_no), accepted
+         FROM refunds WHERE {clause}"
     ))?;
     let rows = stmt.query_map(p, |r| {
+        let status: String = r.get(5)?;
         Ok(RefundRow {
             refund_no: r.get(0)?,
+            out_refund_no: r.get(10)?,
+            accepted: r.get::<_, i64>(11)? != 0,
             order_no: r.get(1)?,
             out_trade_no: r.get(2)?,
             amount: Fen(r.get::<_, i64>(3)? as u64),
             reason: r.get(4)?,
-            status: RefundStatus::parse(&r.get::<_, String>(5)?),
+            status: RefundStatus::parse(&status).ok_or_else(|| conv_err(5, "refund status"))?,
             refund_id: r.get(6)?,
             error: note(r.get(7)?, r.get(8)?),
             created_at: r.get(9)?,
@@ -333,6 +322,17 @@ pub(super) fn refunds_where<P: Params>(
 /// The order of an attempt that sent the code with this keyed hash. An
 /// attempt whose pay request never left (`pay_not_sent`: no connection,
 /// TLS refused, signing failed) does not count: the code is still good.
+impl RefundRow {
+    /// The refund machine's state of this row.
+    pub fn state(&self) -> Refund {
+        Refund {
+            status: self.status,
+            accepted: self.accepted,
+            tries: 0,
+        }
+    }
+}
+
 pub(super) fn order_that_sent(
     conn: &Connection,
     code_hash: &str,

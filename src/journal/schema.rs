@@ -87,6 +87,20 @@ const MIGRATIONS: &[&str] = &[
     -- and the bill's refund row is for this one.
     ALTER TABLE attempts ADD COLUMN booked_amount INTEGER;
     "#,
+    // 3: an "order number already used" answer is kept with the attempt, so
+    // a restart between it and the query still catches a collision; a
+    // refund keeps the number the gateway saw (till id + POS refund number:
+    // WeChat wants it unique per merchant account; refunds made before
+    // keep their own) and whether the gateway accepted it.
+    r#"
+    ALTER TABLE attempts ADD COLUMN used_number INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE refunds ADD COLUMN out_refund_no TEXT;
+    UPDATE refunds SET out_refund_no = refund_no;
+    ALTER TABLE refunds ADD COLUMN accepted INTEGER NOT NULL DEFAULT 0;
+    UPDATE refunds SET accepted = 1 WHERE status IN ('processing', 'refunded');
+    CREATE INDEX refunds_status ON refunds(status);
+    CREATE INDEX refunds_order ON refunds(order_no);
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

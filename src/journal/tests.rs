@@ -1,5 +1,17 @@
 use super::*;
+use crate::engine::resolve::{offline, ResolveRequest};
 use crate::gateway::PaidInfo;
+
+fn verdict(as_paid: bool, txid: Option<&str>, operator: &str, note: &str) -> ResolveRequest {
+    ResolveRequest {
+        order_no: "A1".into(),
+        as_paid,
+        transaction_id: txid.map(str::to_string),
+        paid_at: None,
+        operator: operator.into(),
+        note: note.into(),
+    }
+}
 
 fn journal() -> (tempfile::TempDir, Journal) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -13,13 +25,7 @@ fn code(s: &str) -> AuthCode {
 
 fn finish(j: &Journal, row: &AttemptRow, phase: Phase) {
     let a = Attempt { phase, ..row.state };
-    let mut rec = Record {
-        kind: phase.as_str(),
-        note: None,
-        paid: None,
-        revoke_effect: None,
-        config_error: false,
-    };
+    let mut rec = Record::new(phase.as_str());
     if phase == Phase::Paid {
         rec.paid = Some(PaidInfo {
             transaction_id: "4200".into(),
@@ -112,13 +118,16 @@ fn resolve_records_who_and_why() {
         .begin_attempt("A1", &code("134567890123456789"))
         .expect("attempt");
     assert!(
-        j.resolve("A1", true, None, "ops", "checked").is_err(),
+        offline(&j, &verdict(false, None, "ops", "checked")).is_err(),
         "only stuck attempts"
     );
     finish(&j, &row, Phase::NeedsAttention);
     assert_eq!(j.attention().expect("attention").len(), 1);
-    j.resolve("A1", false, None, "alice", "merchant portal shows closed")
-        .expect("resolve");
+    offline(
+        &j,
+        &verdict(false, None, "alice", "merchant portal shows closed"),
+    )
+    .expect("resolve");
     assert!(j.attention().expect("attention").is_empty());
     let (_, attempts) = j.sale("A1").expect("read").expect("sale");
     assert_eq!(attempts[0].state.phase, Phase::Failed);
@@ -137,6 +146,8 @@ fn refunds_never_exceed_what_was_paid() {
         .expect("attempt");
     let refund = |no: &str, amount: u64| RefundRow {
         refund_no: no.into(),
+        out_refund_no: crate::domain::out_refund_no("T1", no),
+        accepted: false,
         order_no: "A1".into(),
         out_trade_no: row.out_trade_no.clone(),
         amount: Fen(amount),
@@ -149,7 +160,11 @@ fn refunds_never_exceed_what_was_paid() {
     j.begin_refund(&refund("R1", 60), Fen(100))
         .expect("first refund");
     assert!(j.begin_refund(&refund("R2", 41), Fen(100)).is_err());
-    j.finish_refund("R1", RefundStatus::Failed, None, None)
+    let failed = crate::engine::machine::refund::Refund {
+        status: RefundStatus::Failed,
+        ..crate::engine::machine::refund::Refund::pending()
+    };
+    j.record_refund("R1", &failed, "refund_failed", None, None)
         .expect("finish");
     j.begin_refund(&refund("R2", 100), Fen(100))
         .expect("a failed refund frees its amount");
@@ -180,7 +195,12 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         conn.execute_batch(
             "DROP INDEX attempts_code_hash; DROP INDEX events_attempt;
-             ALTER TABLE attempts DROP COLUMN booked_amount; PRAGMA user_version = 1;",
+             ALTER TABLE attempts DROP COLUMN booked_amount;
+             DROP INDEX refunds_status; DROP INDEX refunds_order;
+             ALTER TABLE attempts DROP COLUMN used_number;
+             ALTER TABLE refunds DROP COLUMN out_refund_no;
+             ALTER TABLE refunds DROP COLUMN accepted;
+             PRAGMA user_version = 1;",
         )
         .expect("downgrade");
     }
@@ -207,13 +227,7 @@ fn a_sale_paid_after_midnight_is_reconciled_with_the_next_days_bill() {
             phase: Phase::Paid,
             ..row.state
         };
-        let mut rec = Record {
-            kind: "paid",
-            note: None,
-            paid: None,
-            revoke_effect: None,
-            config_error: false,
-        };
+        let mut rec = Record::new("paid");
         rec.paid = Some(PaidInfo {
             transaction_id: format!("4200{order}"),
             paid_at: Some(at.into()),
@@ -274,14 +288,30 @@ fn resolving_as_paid_names_the_payment() {
         .expect("attempt");
     finish(&j, &row, Phase::NeedsAttention);
     // The gateway never named it: the operator must, from the portal.
-    let e = j
-        .resolve("A1", true, None, "ops", "portal shows paid")
-        .expect_err("needs the id");
+    let e =
+        offline(&j, &verdict(true, None, "ops", "portal shows paid")).expect_err("needs the id");
     assert!(e.to_string().contains("--transaction-id"), "{e}");
-    assert!(j.resolve("A1", false, Some("4200123"), "ops", "x").is_err());
-    j.resolve("A1", true, Some("4200123"), "ops", "portal shows paid")
-        .expect("resolve");
+    assert!(offline(&j, &verdict(false, Some("4200123"), "ops", "x")).is_err());
+    // ... and when it was paid: the sale belongs to that day, not today.
+    let e = offline(
+        &j,
+        &verdict(true, Some("4200123"), "ops", "portal shows paid"),
+    )
+    .expect_err("needs the time");
+    assert!(e.to_string().contains("--paid-at"), "{e}");
+    let paid = ResolveRequest {
+        paid_at: Some("2026-11-20 09:30:00".into()),
+        ..verdict(true, Some("4200123"), "ops", "portal shows paid")
+    };
+    offline(&j, &paid).expect("resolve");
     let (_, attempts) = j.sale("A1").expect("read").expect("sale");
     assert_eq!(attempts[0].state.phase, Phase::Paid);
     assert_eq!(attempts[0].transaction_id.as_deref(), Some("4200123"));
+    let paid_at = attempts[0].paid_at.as_deref().expect("paid_at");
+    assert!(paid_at.starts_with("2026-11-20T09:30:00"), "{paid_at}");
+    assert_eq!(
+        j.attempts_on("2026-11-20").expect("day").len(),
+        1,
+        "reconciled on the day it was paid"
+    );
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::engine::{ChargeRequest, Engine, EngineError};
+use crate::engine::{ChargeRequest, Engine, EngineError, ResolveRequest};
 
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
@@ -154,6 +154,7 @@ pub async fn call(
             }
         }
         "refund" => refund(ctx, p).await,
+        "resolve" => resolve(ctx, p).await,
         "status" => status(ctx).await,
         "list" => list(ctx, p).await,
         other => return Err((METHOD_NOT_FOUND, format!("method not found: {other}"))),
@@ -185,8 +186,44 @@ async fn refund(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineEr
     )
 }
 
+/// An operator's verdict on an attempt that needs attention (what
+/// `tillpay journal resolve` sends while the daemon runs).
+async fn resolve(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineError> {
+    check_known(
+        p,
+        &[
+            "order_no",
+            "as",
+            "note",
+            "operator",
+            "transaction_id",
+            "paid_at",
+        ],
+    )?;
+    let verdict = required_string(p, "as")?;
+    let as_paid = match verdict.as_str() {
+        "paid" => true,
+        "unpaid" => false,
+        _ => return Err(bad("as", "must be \"paid\" or \"unpaid\"")),
+    };
+    let req = ResolveRequest {
+        order_no: required_string(p, "order_no")?,
+        as_paid,
+        transaction_id: string(p, "transaction_id")?,
+        paid_at: string(p, "paid_at")?,
+        operator: required_string(p, "operator")?,
+        note: required_string(p, "note")?,
+    };
+    to_value(ctx.engine.resolve(req).await?)
+}
+
 async fn status(ctx: &Context) -> Result<Value, EngineError> {
     let (waiting, in_flight, attention) = ctx.engine.counts().await;
+    // Never "0 need attention" when the journal could not be read.
+    let (attention, journal_error) = match attention {
+        Ok(n) => (json!(n), Value::Null),
+        Err(e) => (Value::Null, json!(e)),
+    };
     let scanner = match &ctx.scanner {
         Some(f) => {
             let (device, connected) = f();
@@ -201,7 +238,8 @@ async fn status(ctx: &Context) -> Result<Value, EngineError> {
         "waiting_order": waiting,
         "in_flight": in_flight,
         "needs_attention": attention,
-        "journal_ok": ctx.engine.journal_ok(),
+        "journal_ok": ctx.engine.journal_ok() && journal_error.is_null(),
+        "journal_error": journal_error,
     }))
 }
 

@@ -127,7 +127,11 @@ pub fn reconcile(
             .filter(|(p, _)| p == provider)
             .map(|(_, f)| f)
             .collect();
-        let local_nos: BTreeSet<&str> = my_refunds.iter().map(|f| f.refund_no.as_str()).collect();
+        // Bills name a refund by the number the gateway saw.
+        let local_nos: BTreeSet<&str> = my_refunds
+            .iter()
+            .map(|f| f.out_refund_no.as_str())
+            .collect();
         for f in &my_refunds {
             refund(&mut out, f, &r);
         }
@@ -241,8 +245,8 @@ fn refund(out: &mut Out<'_>, f: &RefundRow, r: &Remote) {
         yuan(f.amount),
         f.status.as_str()
     ));
-    let remote = r.refunds.get(&f.refund_no).map(|(_, a)| *a);
-    let remote_text = remote.map(|a| format!("refund {} {}", f.refund_no, yuan(a)));
+    let remote = r.refunds.get(&f.out_refund_no).map(|(_, a)| *a);
+    let remote_text = remote.map(|a| format!("refund {} {}", f.out_refund_no, yuan(a)));
     use DiscrepancyKind::*;
     match (f.status, remote) {
         (RefundStatus::Failed, None) => *out.matched += 1,

@@ -4,6 +4,21 @@ use super::*;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
+/// The sale of most tests: 1234 fen, journaled at [`SUBMITTED`].
+const SUBMITTED: i64 = 1_780_000_000_000;
+
+fn facts() -> Facts {
+    Facts {
+        amount: Fen(1234),
+        submitted_at_ms: SUBMITTED,
+    }
+}
+
+/// A step where the pay request was answered at once (both clocks equal).
+fn step(a: Attempt, ev: Event, elapsed: Duration, t: &Timing) -> Step {
+    super::step(a, ev, Clock::at(elapsed), t, &facts())
+}
+
 fn wechat() -> Timing {
     Timing {
         poll_interval: S(5),
@@ -386,32 +401,218 @@ fn policy_13_a_payment_after_a_cancel_keeps_its_transaction_id() {
 
 #[test]
 fn a_payment_of_another_amount_goes_to_an_operator_untouched() {
-    // A verified "paid" for 1 fen on a 100 fen sale is not this sale's
+    // A verified "paid" for 1 fen on a 1234 fen sale is not this sale's
     // payment (a mis-booking, or another sale's out_trade_no): not paid,
     // and no revoke that could refund a stranger. An operator looks.
     let booked = PaidInfo {
         amount: Some(Fen(1)),
         ..info()
     };
-    for phase in [Phase::Submitting, Phase::Paying, Phase::Revoking] {
-        let (a, acts) = step(
-            in_phase(phase),
-            Event::NotThisSale {
-                info: booked.clone(),
-                why: amount_mismatch(&booked, Fen(100)),
-            },
-            S(20),
-            &wechat(),
-        );
+    for (phase, ev) in [
+        (
+            Phase::Submitting,
+            Event::PayAnswered(PayAnswer::Paid(booked.clone())),
+        ),
+        (
+            Phase::Paying,
+            Event::QueryAnswered(QueryAnswer::Paid(booked.clone())),
+        ),
+        (
+            Phase::Revoking,
+            Event::QueryAnswered(QueryAnswer::Paid(booked.clone())),
+        ),
+    ] {
+        let (a, acts) = step(in_phase(phase), ev, S(20), &wechat());
         assert_eq!(a.phase, Phase::NeedsAttention, "{phase:?}");
         let rec = records(&acts)[0];
         assert_eq!(rec.kind, "not_this_sale");
         assert_eq!(rec.paid, Some(booked.clone()), "transaction id kept");
         let why = rec.note.as_ref().expect("note");
         assert_eq!(why.code, "AMOUNT_MISMATCH");
-        assert!(why.message.contains("1 fen") && why.message.contains("100 fen"));
+        assert!(why.message.contains("1 fen") && why.message.contains("1234 fen"));
         assert_eq!(notices(&acts), vec![Notice::NeedsAttention]);
         assert_eq!(scheduled(&acts), None, "no further gateway call");
+    }
+    // The sale's own amount is simply paid.
+    let own = PaidInfo {
+        amount: Some(Fen(1234)),
+        ..info()
+    };
+    let (a, _) = step(
+        Attempt::submitting(),
+        Event::PayAnswered(PayAnswer::Paid(own)),
+        S(1),
+        &wechat(),
+    );
+    assert_eq!(a.phase, Phase::Paid);
+}
+
+#[test]
+fn an_order_number_used_long_before_this_attempt_is_another_sales() {
+    // "Already paid" to the one pay request, then a query showing a
+    // payment from a day before the attempt was journaled: another sale's.
+    let (a, acts) = step(
+        Attempt::submitting(),
+        unknown("ORDERPAID", false),
+        S(0),
+        &wechat(),
+    );
+    assert!(a.used_number, "the answer is remembered (and journaled)");
+    assert!(records(&acts).iter().all(|r| r.kind == "pay_unknown"));
+    let day_before = chrono::DateTime::from_timestamp_millis(SUBMITTED - 24 * 3600 * 1000)
+        .expect("time")
+        .to_rfc3339();
+    let old = PaidInfo {
+        paid_at: Some(day_before),
+        ..info()
+    };
+    let (next, acts) = step(
+        a,
+        Event::QueryAnswered(QueryAnswer::Paid(old.clone())),
+        S(5),
+        &wechat(),
+    );
+    assert_eq!(next.phase, Phase::NeedsAttention);
+    assert_eq!(
+        records(&acts)[0].note.as_ref().map(|n| n.code.as_str()),
+        Some("OUT_TRADE_NO_COLLISION")
+    );
+    // Without that answer, the same payment time is only the gateway's
+    // clock: paid.
+    let (next, _) = step(
+        in_phase(Phase::Paying),
+        Event::QueryAnswered(QueryAnswer::Paid(old)),
+        S(5),
+        &wechat(),
+    );
+    assert_eq!(next.phase, Phase::Paid);
+    // A payment made just now after that answer is this attempt's.
+    let now = chrono::DateTime::from_timestamp_millis(SUBMITTED + 2000)
+        .expect("time")
+        .to_rfc3339();
+    let fresh = PaidInfo {
+        paid_at: Some(now),
+        ..info()
+    };
+    let (next, _) = step(
+        a,
+        Event::QueryAnswered(QueryAnswer::Paid(fresh)),
+        S(5),
+        &wechat(),
+    );
+    assert_eq!(next.phase, Phase::Paid);
+}
+
+#[test]
+fn what_a_query_said_while_polling_is_journaled_as_history() {
+    for code in ["ORDERNOTEXIST", "BAD_SIGNATURE", "SYSTEMERROR"] {
+        let (_, acts) = step(
+            in_phase(Phase::Paying),
+            Event::QueryAnswered(QueryAnswer::Pending {
+                note: note(code),
+                user_paying: false,
+            }),
+            S(10),
+            &wechat(),
+        );
+        let rec = records(&acts);
+        assert_eq!(rec.len(), 1, "{code}");
+        assert_eq!(rec[0].kind, "query_pending");
+        assert_eq!(rec[0].note.as_ref().map(|n| n.code.as_str()), Some(code));
+        assert!(rec[0].history_only, "not the attempt's error");
+    }
+    // The customer confirming is a notice, not a journal row every 5 s.
+    let (_, acts) = step(in_phase(Phase::Paying), pending(), S(10), &wechat());
+    assert!(records(&acts).is_empty());
+    assert_eq!(notices(&acts), vec![Notice::UserPaying]);
+}
+
+#[test]
+fn policy_11_the_15s_count_from_the_pay_answer_not_from_before_the_connect() {
+    // The pay call took 6 s (address lookup, connect) and then said
+    // USERPAYING; the cashier cancels at once. WeChat counts its 15 s from
+    // the request it received, so the reverse waits 15 s from the answer.
+    let t = wechat();
+    let c = Clock {
+        since_pay: S(6),
+        since_sent: S(0),
+    };
+    let a = Attempt {
+        cancel_requested: true,
+        ..Attempt::submitting()
+    };
+    let (a, acts) = super::step(a, unknown("USERPAYING", true), c, &t, &facts());
+    assert_eq!(a.phase, Phase::Paying);
+    assert_eq!(scheduled(&acts), Some((Call::Query, S(5))));
+    let at = |since_pay, since_sent| Clock {
+        since_pay: S(since_pay),
+        since_sent: S(since_sent),
+    };
+    let (a, acts) = super::step(a, pending(), at(16, 10), &t, &facts());
+    assert_eq!(
+        a.phase,
+        Phase::Paying,
+        "15 s from the pay call, but only 10 from its answer"
+    );
+    assert_eq!(scheduled(&acts), Some((Call::Query, S(5))));
+    let (a, acts) = super::step(a, pending(), at(21, 15), &t, &facts());
+    assert_eq!(a.phase, Phase::Revoking);
+    assert_eq!(scheduled(&acts), Some((Call::Revoke, S(0))));
+    // The 30 s deadline still counts from the pay call.
+    let (a, acts) = super::step(in_phase(Phase::Paying), pending(), at(30, 24), &t, &facts());
+    assert_eq!(a.phase, Phase::Revoking);
+    assert_eq!(scheduled(&acts), Some((Call::Revoke, S(0))));
+}
+
+#[test]
+fn a_resume_without_the_provider_goes_to_an_operator() {
+    for phase in [Phase::Submitting, Phase::Paying, Phase::Revoking] {
+        let (a, acts) = step(in_phase(phase), Event::ProviderMissing, S(40), &wechat());
+        assert_eq!(a.phase, Phase::NeedsAttention);
+        let rec = records(&acts)[0];
+        assert_eq!(rec.kind, "resume_impossible");
+        assert!(rec.config_error);
+        assert_eq!(scheduled(&acts), None);
+    }
+}
+
+#[test]
+fn an_operator_verdict_settles_only_an_attempt_that_needs_attention() {
+    let paid = Verdict::Paid(PaidInfo {
+        paid_at: Some("2026-11-30T10:00:00+08:00".into()),
+        ..info()
+    });
+    let who = || note("OPERATOR_RESOLVED");
+    let (a, acts) = resolve(in_phase(Phase::NeedsAttention), paid.clone(), who());
+    assert_eq!(a.phase, Phase::Paid);
+    let rec = records(&acts)[0];
+    assert_eq!(rec.kind, "operator_resolved");
+    assert_eq!(
+        rec.paid.as_ref().and_then(|p| p.paid_at.as_deref()),
+        Some("2026-11-30T10:00:00+08:00"),
+        "the payment's own time"
+    );
+    let (a, _) = resolve(in_phase(Phase::NeedsAttention), Verdict::Unpaid, who());
+    assert_eq!(a.phase, Phase::Failed);
+    for phase in [
+        Phase::Submitting,
+        Phase::Paying,
+        Phase::Revoking,
+        Phase::Paid,
+        Phase::Failed,
+        Phase::Revoked,
+    ] {
+        let (a, acts) = step(
+            in_phase(phase),
+            Event::OperatorResolved {
+                verdict: paid.clone(),
+                note: who(),
+            },
+            S(1),
+            &wechat(),
+        );
+        assert_eq!(a.phase, phase);
+        assert!(acts.is_empty());
     }
 }
 
@@ -454,103 +655,240 @@ fn policy_13_revoke_records_closed_or_refunded() {
 }
 
 #[test]
-fn policy_15_resume_queries_before_the_deadline_and_revokes_after() {
+fn policy_15_resume_asks_the_gateway_first_even_past_the_deadline() {
     let t = wechat();
     for phase in [Phase::Submitting, Phase::Paying] {
-        let (a, acts) = step(in_phase(phase), Event::Resumed, S(12), &t);
-        assert_eq!(a.phase, Phase::Paying);
-        assert_eq!(scheduled(&acts), Some((Call::Query, S(0))));
-        let (a, acts) = step(in_phase(phase), Event::Resumed, S(3600), &t);
-        assert_eq!(a.phase, Phase::Revoking);
-        assert_eq!(scheduled(&acts), Some((Call::Revoke, S(0))));
+        for secs in [12, 3600] {
+            let (a, acts) = step(in_phase(phase), Event::Resumed, S(secs), &t);
+            assert_eq!(a.phase, Phase::Paying);
+            assert_eq!(scheduled(&acts), Some((Call::Query, S(0))));
+            // A payment that succeeded while the daemon was down is paid.
+            let (paid, acts) = step(
+                a,
+                Event::QueryAnswered(QueryAnswer::Paid(info())),
+                S(secs),
+                &t,
+            );
+            assert_eq!(paid.phase, Phase::Paid, "{phase:?} at {secs}s");
+            assert_eq!(notices(&acts), vec![Notice::Paid]);
+            // Unpaid or unanswerable past the deadline: revoke now.
+            let (next, acts) = step(a, pending(), S(secs), &t);
+            if secs >= 30 {
+                assert_eq!(next.phase, Phase::Revoking);
+                assert_eq!(scheduled(&acts), Some((Call::Revoke, S(0))));
+            } else {
+                assert_eq!(next.phase, Phase::Paying);
+            }
+        }
     }
+    // A revoke under way is asked about, then goes on.
     let (a, acts) = step(in_phase(Phase::Revoking), Event::Resumed, S(40), &t);
     assert_eq!(a.phase, Phase::Revoking);
+    assert_eq!(scheduled(&acts), Some((Call::Query, S(0))));
+    let (a, acts) = step(
+        a,
+        Event::QueryAnswered(QueryAnswer::Paid(info())),
+        S(40),
+        &t,
+    );
+    assert_eq!(a.phase, Phase::Revoking, "the revoke decides");
+    assert!(a.seen_paid);
     assert_eq!(scheduled(&acts), Some((Call::Revoke, S(0))));
-    // A cancel journaled before the crash is honoured.
+    // A cancel journaled before the crash is honoured: even a payment
+    // found by the first query goes back.
     let cancelled = Attempt {
         cancel_requested: true,
         ..in_phase(Phase::Paying)
     };
     let (a, _) = step(cancelled, Event::Resumed, S(16), &t);
+    let (a, _) = step(
+        a,
+        Event::QueryAnswered(QueryAnswer::Paid(info())),
+        S(16),
+        &t,
+    );
     assert_eq!(a.phase, Phase::Revoking);
 }
 
-#[test]
-fn final_phases_ignore_every_event() {
-    let t = wechat();
-    let events = [
+/// Every event the machine can be given, the awkward ones included.
+fn all_events() -> Vec<Event> {
+    let other_amount = PaidInfo {
+        amount: Some(Fen(1)),
+        ..info()
+    };
+    let long_ago = PaidInfo {
+        paid_at: Some("2020-01-01T00:00:00+08:00".into()),
+        ..info()
+    };
+    vec![
         Event::PayAnswered(PayAnswer::Paid(info())),
+        Event::PayAnswered(PayAnswer::Paid(other_amount.clone())),
+        Event::PayAnswered(PayAnswer::Paid(long_ago.clone())),
+        Event::PayAnswered(PayAnswer::NotSent(note("x"))),
+        Event::PayAnswered(PayAnswer::Failed {
+            note: note("NOTENOUGH"),
+            config_error: false,
+        }),
+        unknown("USERPAYING", true),
+        unknown("ORDERPAID", false),
         Event::QueryAnswered(QueryAnswer::Paid(info())),
+        Event::QueryAnswered(QueryAnswer::Paid(other_amount)),
+        Event::QueryAnswered(QueryAnswer::Paid(long_ago)),
+        pending(),
+        Event::QueryAnswered(QueryAnswer::Pending {
+            note: note("ORDERNOTEXIST"),
+            user_paying: false,
+        }),
+        Event::QueryAnswered(QueryAnswer::NotPaid(note("x"))),
+        Event::QueryAnswered(QueryAnswer::PayError(note("x"))),
+        Event::RevokeAnswered(RevokeAnswer::Revoked(RevokeEffect::Unstated)),
         Event::RevokeAnswered(RevokeAnswer::Revoked(RevokeEffect::Closed)),
+        Event::RevokeAnswered(RevokeAnswer::Retry(note("x"))),
+        Event::RevokeAnswered(RevokeAnswer::Refused(note("x"))),
         Event::CancelRequested,
         Event::Resumed,
-        Event::NotThisSale {
-            info: info(),
-            why: note("AMOUNT_MISMATCH"),
+        Event::ProviderMissing,
+        Event::OperatorResolved {
+            verdict: Verdict::Paid(info()),
+            note: note("OPERATOR_RESOLVED"),
         },
-    ];
+        Event::OperatorResolved {
+            verdict: Verdict::Unpaid,
+            note: note("OPERATOR_RESOLVED"),
+        },
+    ]
+}
+
+/// Every attempt state, with the counters at their edges.
+fn all_states(t: &Timing) -> Vec<Attempt> {
+    let mut out = Vec::new();
     for phase in [
+        Phase::Submitting,
+        Phase::Paying,
+        Phase::Revoking,
         Phase::Paid,
         Phase::Failed,
         Phase::Revoked,
         Phase::NeedsAttention,
     ] {
-        for ev in events.clone() {
-            let (a, acts) = step(in_phase(phase), ev, S(50), &t);
-            assert_eq!(a.phase, phase);
-            assert!(acts.is_empty());
+        for bits in 0..8u8 {
+            for revoke_tries in [0, t.revoke_max_attempts - 1, t.revoke_max_attempts] {
+                out.push(Attempt {
+                    phase,
+                    revoke_tries,
+                    cancel_requested: bits & 1 != 0,
+                    seen_paid: bits & 2 != 0,
+                    used_number: bits & 4 != 0,
+                });
+            }
         }
+    }
+    out
+}
+
+/// Whether `ev` is one the engine can deliver to an attempt in `a`: the
+/// answer to a call this phase makes, a cancel not yet journaled, a resume.
+fn can_arrive(a: Attempt, ev: &Event) -> bool {
+    match (a.phase, ev) {
+        (_, Event::OperatorResolved { .. }) => a.phase == Phase::NeedsAttention,
+        (p, _) if p.is_final() => false,
+        (Phase::Submitting, Event::PayAnswered(_)) => true,
+        (Phase::Paying, Event::QueryAnswered(_)) => true,
+        // In flight when a cancel (or a restart) moved it to revoking.
+        (Phase::Revoking, Event::PayAnswered(_) | Event::QueryAnswered(_)) => true,
+        (Phase::Revoking, Event::RevokeAnswered(_)) => true,
+        (Phase::Submitting | Phase::Paying, Event::CancelRequested) => !a.cancel_requested,
+        (_, Event::Resumed | Event::ProviderMissing) => true,
+        _ => false,
     }
 }
 
 #[test]
-fn every_in_flight_state_has_a_next_call_or_ends() {
-    // Exhaustive over phases x answers x a grid of times: the machine
-    // never leaves an in-flight attempt with nothing scheduled (except
-    // while its pay call is in flight), and every final step notifies.
+fn every_state_and_event_has_a_next_call_or_ends_and_keeps_the_rules() {
+    // Exhaustive over states (counters at their edges) x events x a grid of
+    // both clocks: an event that can arrive always changes something; an
+    // in-flight attempt is never left with nothing scheduled (but while its
+    // pay call is on the wire); every final step is journaled, then told
+    // to the POS once; a revoke never goes out within 15 s of the pay
+    // answer; nothing goes backwards.
     let t = wechat();
-    let answers = vec![
-        Event::PayAnswered(PayAnswer::Paid(info())),
-        Event::PayAnswered(PayAnswer::NotSent(note("x"))),
-        unknown("USERPAYING", true),
-        Event::QueryAnswered(QueryAnswer::Paid(info())),
-        pending(),
-        Event::QueryAnswered(QueryAnswer::NotPaid(note("x"))),
-        Event::QueryAnswered(QueryAnswer::PayError(note("x"))),
-        Event::RevokeAnswered(RevokeAnswer::Revoked(RevokeEffect::Unstated)),
-        Event::RevokeAnswered(RevokeAnswer::Retry(note("x"))),
-        Event::RevokeAnswered(RevokeAnswer::Refused(note("x"))),
-        Event::Resumed,
-        Event::NotThisSale {
-            info: info(),
-            why: note("AMOUNT_MISMATCH"),
-        },
-    ];
-    for phase in [Phase::Submitting, Phase::Paying, Phase::Revoking] {
-        for cancel in [false, true] {
-            for secs in [0, 3, 14, 15, 29, 30, 100] {
-                for ev in answers.clone() {
-                    let a = Attempt {
-                        cancel_requested: cancel,
-                        ..in_phase(phase)
-                    };
-                    let (next, acts) = step(a, ev.clone(), S(secs), &t);
-                    if acts.is_empty() {
-                        continue; // not an event for this phase
-                    }
-                    if next.phase.is_final() {
-                        assert_eq!(notices(&acts).len(), 1, "{phase:?} {ev:?}");
-                    } else {
-                        assert!(
-                            scheduled(&acts).is_some(),
-                            "{phase:?} {ev:?} at {secs}s: stuck"
-                        );
-                    }
-                    if let Some((Call::Revoke, after)) = scheduled(&acts) {
-                        assert!(S(secs) + after >= t.min_revoke_delay, "revoke before 15 s");
-                    }
+    let clocks: Vec<Clock> = [
+        (0, 0),
+        (3, 0),
+        (14, 14),
+        (15, 15),
+        (29, 20),
+        (30, 30),
+        (100, 95),
+    ]
+    .into_iter()
+    .map(|(p, s)| Clock {
+        since_pay: S(p),
+        since_sent: S(s),
+    })
+    .collect();
+    for a in all_states(&t) {
+        for ev in all_events() {
+            for c in &clocks {
+                let (next, acts) = super::step(a, ev.clone(), *c, &t, &facts());
+                let ctx = format!("{a:?} {ev:?} {c:?}");
+                if !can_arrive(a, &ev) && a.phase.is_final() {
+                    assert!(acts.is_empty(), "{ctx}: a final attempt acted");
+                    assert_eq!(next, a, "{ctx}");
+                    continue;
                 }
+                if can_arrive(a, &ev) {
+                    assert!(!acts.is_empty(), "{ctx}: ignored");
+                }
+                if acts.is_empty() {
+                    assert_eq!(next, a, "{ctx}: changed without a record");
+                    continue;
+                }
+                let first_notice = acts.iter().position(|x| matches!(x, Action::Notify(_)));
+                let first_record = acts.iter().position(|x| matches!(x, Action::Record(_)));
+                if next.phase != a.phase || next.phase.is_final() {
+                    assert!(
+                        first_record.is_some_and(|r| first_notice.is_none_or(|n| r < n)),
+                        "{ctx}: journaled before the POS is told"
+                    );
+                }
+                if next.phase.is_final() {
+                    assert_eq!(notices(&acts).len(), 1, "{ctx}");
+                    assert_eq!(scheduled(&acts), None, "{ctx}: a call after the end");
+                } else {
+                    let pay_on_the_wire = next.phase == Phase::Submitting;
+                    assert!(
+                        scheduled(&acts).is_some() || pay_on_the_wire,
+                        "{ctx}: stuck"
+                    );
+                }
+                if let Some((Call::Revoke, after)) = scheduled(&acts) {
+                    assert!(
+                        c.since_sent + after >= t.min_revoke_delay,
+                        "{ctx}: revoke before 15 s"
+                    );
+                }
+                if notices(&acts).contains(&Notice::Paid) && a.phase != Phase::NeedsAttention {
+                    assert!(
+                        !a.cancel_requested,
+                        "{ctx}: paid after the cashier cancelled"
+                    );
+                }
+                // One try more at most, and never revoking past the bound
+                // (a state at the bound comes from a lowered config).
+                assert!(next.revoke_tries <= a.revoke_tries + 1, "{ctx}");
+                if next.phase == Phase::Revoking && next.revoke_tries > a.revoke_tries {
+                    assert!(
+                        next.revoke_tries < t.revoke_max_attempts,
+                        "{ctx}: unbounded"
+                    );
+                }
+                assert!(next.seen_paid >= a.seen_paid, "{ctx}");
+                assert!(next.cancel_requested >= a.cancel_requested, "{ctx}");
+                assert!(
+                    next.used_number >= a.used_number || a.phase != Phase::Submitting,
+                    "{ctx}"
+                );
             }
         }
     }

@@ -298,9 +298,9 @@ pub fn classify_refund_query(r: &Reply, out_trade_no: &str, refund_no: &str) -> 
     match r.code.as_str() {
         "10000" => {}
         // Not found (ACQ.TRADE_NOT_EXIST...) right after an unknown refund
-        // means it never landed: the engine retries the same out_request_no.
-        "40004" => return RefundAnswer::Failed(r.note()),
-        _ if r.is_request_error() => return RefundAnswer::Failed(r.note()),
+        // means it never landed: the engine sends the same out_request_no.
+        "40004" => return RefundAnswer::NotFound(r.note()),
+        // A request error says nothing about the refund: ask again.
         _ => return RefundAnswer::Unknown(r.note()),
     }
     if !r.is_about(out_trade_no) || r.str("out_request_no").is_some_and(|n| n != refund_no) {
@@ -315,7 +315,7 @@ pub fn classify_refund_query(r: &Reply, out_trade_no: &str, refund_no: &str) -> 
         (Some(other), _) => RefundAnswer::Processing(GatewayNote::new(other, r.msg.as_str())),
         // Older answers carry no refund_status: a refund_amount means done.
         (None, Some(_)) => RefundAnswer::Refunded { refund_id: None },
-        (None, None) => RefundAnswer::Failed(GatewayNote::new(
+        (None, None) => RefundAnswer::NotFound(GatewayNote::new(
             "REFUND_NOT_FOUND",
             format!("no refund {refund_no} for {out_trade_no}"),
         )),

@@ -324,7 +324,9 @@ pub fn revoke(reply: &Reply) -> RevokeAnswer {
     }
 }
 
-pub fn refund(reply: &Reply) -> RefundAnswer {
+/// A `/secapi/pay/refund` answer for the refund `refund_no` of the trade
+/// `out_trade_no`.
+pub fn refund(reply: &Reply, out_trade_no: &str, refund_no: &str) -> RefundAnswer {
     let f = match reply {
         // Even a refund that never left is reported unknown: the caller
         // retries with the same out_refund_no, which is idempotent.
@@ -340,6 +342,9 @@ pub fn refund(reply: &Reply) -> RefundAnswer {
         } => return RefundAnswer::Unknown(note),
     };
     if get(f, "result_code") == "SUCCESS" {
+        if let Some(note) = not_about(f, out_trade_no, refund_no) {
+            return RefundAnswer::Unknown(note);
+        }
         // result_code=SUCCESS only says the application was accepted
         // ("退款申请接收成功"); refundquery tells when the money is back.
         return RefundAnswer::Processing(GatewayNote::new(
@@ -350,10 +355,12 @@ pub fn refund(reply: &Reply) -> RefundAnswer {
     let note = note_of(f);
     match get(f, "err_code") {
         "SYSTEMERROR" | "BIZERR_NEED_RETRY" => RefundAnswer::Unknown(note),
+        // "Back off; retry after 1 minute" / rate limited: the same refund
+        // number again later, not a refusal for good.
+        "INVALID_REQ_TOO_MUCH" | "FREQUENCY_LIMITED" => RefundAnswer::Later(note),
         "TRADE_OVERDUE"
         | "ERROR"
         | "USER_ACCOUNT_ABNORMAL"
-        | "INVALID_REQ_TOO_MUCH"
         | "NOTENOUGH"
         | "INVALID_TRANSACTIONID"
         | "PARAM_ERROR"
@@ -363,7 +370,6 @@ pub fn refund(reply: &Reply) -> RefundAnswer {
         | "REQUIRE_POST_METHOD"
         | "SIGNERROR"
         | "XML_FORMAT_ERROR"
-        | "FREQUENCY_LIMITED"
         | "REFUND_FEE_MISMATCH"
         | "NOAUTH"
         | "APPID_MCHID_NOT_MATCH"
@@ -374,9 +380,25 @@ pub fn refund(reply: &Reply) -> RefundAnswer {
     }
 }
 
+/// Why a signed refund answer is not about the refund asked for: WeChat
+/// names the trade and the refund it acted on, and an answer for another
+/// one (a proxy's mix-up, a refund number reused across tills) must not
+/// settle this one.
+fn not_about(f: &Fields, out_trade_no: &str, refund_no: &str) -> Option<GatewayNote> {
+    let otn = get(f, "out_trade_no");
+    let orn = get(f, "out_refund_no");
+    if (!otn.is_empty() && otn != out_trade_no) || (!orn.is_empty() && orn != refund_no) {
+        return Some(GatewayNote::new(
+            "ANSWER_MISMATCH",
+            format!("the answer is about {otn}/{orn}, not {out_trade_no}/{refund_no}"),
+        ));
+    }
+    None
+}
+
 /// A refund query asked by `out_refund_no`: finds that refund among the
 /// indexed `*_$n` fields and reads its `refund_status_$n`.
-pub fn refund_query(reply: &Reply, refund_no: &str) -> RefundAnswer {
+pub fn refund_query(reply: &Reply, out_trade_no: &str, refund_no: &str) -> RefundAnswer {
     let f = match reply {
         Reply::NotSent(note) | Reply::Lost(note) => return RefundAnswer::Unknown(note.clone()),
         Reply::Answer(f) => f,
@@ -392,20 +414,16 @@ pub fn refund_query(reply: &Reply, refund_no: &str) -> RefundAnswer {
     if get(f, "result_code") != "SUCCESS" {
         let note = note_of(f);
         return match get(f, "err_code") {
-            // The gateway has no such refund: it did not happen. A retry
+            // The gateway has no such refund: it did not arrive. A retry
             // with the same out_refund_no is still safe.
-            "REFUNDNOTEXIST"
-            | "PARAM_ERROR"
-            | "INVALID_TRANSACTIONID"
-            | "ORDERNOTEXIST"
-            | "SIGNERROR"
-            | "APPID_NOT_EXIST"
-            | "MCHID_NOT_EXIST"
-            | "XML_FORMAT_ERROR"
-            | "REQUIRE_POST_METHOD"
-            | "NOAUTH" => RefundAnswer::Failed(note),
+            "REFUNDNOTEXIST" | "ORDERNOTEXIST" => RefundAnswer::NotFound(note),
+            // A request or configuration error says nothing about the
+            // refund itself: ask again (the merchant must fix it).
             _ => RefundAnswer::Unknown(note),
         };
+    }
+    if let Some(note) = not_about(f, out_trade_no, "") {
+        return RefundAnswer::Unknown(note);
     }
     let count: usize = get(f, "refund_count").parse().unwrap_or(0);
     let index = (0..count.min(100)).find(|n| get(f, &format!("out_refund_no_{n}")) == refund_no);

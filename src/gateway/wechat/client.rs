@@ -419,15 +419,23 @@ impl Gateway for WechatGateway {
                 );
             }
         }
-        classify::refund(&self.call("/secapi/pay/refund", p, true).await)
+        classify::refund(
+            &self.call("/secapi/pay/refund", p, true).await,
+            &req.out_trade_no,
+            &req.refund_no,
+        )
     }
 
-    async fn refund_query(&self, _out_trade_no: &str, refund_no: &str) -> RefundAnswer {
+    async fn refund_query(&self, out_trade_no: &str, refund_no: &str) -> RefundAnswer {
         // out_refund_no alone names one refund; WeChat takes the most
         // specific id given, so nothing else is sent.
         let mut p = self.base_params();
         p.insert("out_refund_no".into(), refund_no.to_string());
-        classify::refund_query(&self.call("/pay/refundquery", p, false).await, refund_no)
+        classify::refund_query(
+            &self.call("/pay/refundquery", p, false).await,
+            out_trade_no,
+            refund_no,
+        )
     }
 
     async fn bill(&self, date: &str) -> BillAnswer {

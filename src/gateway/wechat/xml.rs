@@ -149,9 +149,7 @@ pub fn parse(body: &[u8]) -> Result<BTreeMap<String, String>, XmlError> {
                     None => {
                         let name = r.decode().map_err(|_| XmlError::NotUtf8)?;
                         quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| {
-                                XmlError::Malformed(format!("unknown entity &{name};"))
-                            })?
+                            .ok_or_else(|| XmlError::Malformed(format!("unknown entity &{name};")))?
                             .to_string()
                     }
                 };

@@ -51,6 +51,9 @@ fn row(
 fn refund_row(no: &str, otn: &str, amount: u64, status: RefundStatus) -> RefundRow {
     RefundRow {
         refund_no: no.into(),
+        // The bills in these tests name refunds as the POS did.
+        out_refund_no: no.into(),
+        accepted: false,
         order_no: otn.into(),
         out_trade_no: otn.into(),
         amount: Fen(amount),

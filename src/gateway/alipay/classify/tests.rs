@@ -53,6 +53,8 @@ fn refund(a: RefundAnswer) -> String {
         RefundAnswer::Processing(_) => "processing".into(),
         RefundAnswer::Failed(_) => "failed".into(),
         RefundAnswer::Unknown(_) => "unknown".into(),
+        RefundAnswer::Later(_) => "later".into(),
+        RefundAnswer::NotFound(_) => "not_found".into(),
     }
 }
 
@@ -174,8 +176,8 @@ fn classification_table() {
         ("refund_query", r#""code":"10000","out_request_no":"R1","refund_status":"REFUND_PROCESSING""#.into(), "processing"),
         ("refund_query", r#""code":"10000","out_request_no":"R1","refund_amount":"1.0""#.into(), "unknown"),
         ("refund_query", r#""code":"10000","out_request_no":"R2","refund_amount":"1.00""#.into(), "unknown"),
-        ("refund_query", r#""code":"10000","trade_no":"x""#.into(), "failed"),
-        ("refund_query", biz("ACQ.TRADE_NOT_EXIST"), "failed"),
+        ("refund_query", r#""code":"10000","trade_no":"x""#.into(), "not_found"),
+        ("refund_query", biz("ACQ.TRADE_NOT_EXIST"), "not_found"),
         ("refund_query", biz("ACQ.SYSTEM_ERROR"), "unknown"),
         ("refund_query", r#""code":"20000""#.into(), "unknown"),
         // ---- §2.8 bill download URL (recent day / older day)

@@ -176,11 +176,11 @@ fn transport_outcomes_follow_policy_4() {
         RevokeAnswer::Retry(_)
     ));
     assert!(matches!(
-        refund(&Reply::NotSent(note.clone())),
+        refund(&Reply::NotSent(note.clone()), "T1_A1_1", "T1_R1"),
         RefundAnswer::Unknown(_)
     ));
     assert!(matches!(
-        refund_query(&Reply::Lost(note), "r1"),
+        refund_query(&Reply::Lost(note), "T1_A1_1", "r1"),
         RefundAnswer::Unknown(_)
     ));
 }
@@ -302,15 +302,38 @@ fn refund_answers() {
             ("result_code", result),
             ("err_code", code),
             ("refund_id", "50000001"),
+            ("out_trade_no", "T1_A1_1"),
+            ("out_refund_no", "T1_R1"),
         ]))
     };
+    let refund = |reply: &Reply| super::refund(reply, "T1_A1_1", "T1_R1");
     assert!(matches!(
         refund(&r("SUCCESS", "")),
         RefundAnswer::Processing(_)
     ));
+    // An accepted refund of another trade or refund number settles nothing.
+    for (otn, orn) in [("T1_B9_1", "T1_R1"), ("T1_A1_1", "T1_R9")] {
+        let other = Reply::Answer(fields(&[
+            ("return_code", "SUCCESS"),
+            ("result_code", "SUCCESS"),
+            ("out_trade_no", otn),
+            ("out_refund_no", orn),
+        ]));
+        assert!(
+            matches!(refund(&other), RefundAnswer::Unknown(_)),
+            "{otn} {orn}"
+        );
+    }
     for code in ["SYSTEMERROR", "BIZERR_NEED_RETRY", "UNHEARD_OF"] {
         assert!(
             matches!(refund(&r("FAIL", code)), RefundAnswer::Unknown(_)),
+            "{code}"
+        );
+    }
+    // Rate limits ("retry after 1 minute"): the same refund, later.
+    for code in ["INVALID_REQ_TOO_MUCH", "FREQUENCY_LIMITED"] {
+        assert!(
+            matches!(refund(&r("FAIL", code)), RefundAnswer::Later(_)),
             "{code}"
         );
     }
@@ -318,7 +341,6 @@ fn refund_answers() {
         "TRADE_OVERDUE",
         "ERROR",
         "USER_ACCOUNT_ABNORMAL",
-        "INVALID_REQ_TOO_MUCH",
         "NOTENOUGH",
         "INVALID_TRANSACTIONID",
         "PARAM_ERROR",
@@ -328,7 +350,6 @@ fn refund_answers() {
         "REQUIRE_POST_METHOD",
         "SIGNERROR",
         "XML_FORMAT_ERROR",
-        "FREQUENCY_LIMITED",
         "REFUND_FEE_MISMATCH",
     ] {
         assert!(
@@ -344,6 +365,7 @@ fn refund_query_reads_the_status_of_the_refund_asked_for() {
         Reply::Answer(fields(&[
             ("return_code", "SUCCESS"),
             ("result_code", "SUCCESS"),
+            ("out_trade_no", "T1_A1_1"),
             ("refund_count", "2"),
             ("out_refund_no_0", "other"),
             ("refund_status_0", "REFUNDCLOSE"),
@@ -352,6 +374,7 @@ fn refund_query_reads_the_status_of_the_refund_asked_for() {
             ("refund_status_1", status),
         ]))
     };
+    let refund_query = |reply: &Reply, no: &str| super::refund_query(reply, "T1_A1_1", no);
     assert_eq!(
         refund_query(&q("SUCCESS"), "r1"),
         RefundAnswer::Refunded {
@@ -385,7 +408,12 @@ fn refund_query_reads_the_status_of_the_refund_asked_for() {
     ]));
     assert!(matches!(
         refund_query(&missing, "r1"),
-        RefundAnswer::Failed(_)
+        RefundAnswer::NotFound(_)
+    ));
+    // Listed under another trade: not this refund's answer.
+    assert!(matches!(
+        super::refund_query(&q("SUCCESS"), "T1_B9_1", "r1"),
+        RefundAnswer::Unknown(_)
     ));
 }
 
