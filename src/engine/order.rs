@@ -338,7 +338,16 @@ impl Owner {
             let j = self.engine.journal().clone();
             let (o, amount) = (self.order_no.clone(), crate::domain::Fen(req.amount));
             let subject = req.subject.clone().unwrap_or_default();
-            if let Err(e) = blocking(move || j.ensure_sale(&o, amount, &subject)).await {
+            let arm = actions.contains(&SaleAction::Arm);
+            let opened = blocking(move || {
+                j.ensure_sale(&o, amount, &subject)?;
+                if arm {
+                    j.arm(&o)?;
+                }
+                Ok(())
+            })
+            .await;
+            if let Err(e) = opened {
                 if claimed {
                     self.engine.release_scanner(&self.order_no);
                 }

@@ -224,12 +224,26 @@ impl Journal {
         })
     }
 
-    /// Marks a sale that never had a code submitted as cancelled.
+    /// A charge of the sale waits for a scan: if the daemon stops before
+    /// one comes, the next start cancels that round.
+    pub fn arm(&self, order_no: &str) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "UPDATE sales SET waiting = 1, cancelled = 0 WHERE order_no = ?1",
+            [order_no],
+        )?;
+        rows::event(&tx, order_no, None, "waiting_scan", &serde_json::json!({}))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ends a round of the sale before any code was submitted: cancelled.
     pub fn cancel_sale(&self, order_no: &str, why: &str) -> Result<()> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "UPDATE sales SET cancelled = 1 WHERE order_no = ?1",
+            "UPDATE sales SET cancelled = 1, waiting = 0 WHERE order_no = ?1",
             [order_no],
         )?;
         rows::event(
@@ -296,6 +310,10 @@ impl Journal {
             booked: None,
         };
         rows::insert_attempt(&tx, &row).map_err(conflict)?;
+        tx.execute(
+            "UPDATE sales SET waiting = 0 WHERE order_no = ?1",
+            [order_no],
+        )?;
         rows::event(
             &tx,
             order_no,
@@ -366,20 +384,25 @@ impl Journal {
         Ok(rows::events_of(&conn, order_no)?)
     }
 
-    /// Sales left waiting for a scan when the daemon stopped: cancelled.
+    /// Sales left waiting for a scan when the daemon stopped (or rung up
+    /// and never sent): that round is cancelled.
     pub fn cancel_orphan_sales(&self) -> Result<usize> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let orphans: Vec<String> = {
             let mut stmt = tx.prepare(
                 "SELECT order_no FROM sales s WHERE cancelled = 0
-                 AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.order_no = s.order_no)",
+                 AND (waiting = 1
+                      OR NOT EXISTS (SELECT 1 FROM attempts a WHERE a.order_no = s.order_no))",
             )?;
             let rows = stmt.query_map([], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         for o in &orphans {
-            tx.execute("UPDATE sales SET cancelled = 1 WHERE order_no = ?1", [o])?;
+            tx.execute(
+                "UPDATE sales SET cancelled = 1, waiting = 0 WHERE order_no = ?1",
+                [o],
+            )?;
             rows::event(
                 &tx,
                 o,

@@ -91,7 +91,8 @@ const MIGRATIONS: &[&str] = &[
     // a restart between it and the query still catches a collision; a
     // refund keeps the number the gateway saw (till id + POS refund number:
     // WeChat wants it unique per merchant account; refunds made before
-    // keep their own) and whether the gateway accepted it.
+    // keep their own) and whether the gateway accepted it; a sale records
+    // that a charge waits for its scan.
     r#"
     ALTER TABLE attempts ADD COLUMN used_number INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE refunds ADD COLUMN out_refund_no TEXT;
@@ -100,6 +101,8 @@ const MIGRATIONS: &[&str] = &[
     UPDATE refunds SET accepted = 1 WHERE status IN ('processing', 'refunded');
     CREATE INDEX refunds_status ON refunds(status);
     CREATE INDEX refunds_order ON refunds(order_no);
+    -- A charge holds the scanner for this sale: a restart cancels it.
+    ALTER TABLE sales ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 

@@ -200,6 +200,7 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
              ALTER TABLE attempts DROP COLUMN used_number;
              ALTER TABLE refunds DROP COLUMN out_refund_no;
              ALTER TABLE refunds DROP COLUMN accepted;
+             ALTER TABLE sales DROP COLUMN waiting;
              PRAGMA user_version = 1;",
         )
         .expect("downgrade");
