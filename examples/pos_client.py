@@ -40,13 +40,18 @@ def main():
     ap.add_argument("--socket", default="/run/tillpay/pos.sock")
     ap.add_argument("--order", required=True)
     ap.add_argument("--amount", type=int, required=True, help="fen")
-    ap.add_argument("--auth-code", help="typed in by hand; else wait for the scanner")
+    ap.add_argument(
+        "--typed",
+        action="store_true",
+        help="read a code typed in by hand from stdin (never put it on the command line); "
+        "else wait for the scanner",
+    )
     args = ap.parse_args()
 
     client = TillpayClient(args.socket)
     params = {"order_no": args.order, "amount": args.amount}
-    if args.auth_code:
-        params["auth_code"] = args.auth_code
+    if args.typed:
+        params["auth_code"] = sys.stdin.readline().strip()
 
     def progress(p):
         if p.get("order_no") == args.order:

@@ -9,11 +9,25 @@ use tillpay::domain::Provider;
 use tillpay::sim::behaviour::Behaviour;
 
 async fn tillpay(args: Vec<String>) -> Output {
+    tillpay_with_input(args, "").await
+}
+
+/// Runs `tillpay` with `input` on its standard input.
+async fn tillpay_with_input(args: Vec<String>, input: &str) -> Output {
+    let input = input.to_string();
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tillpay"))
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tillpay"))
             .args(args)
-            .output()
-            .expect("tillpay runs")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("tillpay runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        child.wait_with_output().expect("tillpay ends")
     })
     .await
     .expect("join")
@@ -30,18 +44,13 @@ fn args(socket: &std::path::Path, rest: &[&str]) -> Vec<String> {
 async fn charge_paid_exits_0_with_a_clear_line() {
     let till = common::TestTill::start(vec![], 0o600).await;
     let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 11);
-    let out = tillpay(args(
-        &till.socket,
-        &[
-            "charge",
-            "--amount",
-            "12.34",
-            "--order",
-            "C1",
-            "--auth-code",
-            &code,
-        ],
-    ))
+    let out = tillpay_with_input(
+        args(
+            &till.socket,
+            &["charge", "--amount", "12.34", "--order", "C1", "--typed"],
+        ),
+        &code,
+    )
     .await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -60,19 +69,15 @@ async fn charge_paid_exits_0_with_a_clear_line() {
 async fn charge_failed_exits_1_and_json_prints_the_payment() {
     let till = common::TestTill::start(vec![], 0o600).await;
     let code = Behaviour::InsufficientFunds.code(Provider::Alipay, 12);
-    let out = tillpay(args(
-        &till.socket,
-        &[
-            "charge",
-            "--amount",
-            "5",
-            "--order",
-            "C2",
-            "--auth-code",
-            &code,
-            "--json",
-        ],
-    ))
+    let out = tillpay_with_input(
+        args(
+            &till.socket,
+            &[
+                "charge", "--amount", "5", "--order", "C2", "--typed", "--json",
+            ],
+        ),
+        &code,
+    )
     .await;
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -85,18 +90,13 @@ async fn charge_failed_exits_1_and_json_prints_the_payment() {
 async fn cancel_exits_0_only_when_no_money_is_kept() {
     let till = common::TestTill::start(vec![], 0o600).await;
     let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 13);
-    let paid = tillpay(args(
-        &till.socket,
-        &[
-            "charge",
-            "--amount",
-            "3",
-            "--order",
-            "C3",
-            "--auth-code",
-            &code,
-        ],
-    ))
+    let paid = tillpay_with_input(
+        args(
+            &till.socket,
+            &["charge", "--amount", "3", "--order", "C3", "--typed"],
+        ),
+        &code,
+    )
     .await;
     assert_eq!(paid.status.code(), Some(0), "{paid:?}");
     // Too late: the sale is paid (a refund is the way back).
@@ -105,18 +105,13 @@ async fn cancel_exits_0_only_when_no_money_is_kept() {
     assert!(String::from_utf8_lossy(&late.stdout).contains("C3 PAID"));
     // Declined anyway: nothing kept, so the cancel stands.
     let declined = Behaviour::InsufficientFunds.code(Provider::Wechat, 14);
-    let _ = tillpay(args(
-        &till.socket,
-        &[
-            "charge",
-            "--amount",
-            "3",
-            "--order",
-            "C4",
-            "--auth-code",
-            &declined,
-        ],
-    ))
+    let _ = tillpay_with_input(
+        args(
+            &till.socket,
+            &["charge", "--amount", "3", "--order", "C4", "--typed"],
+        ),
+        &declined,
+    )
     .await;
     let ok = tillpay(args(&till.socket, &["cancel", "C4"])).await;
     assert_eq!(ok.status.code(), Some(0), "{ok:?}");
@@ -131,6 +126,20 @@ async fn connection_and_usage_errors_exit_2() {
     let till = common::TestTill::start(vec![], 0o600).await;
     let out = tillpay(args(&till.socket, &["charge", "--amount", "1.234"])).await;
     assert_eq!(out.status.code(), Some(2), "three decimals are refused");
+    // A payment code never stands on the command line (ps, shell history).
+    let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 15);
+    let out = tillpay(args(
+        &till.socket,
+        &["charge", "--amount", "1", "--auth-code", &code],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = tillpay_with_input(
+        args(&till.socket, &["charge", "--amount", "1", "--typed"]),
+        "\n",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "an empty code is a usage error");
     let out = tillpay(args(&till.socket, &["query", "NOPE"])).await;
     assert_eq!(
         out.status.code(),
@@ -145,7 +154,8 @@ async fn the_python_example_client_charges_a_sale() {
     let code = Behaviour::ConfirmsAfter(1).code(Provider::Alipay, 13);
     let socket = till.socket.display().to_string();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
+        use std::io::Write;
+        let mut child = std::process::Command::new("python3")
             .args([
                 "examples/pos_client.py",
                 "--socket",
@@ -154,12 +164,18 @@ async fn the_python_example_client_charges_a_sale() {
                 "PY1",
                 "--amount",
                 "150",
-                "--auth-code",
-                &code,
+                "--typed",
             ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("python3 runs")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = writeln!(stdin, "{code}");
+        }
+        child.wait_with_output().expect("python3 ends")
     })
     .await
     .expect("join");

@@ -171,3 +171,83 @@ async fn killed_at_random_points() {
         t.stop().await;
     }
 }
+
+/// Polls `query` until `done` accepts the Payment (or 15 s pass).
+async fn wait_for(t: &E2eTill, order: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut c = t.pos().await;
+    let mut last = Value::Null;
+    for i in 0..300 {
+        last = c.call(i, "query", json!({"order_no": order})).await;
+        if done(&last["result"]) {
+            return last["result"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{order}: never got there: {last}\n{}", t.log())
+}
+
+#[tokio::test]
+async fn killed_with_a_refund_in_flight_the_refund_is_confirmed_after_the_restart() {
+    let mut t = E2eTill::start(Speed::Fast).await;
+    let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 77);
+    let mut pos = t.pos().await;
+    let paid = pos
+        .call(
+            1,
+            "charge",
+            json!({"order_no": "RF1", "amount": 1000, "auth_code": code}),
+        )
+        .await;
+    assert_eq!(paid["result"]["status"], "paid", "{paid}");
+    let otn = paid["result"]["out_trade_no"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    // WeChat accepts the refund; it lands a second later.
+    let r = pos
+        .call(
+            2,
+            "refund",
+            json!({"order_no": "RF1", "refund_no": "BACK1", "amount": 400}),
+        )
+        .await;
+    assert_eq!(r["result"]["status"], "processing", "{r}");
+    t.kill9();
+    drop(pos);
+    t.spawn().await;
+    // Nobody resends it: the restarted daemon confirms it by itself.
+    let p = wait_for(&t, "RF1", |p| p["refunded_amount"] == 400).await;
+    assert_eq!(p["status"], "paid");
+    assert_eq!(t.sim.ledger.money_kept(&otn), 600);
+    let order = t.sim.ledger.order(&otn).expect("order");
+    assert_eq!(order.refunds.len(), 1, "refunded once");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_payment_made_while_the_till_was_down_is_found_paid_after_the_deadline() {
+    // The money is taken but the answer never arrives; the till dies with
+    // the pay request in flight and stays down past the 2 s deadline. On
+    // restart it asks first: paid, and nothing is revoked.
+    let mut t = E2eTill::start(Speed::Fast).await;
+    let code = Behaviour::AnswerLost.code(Provider::Alipay, 78);
+    let conns = start_sales(&t, &[("LATE1".into(), 880, code)]).await;
+    let otn = "T1_LATE1_1";
+    for _ in 0..200 {
+        if t.sim.ledger.money_kept(otn) == 880 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(t.sim.ledger.money_kept(otn), 880, "the customer paid");
+    t.kill9();
+    drop(conns);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    t.spawn().await;
+    let p = wait_for(&t, "LATE1", |p| p["status"] != "paying").await;
+    assert_eq!(p["status"], "paid", "{p}");
+    let order = t.sim.ledger.order(otn).expect("order");
+    assert_eq!(order.revoke_calls, 0, "nothing revoked");
+    assert_eq!(t.sim.ledger.money_kept(otn), 880);
+    t.stop().await;
+}

@@ -172,3 +172,189 @@ async fn a_code_used_before_is_refused_and_charges_nothing() {
     assert!(orders.iter().all(|o| o.charges == 1));
     t.stop().await;
 }
+
+/// Whether the simulator's money agrees with an answer a client got.
+fn answer_agrees(t: &E2eTill, p: &serde_json::Value, context: &str) {
+    let status = p["status"].as_str().unwrap_or("");
+    let Some(otn) = p["out_trade_no"].as_str() else {
+        assert!(
+            matches!(status, "cancelled" | "waiting_scan"),
+            "{context}: {p}"
+        );
+        return;
+    };
+    let kept = t.sim.ledger.money_kept(otn);
+    match status {
+        "paid" => assert_eq!(
+            kept,
+            p["amount"].as_u64().unwrap_or(0),
+            "{context}: told paid: {p}"
+        ),
+        "failed" | "revoked" | "cancelled" => {
+            assert_eq!(kept, 0, "{context}: told {status}, money kept: {p}")
+        }
+        other => panic!("{context}: {other} is not a final answer: {p}"),
+    }
+}
+
+#[tokio::test]
+async fn three_clients_racing_on_one_order_are_told_only_true_things() {
+    // A charge waiting for the scanner, a charge with a typed code and a
+    // cancel, sent within a few milliseconds of each other on three
+    // connections, round after round. Whatever order the daemon takes
+    // them in, every answer matches the simulator's ledger, the cancel
+    // answers a final status, and the sale kept its money at most once.
+    let t = E2eTill::start(Speed::Fast).await;
+    for round in 0..30u64 {
+        let order = format!("RACE{round}");
+        let provider = if round % 2 == 0 {
+            Provider::Wechat
+        } else {
+            Provider::Alipay
+        };
+        let b = if round % 3 == 0 {
+            Behaviour::ConfirmsAfter(1)
+        } else {
+            Behaviour::PaysAtOnce
+        };
+        let code = b.code(provider, 500 + round);
+        let (mut a, mut b_conn, mut c) = (t.pos().await, t.pos().await, t.pos().await);
+        let charge = |id: i64, code: Option<&str>| {
+            let mut params = json!({"order_no": order, "amount": 300});
+            if let Some(code) = code {
+                params["auth_code"] = json!(code);
+            }
+            json!({"jsonrpc": "2.0", "id": id, "method": "charge", "params": params})
+        };
+        a.send(charge(1, None)).await;
+        tokio::time::sleep(Duration::from_millis(round % 3)).await;
+        b_conn.send(charge(2, Some(&code))).await;
+        tokio::time::sleep(Duration::from_millis(round % 2)).await;
+        c.send(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "cancel", "params": {"order_no": order}}),
+        )
+        .await;
+        let (wa, _) = a.answer(1).await;
+        let (wb, _) = b_conn.answer(2).await;
+        let (wc, _) = c.answer(3).await;
+        let context = format!("round {round}: {wa} | {wb} | {wc}");
+        let cancel = &wc["result"];
+        assert!(cancel.is_object(), "{context}: the cancel must answer");
+        answer_agrees(&t, cancel, &context);
+        for w in [&wa, &wb] {
+            match w.get("result") {
+                Some(p) => answer_agrees(&t, p, &context),
+                // The order was taken: 1002 (or the scanner busy: 1001).
+                None => assert!(
+                    matches!(w["error"]["code"].as_i64(), Some(1001 | 1002)),
+                    "{context}"
+                ),
+            }
+        }
+        let end = c.call(4, "query", json!({"order_no": order})).await;
+        let kept = t.sim.ledger.money_kept_with_prefix(&format!("T1_{order}_"));
+        let paid = end["result"]["status"] == "paid";
+        assert_eq!(kept, if paid { 300 } else { 0 }, "{context}: ended {end}");
+        // Whoever was told paid, the sale is paid.
+        for w in [&wa, &wb, &wc] {
+            if w["result"]["status"] == "paid" {
+                assert!(paid, "{context}");
+            }
+        }
+        // A sale left open can be charged again: nothing is stuck.
+        if !paid {
+            let again = Behaviour::PaysAtOnce.code(provider, 900 + round);
+            let p = c
+                .call(
+                    5,
+                    "charge",
+                    json!({"order_no": order, "amount": 300, "auth_code": again}),
+                )
+                .await;
+            assert_eq!(p["result"]["status"], "paid", "{context}: {p}");
+        }
+    }
+    t.stop().await;
+}
+
+fn journal_cli(t: &E2eTill, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tillpay"))
+        .arg("journal")
+        .arg("--config")
+        .arg(&t.config)
+        .args(args)
+        .output()
+        .expect("tillpay journal runs")
+}
+
+#[tokio::test]
+async fn journal_resolve_goes_through_the_running_daemon_and_works_without_one() {
+    let mut t = E2eTill::start(Speed::Fast).await;
+    let mut pos = t.pos().await;
+    for (i, order) in ["OPA", "OPB"].into_iter().enumerate() {
+        let code = Behaviour::RevokeFails.code(Provider::Alipay, 70 + i as u64);
+        let p = pos
+            .call(
+                i as i64,
+                "charge",
+                json!({"order_no": order, "amount": 450, "auth_code": code}),
+            )
+            .await;
+        assert_eq!(p["result"]["status"], "needs_attention", "{p}");
+    }
+    // While the daemon runs, the verdict goes to the order's owner.
+    let out = journal_cli(
+        &t,
+        &[
+            "resolve",
+            "OPA",
+            "--as",
+            "paid",
+            "--note",
+            "portal shows it paid",
+            "--operator",
+            "alice",
+            "--transaction-id",
+            "2026120122001400000001",
+            "--paid-at",
+            "2026-12-01 10:15:00",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("through the daemon"), "{stdout}");
+    let p = pos.call(9, "query", json!({"order_no": "OPA"})).await;
+    assert_eq!(p["result"]["status"], "paid", "{p}");
+    let paid_at = p["result"]["paid_at"].as_str().unwrap_or("");
+    assert!(
+        paid_at.starts_with("2026-12-01T10:15:00"),
+        "the payment's own time: {paid_at}"
+    );
+    // With the daemon stopped, the same rules apply to the journal itself.
+    t.kill9();
+    let out = journal_cli(
+        &t,
+        &[
+            "resolve",
+            "OPB",
+            "--as",
+            "unpaid",
+            "--note",
+            "portal: closed",
+            "--operator",
+            "bob",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("through the daemon"));
+    t.spawn().await;
+    let mut pos = t.pos().await;
+    let p = pos.call(10, "query", json!({"order_no": "OPB"})).await;
+    assert_eq!(p["result"]["status"], "failed", "{p}");
+    let show = journal_cli(&t, &["show", "OPB"]);
+    assert!(
+        String::from_utf8_lossy(&show.stdout).contains("bob"),
+        "{show:?}"
+    );
+    t.stop().await;
+}

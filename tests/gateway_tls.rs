@@ -124,10 +124,11 @@ async fn reverse_goes_with_the_merchant_certificate_and_micropay_without() {
         matches!(gw.pay(&req).await, PayAnswer::Unknown { .. }),
         "micropay over TLS reaches the simulator"
     );
-    // WeChat's reverse does not say whether it closed or refunded.
+    // WeChat's reverse does not say whether it closed or refunded; the
+    // order query after it does: never paid, so closed.
     assert_eq!(
         gw.revoke(&req.out_trade_no).await,
-        RevokeAnswer::Revoked(RevokeEffect::Unstated)
+        RevokeAnswer::Revoked(RevokeEffect::Closed)
     );
     let seen = seen.lock().expect("seen").clone();
     assert!(

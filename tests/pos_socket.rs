@@ -438,3 +438,80 @@ impl NextOrStatus for Conn {
         self.next().await.expect("an answer")
     }
 }
+
+#[tokio::test]
+async fn a_sale_waiting_for_an_operator_is_refused_until_resolved_over_the_socket() {
+    let till = common::TestTill::start(vec![], 0o600).await;
+    let mut c = till.connect().await;
+    let stuck_code = Behaviour::RevokeFails.code(Provider::Wechat, 61);
+    let stuck = c
+        .call(
+            1,
+            "charge",
+            json!({"order_no": "OP1", "amount": 300, "auth_code": stuck_code}),
+        )
+        .await;
+    assert_eq!(stuck["result"]["status"], "needs_attention", "{stuck}");
+    let fresh = Behaviour::PaysAtOnce.code(Provider::Wechat, 62);
+    let again = c
+        .call(
+            2,
+            "charge",
+            json!({"order_no": "OP1", "amount": 300, "auth_code": fresh}),
+        )
+        .await;
+    assert_eq!(again["error"]["code"], 1002, "{again}");
+    let s = c.call(3, "status", json!({})).await;
+    assert_eq!(s["result"]["needs_attention"], 1, "{s}");
+    assert_eq!(s["result"]["journal_error"], Value::Null);
+    // The operator checked the portal: not paid.
+    let bad = c
+        .call(
+            4,
+            "resolve",
+            json!({"order_no": "OP1", "as": "maybe", "operator": "ops", "note": "x"}),
+        )
+        .await;
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("as"),
+        "{bad}"
+    );
+    let r = c
+        .call(
+            5,
+            "resolve",
+            json!({"order_no": "OP1", "as": "unpaid", "operator": "ops", "note": "portal: closed"}),
+        )
+        .await;
+    assert_eq!(r["result"]["status"], "failed", "{r}");
+    let paid = c
+        .call(
+            6,
+            "charge",
+            json!({"order_no": "OP1", "amount": 300, "auth_code": fresh}),
+        )
+        .await;
+    assert_eq!(paid["result"]["status"], "paid", "{paid}");
+}
+
+#[tokio::test]
+async fn status_says_when_the_journal_cannot_be_read_instead_of_zero() {
+    let till = common::TestTill::start(vec![], 0o600).await;
+    let mut c = till.connect().await;
+    let conn = rusqlite::Connection::open(&till.journal_path).expect("open");
+    conn.execute_batch("ALTER TABLE attempts RENAME TO attempts_gone")
+        .expect("break the journal");
+    let s = c.call(1, "status", json!({})).await;
+    assert_eq!(s["result"]["needs_attention"], Value::Null, "{s}");
+    assert!(
+        s["result"]["journal_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{s}"
+    );
+    assert_eq!(s["result"]["journal_ok"], false, "{s}");
+}

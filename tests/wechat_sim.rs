@@ -201,9 +201,10 @@ async fn requests_carry_what_wechat_requires() {
         gw.query(&req.out_trade_no).await,
         QueryAnswer::Paid(_)
     ));
+    // Paid, then reversed: the query after the reverse says money moved.
     assert!(matches!(
         gw.revoke(&req.out_trade_no).await,
-        RevokeAnswer::Revoked(RevokeEffect::Unstated)
+        RevokeAnswer::Revoked(RevokeEffect::Refunded)
     ));
     let _ = gw.bill("2001-01-01").await;
 
@@ -215,6 +216,7 @@ async fn requests_carry_what_wechat_requires() {
             "/pay/micropay",
             "/pay/orderquery",
             "/secapi/pay/reverse",
+            "/pay/orderquery",
             "/pay/downloadbill"
         ]
     );
@@ -245,7 +247,7 @@ async fn requests_carry_what_wechat_requires() {
     assert!(pay["body"].len() <= 128 && req.subject.starts_with(&pay["body"]));
     assert_eq!(pay["body"].chars().count(), 42);
     assert_ne!(seen[0].1["nonce_str"], seen[1].1["nonce_str"]);
-    let bill = &seen[3].1;
+    let bill = &seen[4].1;
     assert_eq!(
         (bill["bill_date"].as_str(), bill["bill_type"].as_str()),
         ("20010101", "ALL")
@@ -327,6 +329,17 @@ async fn refunds_and_the_bill() {
         gw.refund(&refund("R1", 300)).await,
         RefundAnswer::Processing(_)
     ));
+    // Accepted, not landed: the query says PROCESSING until it lands.
+    assert!(matches!(
+        gw.refund_query(&paid.out_trade_no, "R1").await,
+        RefundAnswer::Processing(_)
+    ));
+    assert_eq!(
+        sim.ledger.money_kept(&paid.out_trade_no),
+        1000,
+        "not back yet"
+    );
+    tokio::time::sleep(TIME_UNIT * 6).await;
     match gw.refund_query(&paid.out_trade_no, "R1").await {
         RefundAnswer::Refunded { refund_id } => assert!(refund_id.is_some()),
         other => panic!("{other:?}"),

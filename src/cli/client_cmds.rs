@@ -124,7 +124,7 @@ pub async fn charge(
     amount: &str,
     order: Option<String>,
     subject: Option<String>,
-    auth_code: Option<String>,
+    typed: bool,
 ) -> ExitCode {
     let Ok(fen) = Fen::parse_yuan(amount, false) else {
         return usage(&format!(
@@ -137,8 +137,11 @@ pub async fn charge(
     if let Some(s) = subject {
         params["subject"] = json!(s);
     }
-    if let Some(c) = auth_code {
-        params["auth_code"] = json!(c);
+    if typed {
+        match read_typed_code() {
+            Ok(c) => params["auth_code"] = json!(c),
+            Err(e) => return usage(&e),
+        }
     }
     match call(opts, "charge", params, &order).await {
         Ok(p) => {
@@ -151,6 +154,26 @@ pub async fn charge(
         }
         Err(code) => code,
     }
+}
+
+/// One line from standard input: the payment code the cashier typed.
+fn read_typed_code() -> Result<String, String> {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("payment code: ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("--typed: cannot read the code from standard input: {e}"))?;
+    let code = line.trim().to_string();
+    if code.is_empty() {
+        return Err("--typed: no payment code on standard input".into());
+    }
+    Ok(code)
 }
 
 pub async fn order_call(opts: &ClientOpts, method: &str, order: &str) -> ExitCode {

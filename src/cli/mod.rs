@@ -45,7 +45,7 @@ enum Command {
     },
     /// Training/demo mode: simulated gateways, a virtual scanner, a whole sale.
     Demo,
-    /// Charge a sale: waits for a scan unless --auth-code is given.
+    /// Charge a sale: waits for a scan unless --typed is given.
     Charge {
         /// Amount in yuan, at most two decimals (12.34).
         #[arg(long)]
@@ -55,9 +55,11 @@ enum Command {
         order: Option<String>,
         #[arg(long)]
         subject: Option<String>,
-        /// A payment code typed in by hand.
+        /// Take a payment code typed in by hand, from standard input (a
+        /// prompt on a terminal): never on the command line, where `ps` and
+        /// the shell's history would keep it.
         #[arg(long)]
-        auth_code: Option<String>,
+        typed: bool,
         #[command(flatten)]
         opts: ClientOpts,
     },
@@ -139,9 +141,9 @@ async fn dispatch(cmd: Command) -> ExitCode {
             amount,
             order,
             subject,
-            auth_code,
+            typed,
             opts,
-        } => client_cmds::charge(&opts, &amount, order, subject, auth_code).await,
+        } => client_cmds::charge(&opts, &amount, order, subject, typed).await,
         Command::Query { order, opts } => client_cmds::order_call(&opts, "query", &order).await,
         Command::Cancel { order, opts } => client_cmds::order_call(&opts, "cancel", &order).await,
         Command::Refund {

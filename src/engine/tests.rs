@@ -22,6 +22,7 @@ enum Sent {
     Query,
     Revoke,
     Refund(String),
+    RefundQuery(String),
 }
 
 /// A gateway double that answers from scripts and records what it was
@@ -151,7 +152,8 @@ impl Gateway for Scripted {
                 refund_id: Some("R1".into()),
             })
     }
-    async fn refund_query(&self, _: &str, _: &str) -> RefundAnswer {
+    async fn refund_query(&self, _: &str, refund_no: &str) -> RefundAnswer {
+        self.log(Sent::RefundQuery(refund_no.to_string()));
         self.refund_query
             .lock()
             .expect("lock")
@@ -1110,3 +1112,5 @@ async fn an_order_number_paid_long_before_this_attempt_is_another_sales() {
         PaymentStatus::Paid
     );
 }
+
+mod owner;

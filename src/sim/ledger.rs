@@ -35,6 +35,17 @@ pub struct SimRefund {
     pub at: DateTime<Local>,
     /// A refund that a revoke of a paid order caused.
     pub by_revoke: bool,
+    /// When the money reaches the customer (WeChat: a refund is accepted
+    /// first and lands later, "20 minutes to the balance, 3 working days to
+    /// a card"); `None`: at once.
+    pub lands_at: Option<Instant>,
+}
+
+impl SimRefund {
+    /// The money is back with the customer.
+    pub fn landed(&self) -> bool {
+        self.lands_at.is_none_or(|t| t <= Instant::now())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -65,12 +76,18 @@ impl Order {
         Fen(self.refunds.iter().map(|r| r.amount.0).sum())
     }
 
-    /// Money the merchant keeps from this order.
+    /// Money the merchant keeps from this order: refunds count once landed.
     pub fn money_kept(&self) -> u64 {
         if self.charges == 0 {
             return 0;
         }
-        self.amount.0.saturating_sub(self.refunded().0)
+        let back: u64 = self
+            .refunds
+            .iter()
+            .filter(|r| r.landed())
+            .map(|r| r.amount.0)
+            .sum();
+        self.amount.0.saturating_sub(back)
     }
 }
 
@@ -324,6 +341,7 @@ impl Ledger {
                     amount,
                     at: Local::now(),
                     by_revoke: true,
+                    lands_at: None,
                 });
                 RevokeEffect::Refunded
             }
@@ -334,8 +352,20 @@ impl Ledger {
         RevokeOutcome::Done(effect)
     }
 
-    /// Refunds part or all of a paid order; idempotent on `refund_no`.
+    /// Refunds part or all of a paid order at once; idempotent on `refund_no`.
     pub fn refund(&self, out_trade_no: &str, refund_no: &str, amount: Fen) -> RefundOutcome {
+        self.refund_landing(out_trade_no, refund_no, amount, 0)
+    }
+
+    /// A refund whose money lands `units` time units later.
+    pub fn refund_landing(
+        &self,
+        out_trade_no: &str,
+        refund_no: &str,
+        amount: Fen,
+        units: u32,
+    ) -> RefundOutcome {
+        let lands_at = (units > 0).then(|| Instant::now() + self.time_unit * units);
         let mut inner = self.lock();
         Self::settle(&mut inner);
         let Some(o) = inner.orders.get_mut(out_trade_no) else {
@@ -359,6 +389,7 @@ impl Ledger {
             amount,
             at: Local::now(),
             by_revoke: false,
+            lands_at,
         };
         o.refunds.push(r.clone());
         RefundOutcome::Refunded(r)

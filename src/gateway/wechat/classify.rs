@@ -115,29 +115,46 @@ fn note_of(f: &Fields) -> GatewayNote {
 }
 
 /// `return_code` other than SUCCESS is a communication-level answer and is
-/// unsigned. It is a definite "not processed" only when its text says the
-/// request itself was refused (signature, parameters, permission, format);
-/// anything else ("系统繁忙", a proxy's page) is unknown (POLICY 5).
+/// unsigned. It is a definite "not processed" only when its `return_msg` is
+/// one of the request errors WeChat documents or is known to send, matched
+/// exactly (after trimming): free text that merely mentions a parameter
+/// ("系统繁忙", a proxy's page, "参数…稍后再试") is unknown (POLICY 5).
 pub fn return_fail_is_config_error(return_msg: &str) -> bool {
-    let m = return_msg.to_ascii_lowercase();
-    const MARKERS: [&str; 15] = [
-        "签名",
-        "参数",
-        "权限",
-        "格式",
-        "不匹配",
-        "不存在",
-        "sign",
-        "param",
-        "appid",
-        "mch_id",
-        "mchid",
-        "permission",
-        "xml",
-        "post",
-        "utf8",
+    const REQUEST_ERRORS: [&str; 20] = [
+        "签名错误",
+        "参数格式校验错误",
+        "参数错误",
+        "XML格式错误",
+        "xml格式错误",
+        "mch_id参数格式错误",
+        "appid参数格式错误",
+        "appid和mch_id不匹配",
+        "商户号mch_id与appid不匹配",
+        "受理机构必须传入sub_mch_id",
+        "sub_mch_id与sub_appid不匹配",
+        "无效的trade_type",
+        "缺少参数",
+        "post数据为空",
+        "请使用post方法",
+        "编码格式错误",
+        "invalid sign",
+        "sign error",
+        "require POST method",
+        "mch_id不存在",
     ];
-    MARKERS.iter().any(|k| m.contains(k)) || m.contains("trade_type") || m.contains("utf-8")
+    let m = return_msg.trim();
+    if REQUEST_ERRORS.contains(&m) {
+        return true;
+    }
+    // The documented per-field forms: "<field>参数格式错误", "<field>参数错误",
+    // "缺少参数<field>", with the request field's name in ASCII.
+    let field = |f: &str| {
+        (1..=32).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    };
+    m.strip_suffix("参数格式错误")
+        .or_else(|| m.strip_suffix("参数错误"))
+        .or_else(|| m.strip_prefix("缺少参数"))
+        .is_some_and(field)
 }
 
 enum Level<'a> {
@@ -326,6 +343,27 @@ pub fn revoke(reply: &Reply) -> RevokeAnswer {
 
 /// A `/secapi/pay/refund` answer for the refund `refund_no` of the trade
 /// `out_trade_no`.
+/// What an order query after a successful reverse says about money: a
+/// REVOKED order that had been paid keeps its `time_end` (paid, then
+/// refunded by the reverse); one that never was has none. Anything else
+/// (no answer, another state) leaves it unstated.
+pub fn revoke_effect(reply: &Reply) -> RevokeEffect {
+    let Reply::Answer(f) = reply else {
+        return RevokeEffect::Unstated;
+    };
+    let Level::Business(f) = level(f) else {
+        return RevokeEffect::Unstated;
+    };
+    if get(f, "result_code") != "SUCCESS" || get(f, "trade_state") != "REVOKED" {
+        return RevokeEffect::Unstated;
+    }
+    if get(f, "time_end").is_empty() {
+        RevokeEffect::Closed
+    } else {
+        RevokeEffect::Refunded
+    }
+}
+
 pub fn refund(reply: &Reply, out_trade_no: &str, refund_no: &str) -> RefundAnswer {
     let f = match reply {
         // Even a refund that never left is reported unknown: the caller

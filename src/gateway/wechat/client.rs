@@ -16,7 +16,7 @@ use crate::config::WechatConfig;
 use crate::domain::{AuthCode, Provider};
 use crate::gateway::{
     BillAnswer, Gateway, GatewayNote, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
-    RefundRequest, RevokeAnswer,
+    RefundRequest, RevokeAnswer, RevokeEffect,
 };
 
 /// WeChat's `body` limit is 128; its lengths are counted in bytes of
@@ -402,7 +402,18 @@ impl Gateway for WechatGateway {
     async fn revoke(&self, out_trade_no: &str) -> RevokeAnswer {
         let mut p = self.base_params();
         p.insert("out_trade_no".into(), out_trade_no.to_string());
-        classify::revoke(&self.call("/secapi/pay/reverse", p, true).await)
+        let answer = classify::revoke(&self.call("/secapi/pay/reverse", p, true).await);
+        if answer != RevokeAnswer::Revoked(RevokeEffect::Unstated) {
+            return answer;
+        }
+        // WeChat's reverse does not say whether it closed the order or
+        // refunded a payment; the order query after it does (a REVOKED order
+        // that was paid still carries its time_end). Reconciliation needs
+        // the difference.
+        let mut q = self.base_params();
+        q.insert("out_trade_no".into(), out_trade_no.to_string());
+        let effect = classify::revoke_effect(&self.call("/pay/orderquery", q, false).await);
+        RevokeAnswer::Revoked(effect)
     }
 
     async fn refund(&self, req: &RefundRequest) -> RefundAnswer {

@@ -276,6 +276,9 @@ fn reverse(sim: &WechatSim, req: &Fields) -> Outcome {
     }
 }
 
+/// Time units from an accepted refund to the money landing.
+pub const REFUND_LANDS_AFTER: u32 = 5;
+
 fn refund(sim: &WechatSim, req: &Fields) -> Outcome {
     if let Err(o) = require(req, &["out_refund_no", "total_fee", "refund_fee"]) {
         return o;
@@ -302,7 +305,11 @@ fn refund(sim: &WechatSim, req: &Fields) -> Outcome {
     if order.amount != total {
         return Outcome::fail("PARAM_ERROR", "订单金额total_fee与实际订单金额不一致");
     }
-    match sim.ledger.refund(&order.out_trade_no, refund_no, amount) {
+    // WeChat accepts a refund and lands it later; refundquery tells.
+    match sim
+        .ledger
+        .refund_landing(&order.out_trade_no, refund_no, amount, REFUND_LANDS_AFTER)
+    {
         RefundOutcome::Refunded(r) => {
             let mut f = Fields::new();
             put(&mut f, "transaction_id", order.transaction_id.clone());
@@ -388,18 +395,25 @@ fn refund_query(sim: &WechatSim, req: &Fields) -> Outcome {
             &format!("settlement_refund_fee_{n}"),
             r.amount.0.to_string(),
         );
-        put(&mut f, &format!("refund_status_{n}"), "SUCCESS");
+        let landed = r.landed();
+        put(
+            &mut f,
+            &format!("refund_status_{n}"),
+            if landed { "SUCCESS" } else { "PROCESSING" },
+        );
         put(
             &mut f,
             &format!("refund_account_{n}"),
             "REFUND_SOURCE_UNSETTLED_FUNDS",
         );
         put(&mut f, &format!("refund_recv_accout_{n}"), "支付用户的零钱");
-        put(
-            &mut f,
-            &format!("refund_success_time_{n}"),
-            beijing(r.at).format("%Y-%m-%d %H:%M:%S").to_string(),
-        );
+        if landed {
+            put(
+                &mut f,
+                &format!("refund_success_time_{n}"),
+                beijing(r.at).format("%Y-%m-%d %H:%M:%S").to_string(),
+            );
+        }
     }
     Outcome::Success(f)
 }

@@ -196,6 +196,9 @@ fn return_code_fail_is_unknown_unless_it_names_a_request_error() {
         "受理机构必须传入sub_mch_id",
         "无效的trade_type",
         "XML格式错误",
+        "sign_type参数格式错误",
+        "缺少参数sign",
+        "nonce_str参数错误",
     ] {
         assert!(
             matches!(
@@ -208,7 +211,16 @@ fn return_code_fail_is_unknown_unless_it_names_a_request_error() {
             "{msg}"
         );
     }
-    for msg in ["系统繁忙,请稍后再试", "", "timeout"] {
+    // Free text that only mentions a parameter or a signature is not a
+    // documented request error: the request may have been processed.
+    for msg in [
+        "系统繁忙,请稍后再试",
+        "",
+        "timeout",
+        "参数错误，请稍后再试",
+        "签名错误?系统繁忙",
+        "<html>bad param</html>",
+    ] {
         assert!(
             matches!(pay(&fail(msg)), PayAnswer::Unknown { .. }),
             "{msg:?}"
@@ -465,4 +477,36 @@ fn time_end_converts_to_beijing_rfc3339() {
     );
     assert_eq!(time_end_rfc3339("2026-01-05"), None);
     assert_eq!(time_end_rfc3339(""), None);
+}
+
+#[test]
+fn the_query_after_a_reverse_tells_closed_from_refunded() {
+    let q = |state: &str, time_end: Option<&str>| {
+        let mut f = vec![
+            ("return_code", "SUCCESS"),
+            ("result_code", "SUCCESS"),
+            ("trade_state", state),
+        ];
+        if let Some(t) = time_end {
+            f.push(("time_end", t));
+            f.push(("transaction_id", "4200000001"));
+        }
+        Reply::Answer(fields(&f))
+    };
+    // Paid, then reversed: the money went back.
+    assert_eq!(
+        revoke_effect(&q("REVOKED", Some("20261201101500"))),
+        RevokeEffect::Refunded
+    );
+    // Never paid: closed, no money moved.
+    assert_eq!(revoke_effect(&q("REVOKED", None)), RevokeEffect::Closed);
+    // Anything the gateway does not say plainly stays unstated.
+    assert_eq!(
+        revoke_effect(&q("SUCCESS", Some("20261201101500"))),
+        RevokeEffect::Unstated
+    );
+    assert_eq!(
+        revoke_effect(&Reply::Lost(GatewayNote::new("TIMEOUT", "t"))),
+        RevokeEffect::Unstated
+    );
 }
