@@ -169,7 +169,9 @@ impl AttemptRun {
         let call = self.job.take().map_or(Call::Query, |(c, _)| c);
         let otn = self.out_trade_no.clone();
         let Some(gw) = self.gateway.clone() else {
-            return Box::pin(std::future::pending());
+            // Unreachable (a missing provider goes to an operator at
+            // resume), but never a call that waits for ever.
+            return Box::pin(async { Answer::Attempt(Event::ProviderMissing) });
         };
         match call {
             Call::Query => {

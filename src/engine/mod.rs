@@ -330,11 +330,13 @@ impl Engine {
             .await
     }
 
-    /// Takes the scanner for `order_no` if no other sale holds it.
+    /// Takes the scanner for `order_no`. True only when this call took it:
+    /// a sale that already holds it (a duplicate charge) did not, and must
+    /// not let go of it when that charge is refused.
     fn claim_scanner(&self, order_no: &str) -> bool {
         let mut reg = self.registry();
         match &reg.scanner {
-            Some(o) => o == order_no,
+            Some(_) => false,
             None => {
                 reg.scanner = Some(order_no.to_string());
                 true

@@ -86,8 +86,38 @@ struct Owner {
     call: Option<Call>,
 }
 
+/// If an owner panics (a bug, say in reading a gateway's answer), its
+/// order's live state dies with it: the till fail-stops, as on a journal
+/// failure, and lets go of what the owner held. The watchdog then stops
+/// and systemd restarts tillpay, whose recovery resumes the order.
+struct PanicGuard {
+    engine: Arc<Engine>,
+    order_no: String,
+}
+
+impl Drop for PanicGuard {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let e = JournalError::Internal(format!("the owner of order {} failed", self.order_no));
+        tracing::error!(order = %self.order_no, "order owner panicked: fail-stop");
+        self.engine.fail_stop(&e);
+        let mut reg = self.engine.registry();
+        if reg.scanner.as_deref() == Some(self.order_no.as_str()) {
+            reg.scanner = None;
+        }
+        reg.in_flight.remove(&self.order_no);
+        reg.owners.remove(&self.order_no);
+    }
+}
+
 pub(super) fn spawn(engine: Arc<Engine>, order_no: String, rx: mpsc::UnboundedReceiver<Msg>) {
     tokio::spawn(async move {
+        let _guard = PanicGuard {
+            engine: engine.clone(),
+            order_no: order_no.clone(),
+        };
         let sale = match load_phase(&engine, &order_no).await {
             Ok(p) => p,
             Err(e) => {
@@ -145,7 +175,14 @@ fn refuse_all(
             Msg::Scan { reply, .. } => {
                 let _ = reply.send(ScanOutcome::Ignored(err.to_string()));
             }
-            Msg::ResumeAttempt(_) | Msg::ResumeRefund(_) => {}
+            Msg::ResumeAttempt(row) => {
+                tracing::error!(order = %order_no, out_trade_no = %row.out_trade_no, error = %err,
+                    "cannot resume the attempt now: the journal cannot be read; it is resumed at the next start");
+            }
+            Msg::ResumeRefund(row) => {
+                tracing::error!(order = %order_no, refund_no = %row.refund_no, error = %err,
+                    "cannot resume the refund now: the journal cannot be read; it is resumed at the next start");
+            }
         }
     }
     reg.owners.remove(order_no);
@@ -290,9 +327,16 @@ impl Owner {
         }
     }
 
-    /// Adds a refund run, replacing one of the same number.
+    /// Adds a refund run, unless one of the same number runs already (that
+    /// one carries on; the newcomer had nobody waiting that it would not).
     fn add_refund(&mut self, run: RefundRun) {
-        self.refunds.retain(|r| r.refund_no() != run.refund_no());
+        if self
+            .refunds
+            .iter()
+            .any(|r| r.refund_no() == run.refund_no())
+        {
+            return;
+        }
         self.refunds.push(run);
     }
 
@@ -333,6 +377,11 @@ impl Owner {
         let starts = actions
             .iter()
             .any(|a| matches!(a, SaleAction::Arm | SaleAction::StartAttempt));
+        if actions.contains(&SaleAction::StartAttempt) {
+            // Seen in flight (by `list`, `status`) from now, not only once
+            // the attempt is journaled.
+            self.engine.set_in_flight(&self.order_no, true);
+        }
         if starts {
             // The sale row exists before anything else is journaled.
             let j = self.engine.journal().clone();
@@ -351,6 +400,7 @@ impl Owner {
                 if claimed {
                     self.engine.release_scanner(&self.order_no);
                 }
+                self.engine.set_in_flight(&self.order_no, false);
                 let _ = reply.send(Err(self.engine.journal_error(e)));
                 return;
             }
@@ -439,6 +489,11 @@ impl Owner {
             },
         );
         self.sale = next;
+        if actions.contains(&SaleAction::StartAttempt) {
+            // In flight before the scanner is let go: no moment shows the
+            // sale idle between the scan and its attempt.
+            self.engine.set_in_flight(&self.order_no, true);
+        }
         let mut reply = Some(reply);
         for action in actions {
             match action {
@@ -561,13 +616,13 @@ impl Owner {
     async fn answer_waiters(&mut self) {
         let answer = match self.round_error.take() {
             Some(e) => Err(e),
-            None => self.payment().await.and_then(|p| {
-                if !p.status.is_final() && !self.engine.journal_ok() {
-                    Err(unresolved())
-                } else {
-                    Ok(p)
-                }
-            }),
+            None => match self.payment().await {
+                Ok(p) if p.status.is_final() || self.engine.journal_ok() => Ok(p),
+                Ok(_) => Err(unresolved()),
+                // The round may have sent a code: never "nothing was sent".
+                Err(EngineError::JournalUnavailable(_)) => Err(unresolved()),
+                Err(e) => Err(e),
+            },
         };
         for w in self.waiters.drain(..) {
             let _ = w.send(answer.clone());
@@ -580,18 +635,20 @@ impl Owner {
         // A charge armed before another attempt hit a journal failure: the
         // till is fail-stopped (POLICY 14), so this code is not sent either.
         if !self.engine.journal_ok() {
+            self.engine.set_in_flight(&self.order_no, false);
             self.round_error = Some(EngineError::JournalUnavailable(
                 "the journal failed earlier; nothing was sent; restart tillpay".into(),
             ));
             return self.sale_step(SaleEvent::AttemptNotStarted).await;
         }
+        self.engine.set_in_flight(&self.order_no, true);
         match AttemptRun::begin(&self.engine, &self.order_no, code).await {
             Ok((run, call)) => {
-                self.engine.set_in_flight(&self.order_no, true);
                 self.attempt = Some(run);
                 self.call = Some(call);
             }
             Err(e) => {
+                self.engine.set_in_flight(&self.order_no, false);
                 self.round_error = Some(e);
                 self.sale_step(SaleEvent::AttemptNotStarted).await;
             }

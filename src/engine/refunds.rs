@@ -121,7 +121,8 @@ pub(super) async fn open(
         paid.transaction_id.clone(),
         gateway,
     );
-    run.step_now(engine, RefundEvent::Requested).await;
+    // `Requested` only schedules the send: it journals nothing that could fail.
+    let _ = run.step_now(engine, RefundEvent::Requested).await;
     Ok(Opened::Run(Box::new(run)))
 }
 
@@ -146,7 +147,9 @@ pub(super) async fn resume(engine: &Arc<Engine>, row: RefundRow) -> Option<Refun
     tracing::info!(order = %row.order_no, refund_no = %row.refund_no,
         status = row.status.as_str(), "resuming refund");
     let mut run = RefundRun::new(engine, row, paid.amount, paid.transaction_id, gateway);
-    run.step_now(engine, RefundEvent::Resumed).await;
+    if run.step_now(engine, RefundEvent::Resumed).await {
+        return None;
+    }
     Some(run)
 }
 
@@ -182,10 +185,10 @@ impl RefundRun {
         Duration::from_millis(now_ms().saturating_sub(self.row.created_at).max(0) as u64)
     }
 
-    /// Steps the machine without a call (start, resume). Its result only
-    /// schedules: these events never end a refund.
-    async fn step_now(&mut self, engine: &Arc<Engine>, ev: RefundEvent) {
-        let _ = self.feed(engine, ev).await;
+    /// Steps the machine without a call (start, resume): true when the run
+    /// is over already (its journal record failed).
+    async fn step_now(&mut self, engine: &Arc<Engine>, ev: RefundEvent) -> bool {
+        self.feed(engine, ev).await
     }
 
     pub(super) fn start_call(&mut self) -> order::Call {
@@ -243,8 +246,11 @@ impl RefundRun {
                     if let Err(e) = r {
                         engine.fail_stop(&e);
                         if let Some(reply) = self.reply.take() {
-                            let _ = reply.send(Err(EngineError::JournalUnavailable(format!(
-                                "{e}; the refund is resumed when tillpay restarts"
+                            // The request may have reached the gateway.
+                            let _ = reply.send(Err(EngineError::PaymentUnresolved(format!(
+                                "{e}: the refund may have reached the gateway and is NOT settled; \
+                                 do not refund again under another number; tillpay resumes it \
+                                 when it restarts"
                             ))));
                         }
                         return true;

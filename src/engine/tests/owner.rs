@@ -409,3 +409,83 @@ async fn three_clients_racing_on_one_order_get_answers_that_hold() {
         }
     }
 }
+
+/// A gateway whose pay call panics: a bug in reading an answer.
+struct Panicking;
+
+#[async_trait]
+impl Gateway for Panicking {
+    fn provider(&self) -> Provider {
+        Provider::Alipay
+    }
+    async fn pay(&self, _: &PayRequest) -> PayAnswer {
+        panic!("a bug while reading the answer")
+    }
+    async fn query(&self, _: &str) -> QueryAnswer {
+        pending()
+    }
+    async fn revoke(&self, _: &str) -> RevokeAnswer {
+        RevokeAnswer::Retry(note("x"))
+    }
+    async fn refund(&self, _: &RefundRequest) -> RefundAnswer {
+        RefundAnswer::Unknown(note("x"))
+    }
+    async fn refund_query(&self, _: &str, _: &str) -> RefundAnswer {
+        RefundAnswer::Unknown(note("x"))
+    }
+    async fn bill(&self, _: &str) -> BillAnswer {
+        BillAnswer::NoBill(note("none"))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_owner_that_panics_fail_stops_the_till_and_lets_go_of_the_scanner() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = Arc::new(Journal::open(&dir.path().join("journal.sqlite"), "T1").expect("j"));
+    let engine = Engine::new(journal, vec![Arc::new(Panicking)], PaymentConfig::default());
+    let e = engine
+        .charge(charge("A1", Some(ALIPAY_CODE)))
+        .await
+        .expect_err("no answer from a dead owner");
+    assert_eq!(e.code(), 1007, "the code may have left: {e}");
+    assert!(!engine.journal_ok(), "fail-stop until restarted");
+    let (waiting, in_flight, _) = engine.counts().await;
+    assert_eq!(
+        (waiting, in_flight),
+        (None, 0),
+        "nothing held by a dead owner"
+    );
+    // The journal keeps the attempt in flight for recovery.
+    let (_, attempts) = engine.journal().sale("A1").expect("read").expect("sale");
+    assert!(!attempts[0].state.phase.is_final());
+    let again = engine.charge(charge("B1", None)).await;
+    assert_eq!(again.map_err(|e| e.code()), Err(1004), "refused, not busy");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_charge_of_a_waiting_sale_does_not_free_the_scanner() {
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    let waiting = spawn_charge(&t, "A1", None);
+    wait_armed(&t).await;
+    let dup = t.engine.charge(charge("A1", None)).await;
+    assert_eq!(dup.map_err(|e| e.code()), Err(1002));
+    // Another sale still finds the scanner taken by A1.
+    let other = t.engine.charge(charge("B1", None)).await;
+    assert_eq!(other.map_err(|e| e.code()), Err(1001));
+    assert_eq!(t.engine.counts().await.0.as_deref(), Some("A1"));
+    let out = t
+        .engine
+        .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
+        .await;
+    assert_eq!(
+        out,
+        ScanOutcome::Taken {
+            order_no: "A1".into()
+        }
+    );
+    assert_eq!(
+        waiting.await.expect("join").expect("charge").status,
+        PaymentStatus::Paid
+    );
+}
