@@ -55,18 +55,19 @@ impl Phase {
         }
     }
 
+    /// Every phase, in flight first.
+    pub const ALL: [Phase; 7] = [
+        Phase::Submitting,
+        Phase::Paying,
+        Phase::Revoking,
+        Phase::Paid,
+        Phase::Failed,
+        Phase::Revoked,
+        Phase::NeedsAttention,
+    ];
+
     pub fn parse(s: &str) -> Option<Phase> {
-        [
-            Phase::Submitting,
-            Phase::Paying,
-            Phase::Revoking,
-            Phase::Paid,
-            Phase::Failed,
-            Phase::Revoked,
-            Phase::NeedsAttention,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
+        Phase::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 

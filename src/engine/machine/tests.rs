@@ -594,14 +594,10 @@ fn an_operator_verdict_settles_only_an_attempt_that_needs_attention() {
     );
     let (a, _) = resolve(in_phase(Phase::NeedsAttention), Verdict::Unpaid, who());
     assert_eq!(a.phase, Phase::Failed);
-    for phase in [
-        Phase::Submitting,
-        Phase::Paying,
-        Phase::Revoking,
-        Phase::Paid,
-        Phase::Failed,
-        Phase::Revoked,
-    ] {
+    for phase in Phase::ALL
+        .into_iter()
+        .filter(|p| *p != Phase::NeedsAttention)
+    {
         let (a, acts) = step(
             in_phase(phase),
             Event::OperatorResolved {
@@ -762,15 +758,7 @@ fn all_events() -> Vec<Event> {
 /// Every attempt state, with the counters at their edges.
 fn all_states(t: &Timing) -> Vec<Attempt> {
     let mut out = Vec::new();
-    for phase in [
-        Phase::Submitting,
-        Phase::Paying,
-        Phase::Revoking,
-        Phase::Paid,
-        Phase::Failed,
-        Phase::Revoked,
-        Phase::NeedsAttention,
-    ] {
+    for phase in Phase::ALL {
         for bits in 0..8u8 {
             for revoke_tries in [0, t.revoke_max_attempts - 1, t.revoke_max_attempts] {
                 out.push(Attempt {

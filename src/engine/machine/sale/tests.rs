@@ -14,16 +14,6 @@ const PHASES: [SalePhase; 6] = [
     SalePhase::NeedsAttention,
 ];
 
-const ATTEMPT_PHASES: [Phase; 7] = [
-    Phase::Submitting,
-    Phase::Paying,
-    Phase::Revoking,
-    Phase::Paid,
-    Phase::Failed,
-    Phase::Revoked,
-    Phase::NeedsAttention,
-];
-
 fn events() -> Vec<SaleEvent> {
     let mut out = Vec::new();
     for bits in 0..16u8 {
@@ -43,7 +33,7 @@ fn events() -> Vec<SaleEvent> {
         SaleEvent::AttemptHalted,
         SaleEvent::Resumed,
     ]);
-    out.extend(ATTEMPT_PHASES.map(SaleEvent::AttemptEnded));
+    out.extend(Phase::ALL.map(SaleEvent::AttemptEnded));
     out
 }
 
