@@ -19,9 +19,33 @@ use tillpay::journal::Journal;
 use tillpay::sim::behaviour::Behaviour;
 use tillpay::sim::Simulator;
 
-const COMMITS: usize = 1_000;
-const SALES: u64 = 300;
-const CONCURRENT: u64 = 50;
+/// commits: 1_000, or 50 with `TILLPAY_BENCH_QUICK` (CI runs the
+/// benches that way, so their figures cannot rot).
+fn commits() -> usize {
+    if std::env::var_os("TILLPAY_BENCH_QUICK").is_some() {
+        50
+    } else {
+        1_000
+    }
+}
+/// sales: 300, or 20 with `TILLPAY_BENCH_QUICK` (CI runs the
+/// benches that way, so their figures cannot rot).
+fn sales() -> u64 {
+    if std::env::var_os("TILLPAY_BENCH_QUICK").is_some() {
+        20
+    } else {
+        300
+    }
+}
+/// concurrent: 50, or 10 with `TILLPAY_BENCH_QUICK` (CI runs the
+/// benches that way, so their figures cannot rot).
+fn concurrent() -> u64 {
+    if std::env::var_os("TILLPAY_BENCH_QUICK").is_some() {
+        10
+    } else {
+        50
+    }
+}
 
 fn percentiles(mut v: Vec<Duration>) -> String {
     v.sort();
@@ -49,10 +73,11 @@ fn bench_dir() -> tempfile::TempDir {
 }
 
 fn journal_commits() {
+    let commits = commits();
     let dir = bench_dir();
     let j = Journal::open(&dir.path().join("journal.sqlite"), "T1").expect("journal");
     let (mut begin, mut paid) = (Vec::new(), Vec::new());
-    for i in 0..COMMITS {
+    for i in 0..commits {
         let order = format!("J{i}");
         j.ensure_sale(&order, Fen(100), "bench").expect("sale");
         let code = AuthCode::parse(&format!("13{:016}", i)).expect("code");
@@ -75,7 +100,7 @@ fn journal_commits() {
         j.record(&row.out_trade_no, &done, &rec).expect("record");
         paid.push(t.elapsed());
     }
-    println!("journal, {COMMITS} attempts (WAL + synchronous=FULL, BEGIN IMMEDIATE):");
+    println!("journal, {commits} attempts (WAL + synchronous=FULL, BEGIN IMMEDIATE):");
     println!(
         "  begin attempt (before the pay request)  {}",
         percentiles(begin)
@@ -87,6 +112,8 @@ fn journal_commits() {
 }
 
 async fn engine_sales() {
+    let sales = sales();
+    let concurrent = concurrent();
     let sim = Simulator::start(Duration::from_millis(10))
         .await
         .expect("simulator");
@@ -116,17 +143,17 @@ async fn engine_sales() {
     println!("sales through the engine, simulator on loopback, paid at once (sequential):");
     for provider in [Provider::Wechat, Provider::Alipay] {
         let mut v = Vec::new();
-        for serial in 0..SALES {
+        for serial in 0..sales {
             v.push(sale(engine.clone(), provider, serial).await);
         }
         println!(
-            "  {:<7} {SALES} sales  {}",
+            "  {:<7} {sales} sales  {}",
             provider.as_str(),
             percentiles(v)
         );
     }
     let t = Instant::now();
-    let tasks: Vec<_> = (0..CONCURRENT)
+    let tasks: Vec<_> = (0..concurrent)
         .map(|i| {
             let provider = if i % 2 == 0 {
                 Provider::Wechat
@@ -141,7 +168,7 @@ async fn engine_sales() {
         v.push(task.await.expect("join"));
     }
     println!(
-        "  {CONCURRENT} sales at once (both providers): all done in {:.1} ms; each {}",
+        "  {concurrent} sales at once (both providers): all done in {:.1} ms; each {}",
         t.elapsed().as_secs_f64() * 1e3,
         percentiles(v)
     );

@@ -11,7 +11,15 @@ use tillpay::engine::machine::{Attempt, Phase};
 use tillpay::journal::AttemptRow;
 use tillpay::reconcile::{alipay_bill, matching, wechat_bill};
 
-const ROWS: u64 = 1_000_000;
+/// rows: 1_000_000, or 20_000 with `TILLPAY_BENCH_QUICK` (CI runs the
+/// benches that way, so their figures cannot rot).
+fn rows() -> u64 {
+    if std::env::var_os("TILLPAY_BENCH_QUICK").is_some() {
+        20_000
+    } else {
+        1_000_000
+    }
+}
 const MINE_EVERY: u64 = 1000;
 
 fn max_rss_mb() -> f64 {
@@ -30,10 +38,11 @@ fn till(i: u64) -> &'static str {
 }
 
 fn wechat_file(path: &std::path::Path) {
+    let rows = rows();
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
     writeln!(f, "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注").expect("write");
     let mut total = 0u64;
-    for i in 0..ROWS {
+    for i in 0..rows {
         let amount = 100 + i % 900;
         total += amount;
         writeln!(
@@ -48,7 +57,7 @@ fn wechat_file(path: &std::path::Path) {
     writeln!(f, "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额").expect("write");
     writeln!(
         f,
-        "`{ROWS},`{},`0.00,`0.00,`0.00,`{},`0.00",
+        "`{rows},`{},`0.00,`0.00,`0.00,`{},`0.00",
         Fen(total).to_yuan(),
         Fen(total).to_yuan()
     )
@@ -56,10 +65,11 @@ fn wechat_file(path: &std::path::Path) {
 }
 
 fn alipay_file(path: &std::path::Path) {
+    let rows = rows();
     let mut text = String::from("#支付宝业务明细查询\n#账号：[20880211096256330156]\n支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,终端号,对方账户,订单金额（元）,商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,商家优惠（元）,券核销金额（元）,券名称,商家红包消费金额（元）,卡消费金额（元）,退款批次号/请求号,服务费（元）,分润（元）,备注\n");
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
     let mut total = 0u64;
-    for i in 0..ROWS {
+    for i in 0..rows {
         let amount = 100 + i % 900;
         total += amount;
         text.push_str(&format!(
@@ -74,13 +84,14 @@ fn alipay_file(path: &std::path::Path) {
             text.clear();
         }
     }
-    text.push_str(&format!("#交易合计：{ROWS}笔，商家实收共{}元，商家优惠共0.00元\n#退款合计：0笔，商家实收退款共0.00元，商家优惠退款共0.00元\n", Fen(total).to_yuan()));
+    text.push_str(&format!("#交易合计：{rows}笔，商家实收共{}元，商家优惠共0.00元\n#退款合计：0笔，商家实收退款共0.00元，商家优惠退款共0.00元\n", Fen(total).to_yuan()));
     f.write_all(&encoding_rs::GBK.encode(&text).0)
         .expect("write");
 }
 
 fn local() -> Vec<AttemptRow> {
-    (0..ROWS)
+    let rows = rows();
+    (0..rows)
         .step_by(MINE_EVERY as usize)
         .map(|i| AttemptRow {
             out_trade_no: format!("O{i}"),
@@ -106,6 +117,7 @@ fn local() -> Vec<AttemptRow> {
 }
 
 fn main() {
+    let rows = rows();
     // The parse runs in a child process so that its peak memory is its own,
     // not the bill generator's.
     let args: Vec<String> = std::env::args().collect();
@@ -119,8 +131,8 @@ fn main() {
     wechat_file(&dir.path().join("wechat.csv"));
     alipay_file(&dir.path().join("alipay.csv"));
     println!(
-        "bills: {ROWS} rows each, {} of them this till's",
-        ROWS / MINE_EVERY
+        "bills: {rows} rows each, {} of them this till's",
+        rows / MINE_EVERY
     );
     let me = std::env::current_exe().expect("own path");
     for provider in ["wechat", "alipay"] {
@@ -143,6 +155,7 @@ fn main() {
 }
 
 fn parse(dir: &std::path::Path) {
+    let rows = rows();
     let wx = dir.join("wechat.csv");
     let ap = dir.join("alipay.csv");
     let only_alipay = std::env::args().any(|a| a == "alipay");
@@ -156,16 +169,17 @@ fn parse(dir: &std::path::Path) {
     let bill = wechat_bill::parse(BufReader::with_capacity(1 << 16, f), "T1").expect("parses");
     let report = matching::reconcile("2026-11-22", &attempts, &[], &[(Provider::Wechat, bill)]);
     let s = t.elapsed().as_secs_f64();
-    assert_eq!(report.matched, ROWS / MINE_EVERY);
+    assert_eq!(report.matched, rows / MINE_EVERY);
     assert!(report.discrepancies.is_empty());
     println!(
         "wechat: {:.0} rows/s ({s:.2} s), peak RSS {:.1} MB",
-        ROWS as f64 / s,
+        rows as f64 / s,
         max_rss_mb()
     );
 }
 
 fn alipay(ap: &std::path::Path, attempts: &mut [AttemptRow]) {
+    let rows = rows();
     let t = Instant::now();
     let f = std::fs::File::open(ap).expect("open");
     let bill = alipay_bill::parse_reader(f, "T1").expect("parses");
@@ -174,10 +188,10 @@ fn alipay(ap: &std::path::Path, attempts: &mut [AttemptRow]) {
     }
     let report = matching::reconcile("2026-11-22", attempts, &[], &[(Provider::Alipay, bill)]);
     let s = t.elapsed().as_secs_f64();
-    assert_eq!(report.matched, ROWS / MINE_EVERY);
+    assert_eq!(report.matched, rows / MINE_EVERY);
     println!(
         "alipay: {:.0} rows/s ({s:.2} s), peak RSS {:.1} MB",
-        ROWS as f64 / s,
+        rows as f64 / s,
         max_rss_mb()
     );
 }
