@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use tillpay::config::PaymentConfig;
 use tillpay::domain::{AuthCode, Fen, Provider};
-use tillpay::engine::machine::{Attempt, Phase, Record};
 use tillpay::engine::{ChargeRequest, Engine, PaymentStatus};
 use tillpay::gateway::alipay::AlipayGateway;
 use tillpay::gateway::wechat::WechatGateway;
 use tillpay::gateway::{Gateway, PaidInfo};
 use tillpay::journal::Journal;
+use tillpay::machine::{Attempt, Phase, Record};
 use tillpay::sim::behaviour::Behaviour;
 use tillpay::sim::Simulator;
 

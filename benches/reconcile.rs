@@ -7,8 +7,8 @@ use std::io::{BufReader, Write};
 use std::time::Instant;
 
 use tillpay::domain::{Fen, Provider};
-use tillpay::engine::machine::{Attempt, Phase};
 use tillpay::journal::AttemptRow;
+use tillpay::machine::{Attempt, Phase};
 use tillpay::reconcile::{alipay_bill, matching, wechat_bill};
 
 /// rows: 1_000_000, or 20_000 with `TILLPAY_BENCH_QUICK` (CI runs the

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod gateway;
 pub mod journal;
 pub mod logging;
+pub mod machine;
 pub mod pos;
 pub mod reconcile;
 pub mod scanner;

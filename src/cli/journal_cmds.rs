@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use crate::config::{self, Config};
-use crate::engine::machine::Phase;
 use crate::engine::resolve::{self, ResolveRequest};
 use crate::engine::Payment;
 use crate::journal::Journal;
+use crate::machine::Phase;
 use crate::pos::client::{Client, ClientError};
 use serde_json::json;
 

@@ -10,12 +10,12 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::machine::{self, Action, Attempt, Call, Clock, Event, Facts, Phase, Timing};
 use super::order::{self, Answer};
 use super::{blocking, Engine, EngineError};
 use crate::domain::AuthCode;
 use crate::gateway::{Gateway, PayRequest};
 use crate::journal::{now_ms, AttemptRow};
+use crate::machine::{self, Action, Attempt, Call, Clock, Event, Facts, Phase, Timing};
 
 /// What a step left the attempt in.
 pub(super) enum Fed {

@@ -1,7 +1,7 @@
 //! The payment engine. Every order has one owner: a task that takes the
 //! order's requests (charge, scan, cancel, query, refund, operator
 //! resolution, recovery) one at a time from its mailbox, drives the pure
-//! sale, attempt and refund machines in [`machine`], journals before every
+//! sale, attempt and refund machines in [`crate::machine`], journals before every
 //! gateway call, and makes the calls. Requests on one order are therefore
 //! linearizable; different orders never wait on each other (POLICY 18).
 //!
@@ -11,7 +11,6 @@
 //! [`Gateway`] trait.
 
 mod attempt;
-pub mod machine;
 mod order;
 mod recovery;
 mod refunds;

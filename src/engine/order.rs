@@ -23,13 +23,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::attempt::AttemptRun;
-use super::machine::sale::{SaleEvent, SalePhase};
-use super::machine::Event;
 use super::refunds::{self, RefundRun};
 use super::resolve::ResolveRequest;
 use super::{blocking, ChargeRequest, Engine, EngineError, Payment, RefundView, ScanOutcome};
 use crate::domain::AuthCode;
 use crate::journal::{AttemptRow, JournalError, RefundRow};
+use crate::machine::sale::{SaleEvent, SalePhase};
+use crate::machine::Event;
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
@@ -69,7 +69,7 @@ pub(super) enum Answer {
     Attempt(Event),
     Refund {
         refund_no: String,
-        event: super::machine::refund::RefundEvent,
+        event: crate::machine::refund::RefundEvent,
     },
 }
 

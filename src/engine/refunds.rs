@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::machine::refund::{self, Refund, RefundAction, RefundCall, RefundEvent, RefundTiming};
-use super::machine::Phase;
 use super::order::{self, Answer, Reply};
 use super::{blocking, Engine, EngineError, RefundView};
 use crate::domain::{out_refund_no, Fen};
 use crate::gateway::{Gateway, GatewayNote, RefundRequest};
 use crate::journal::{now_ms, RefundRow, RefundStatus};
+use crate::machine::refund::{self, Refund, RefundAction, RefundCall, RefundEvent, RefundTiming};
+use crate::machine::Phase;
 
 /// A refund as the POS asks for it.
 pub(super) struct Asked {

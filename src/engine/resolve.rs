@@ -4,9 +4,9 @@
 //! `tillpay journal resolve` applies it to the journal directly, by the
 //! same rules.
 
-use crate::engine::machine::{self, Attempt, Phase, Verdict};
 use crate::gateway::{GatewayNote, PaidInfo};
 use crate::journal::{AttemptRow, Journal, JournalError};
+use crate::machine::{self, Attempt, Phase, Verdict};
 
 /// `journal resolve` as the operator gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]

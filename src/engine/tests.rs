@@ -12,6 +12,7 @@ use crate::gateway::{
     BillAnswer, GatewayNote, PaidInfo, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
     RefundRequest, RevokeAnswer, RevokeEffect,
 };
+use crate::machine;
 
 const WECHAT_CODE: &str = "134567890123456789";
 const ALIPAY_CODE: &str = "284567890123456789";

@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Provider;
-use crate::engine::machine::Phase;
 use crate::gateway::GatewayNote;
 use crate::journal::{AttemptRow, RefundRow, RefundStatus, SaleRow};
+use crate::machine::Phase;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -14,11 +14,11 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::domain::{out_trade_no, AuthCode, Fen, Provider};
-use crate::engine::machine::refund::Refund;
-use crate::engine::machine::{Attempt, Phase, Record};
 use crate::gateway::GatewayNote;
+use crate::machine::refund::Refund;
+use crate::machine::{Attempt, Phase, Record};
 
-pub use crate::engine::machine::refund::RefundStatus;
+pub use crate::machine::refund::RefundStatus;
 pub use rows::{AttemptRow, EventRow, RefundRow, SaleRow};
 
 #[derive(Debug, thiserror::Error)]

@@ -3,9 +3,9 @@
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 
 use crate::domain::{Fen, Provider};
-use crate::engine::machine::refund::{Refund, RefundStatus};
-use crate::engine::machine::{Attempt, Phase, Record};
 use crate::gateway::{GatewayNote, RevokeEffect};
+use crate::machine::refund::{Refund, RefundStatus};
+use crate::machine::{Attempt, Phase, Record};
 
 use super::now_ms;
 

@@ -160,9 +160,9 @@ fn refunds_never_exceed_what_was_paid() {
     j.begin_refund(&refund("R1", 60), Fen(100))
         .expect("first refund");
     assert!(j.begin_refund(&refund("R2", 41), Fen(100)).is_err());
-    let failed = crate::engine::machine::refund::Refund {
+    let failed = crate::machine::refund::Refund {
         status: RefundStatus::Failed,
-        ..crate::engine::machine::refund::Refund::pending()
+        ..crate::machine::refund::Refund::pending()
     };
     j.record_refund("R1", &failed, "refund_failed", None, None)
         .expect("finish");

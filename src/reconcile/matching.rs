@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Bill, Discrepancy, DiscrepancyKind, ProviderTotals, Report, RowKind};
 use crate::domain::{Fen, Provider};
-use crate::engine::machine::Phase;
 use crate::gateway::RevokeEffect;
 use crate::journal::{AttemptRow, RefundRow, RefundStatus};
+use crate::machine::Phase;
 
 #[derive(Default)]
 struct Remote {

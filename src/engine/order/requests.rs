@@ -11,11 +11,11 @@ use super::{unresolved, Owner, Reply};
 use std::sync::Arc;
 
 use crate::domain::{AuthCode, Fen};
-use crate::engine::machine::sale::{self, Refusal, SaleAction, SaleEvent, SalePhase};
-use crate::engine::machine::Event;
 use crate::engine::resolve::{self, ResolveError, ResolveRequest};
 use crate::engine::{blocking, ChargeRequest, Engine, EngineError, Payment, ScanOutcome};
 use crate::journal::JournalError;
+use crate::machine::sale::{self, Refusal, SaleAction, SaleEvent, SalePhase};
+use crate::machine::Event;
 
 impl Owner {
     pub(super) async fn charge(
@@ -251,7 +251,7 @@ impl Owner {
         .await
         .map_err(|e| self.engine.journal_error(e))?;
         let (row, next) = done.map_err(EngineError::InvalidParams)?;
-        let event = if next.phase == crate::engine::machine::Phase::Paid {
+        let event = if next.phase == crate::machine::Phase::Paid {
             "paid"
         } else {
             "failed"

@@ -7,9 +7,9 @@ use serde_json::json;
 use super::{unresolved, Owner};
 use crate::domain::AuthCode;
 use crate::engine::attempt::{AttemptRun, Fed};
-use crate::engine::machine::sale::{self, SaleAction, SaleEvent, SalePhase};
 use crate::engine::{blocking, view, EngineError, Payment};
 use crate::journal::AttemptRow;
+use crate::machine::sale::{self, SaleAction, SaleEvent, SalePhase};
 
 impl Owner {
     /// The sale actions that do not involve the requester.

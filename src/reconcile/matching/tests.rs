@@ -1,5 +1,5 @@
 use super::*;
-use crate::engine::machine::Attempt;
+use crate::machine::Attempt;
 use crate::reconcile::BillRow;
 
 fn attempt(
