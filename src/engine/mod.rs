@@ -208,7 +208,7 @@ impl Engine {
     /// own rules goes back to the caller; anything else stops the till.
     fn journal_error(&self, e: JournalError) -> EngineError {
         match e {
-            JournalError::Conflict(m) => EngineError::OrderConflict(m),
+            JournalError::Refused(m) => EngineError::OrderConflict(m),
             JournalError::UnknownOrder(o) => EngineError::UnknownOrder(o),
             e @ JournalError::CodeUsed(_) => EngineError::InvalidParams(format!("auth_code: {e}")),
             other => {

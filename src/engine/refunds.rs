@@ -111,7 +111,7 @@ pub(super) async fn open(
     blocking(move || j.begin_refund(&r, total))
         .await
         .map_err(|e| match e {
-            crate::journal::JournalError::Conflict(m) => EngineError::RefundRejected(m),
+            crate::journal::JournalError::Refused(m) => EngineError::RefundRejected(m),
             other => engine.journal_error(other),
         })?;
     let mut run = RefundRun::new(

@@ -13,6 +13,7 @@ use crate::gateway::{
     RefundRequest, RevokeAnswer, RevokeEffect,
 };
 use crate::machine;
+use crate::pos::rpc::error_code as code;
 
 const WECHAT_CODE: &str = "134567890123456789";
 const ALIPAY_CODE: &str = "284567890123456789";
@@ -370,7 +371,7 @@ async fn a_scan_reaches_the_waiting_charge_and_a_second_charge_is_busy() {
     let pending_charge = spawn_charge(&t, "A1", None);
     wait_armed(&t).await;
     let busy = t.engine.charge(charge("B2", None)).await;
-    assert_eq!(busy.map_err(|e| e.code()), Err(1001));
+    assert_eq!(busy.map_err(|e| code(&e)), Err(1001));
     let out = t
         .engine
         .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
@@ -449,7 +450,7 @@ async fn a_paid_order_is_never_charged_again() {
         ..charge("A1", None)
     };
     assert_eq!(
-        t.engine.charge(other_amount).await.map_err(|e| e.code()),
+        t.engine.charge(other_amount).await.map_err(|e| code(&e)),
         Err(1002)
     );
 }
@@ -467,7 +468,7 @@ async fn a_second_code_for_a_sale_in_flight_is_an_order_conflict() {
         .engine
         .charge(charge("A1", Some("104567890123456789")))
         .await;
-    assert_eq!(second.map_err(|e| e.code()), Err(1002));
+    assert_eq!(second.map_err(|e| code(&e)), Err(1002));
     assert_eq!(gw.count(|s| matches!(s, Sent::Pay(_))), 1);
 }
 
@@ -476,9 +477,9 @@ async fn a_code_of_an_unconfigured_provider_is_refused() {
     let gw = Scripted::new(Provider::Wechat);
     let t = till(&gw);
     let r = t.engine.charge(charge("A1", Some(ALIPAY_CODE))).await;
-    assert_eq!(r.map_err(|e| e.code()), Err(1003));
+    assert_eq!(r.map_err(|e| code(&e)), Err(1003));
     let r = t.engine.charge(charge("A1", Some("6901234567892"))).await;
-    assert_eq!(r.map_err(|e| e.code()), Err(-32602));
+    assert_eq!(r.map_err(|e| code(&e)), Err(-32602));
 }
 
 #[tokio::test(start_paused = true)]
@@ -507,7 +508,7 @@ async fn refunds_are_bounded_and_idempotent() {
         "a retry with the same refund_no sends nothing"
     );
     let too_much = t.engine.refund("A1", "R2", 235, None).await;
-    assert_eq!(too_much.map_err(|e| e.code()), Err(1006));
+    assert_eq!(too_much.map_err(|e| code(&e)), Err(1006));
     let p = t.engine.payment("A1").await.expect("payment");
     assert_eq!(p.refunded_amount, 1000);
     // The gateway refuses one: 1006 with its reason, and the same again.
@@ -521,7 +522,7 @@ async fn refunds_are_bounded_and_idempotent() {
             .refund("A1", "R3", 100, None)
             .await
             .expect_err("refused");
-        assert_eq!(e.code(), 1006);
+        assert_eq!(code(&e), 1006);
         assert!(e.to_string().contains("NOTENOUGH"), "{e}");
     }
     assert_eq!(gw.count(|s| matches!(s, Sent::Refund(_))), 2);
@@ -541,7 +542,7 @@ async fn a_revoked_attempt_is_never_refunded() {
         .await
         .expect("charge");
     let r = t.engine.refund("A1", "R1", 100, None).await;
-    assert_eq!(r.map_err(|e| e.code()), Err(1006));
+    assert_eq!(r.map_err(|e| code(&e)), Err(1006));
 }
 
 #[tokio::test]
@@ -590,12 +591,12 @@ async fn a_journal_that_cannot_be_written_refuses_the_charge_and_sends_nothing()
     let other = rusqlite::Connection::open(&t.path).expect("open");
     other.execute_batch("BEGIN IMMEDIATE").expect("lock");
     let r = t.engine.charge(charge("A1", Some(WECHAT_CODE))).await;
-    assert_eq!(r.map_err(|e| e.code()), Err(1004));
+    assert_eq!(r.map_err(|e| code(&e)), Err(1004));
     assert!(gw.sent().is_empty(), "nothing reached the gateway");
     other.execute_batch("ROLLBACK").expect("unlock");
     // Fail-stop: even with the lock gone, no new charges until restart.
     let r = t.engine.charge(charge("A2", Some(WECHAT_CODE))).await;
-    assert_eq!(r.map_err(|e| e.code()), Err(1004));
+    assert_eq!(r.map_err(|e| code(&e)), Err(1004));
     assert!(gw.sent().is_empty());
 }
 
@@ -615,7 +616,7 @@ async fn a_journal_failing_mid_payment_says_unresolved_never_nothing_sent() {
     let r = charge.await.expect("join");
     other.execute_batch("ROLLBACK").expect("unlock");
     let e = r.expect_err("not settled");
-    assert_eq!(e.code(), 1007, "{e}");
+    assert_eq!(code(&e), 1007, "{e}");
     assert!(e.to_string().contains("NOT settled"), "{e}");
     // The journal still has it in flight, for recovery on restart.
     let (_, attempts) = t.engine.journal().sale("A1").expect("read").expect("sale");
@@ -871,7 +872,7 @@ async fn hostile_refunds_are_rejected_without_stopping_the_till() {
         .await
         .expect("refund");
     let huge = t.engine.refund("A1", "R2", u64::MAX - 50, None).await;
-    assert_eq!(huge.map_err(|e| e.code()), Err(1006));
+    assert_eq!(huge.map_err(|e| code(&e)), Err(1006));
     assert!(
         t.engine.journal_ok(),
         "a bad request is not a journal failure"
@@ -951,7 +952,7 @@ async fn a_code_used_before_is_never_sent_again() {
     let Err(e) = typed else {
         panic!("a used code was accepted: {typed:?}")
     };
-    assert_eq!(e.code(), -32602);
+    assert_eq!(code(&e), -32602);
     assert!(
         e.to_string().contains("auth_code") && e.to_string().contains("A1"),
         "{e}"
@@ -1063,13 +1064,13 @@ async fn a_charge_armed_before_a_journal_failure_sends_nothing() {
     wait_armed(&t).await;
     // Another attempt's journal write failed meanwhile: fail-stop.
     t.engine
-        .fail_stop(&JournalError::Conflict("disk I/O error".into()));
+        .fail_stop(&JournalError::Internal("disk I/O error".into()));
     let _ = t
         .engine
         .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
         .await;
     let r = waiting.await.expect("join");
-    assert_eq!(r.map_err(|e| e.code()), Err(1004));
+    assert_eq!(r.map_err(|e| code(&e)), Err(1004));
     assert!(gw.sent().is_empty(), "nothing reached the gateway");
 }
 

@@ -209,18 +209,3 @@ pub enum EngineError {
     #[error("invalid params: {0}")]
     InvalidParams(String),
 }
-
-impl EngineError {
-    pub fn code(&self) -> i64 {
-        match self {
-            EngineError::Busy => 1001,
-            EngineError::OrderConflict(_) => 1002,
-            EngineError::ProviderUnavailable(_) => 1003,
-            EngineError::JournalUnavailable(_) => 1004,
-            EngineError::UnknownOrder(_) => 1005,
-            EngineError::RefundRejected(_) => 1006,
-            EngineError::PaymentUnresolved(_) => 1007,
-            EngineError::InvalidParams(_) => -32602,
-        }
-    }
-}

@@ -30,9 +30,14 @@ pub enum JournalError {
         path: String,
         source: std::io::Error,
     },
-    /// A rule of POLICY 2 or CONTRACT §3 refused the change.
+    /// A payment rule refused the change (payment-rules.md §2, §17): the
+    /// caller's request, not the journal, is at fault; the till runs on.
     #[error("{0}")]
-    Conflict(String),
+    Refused(String),
+    /// The file holds something this tillpay cannot read (an unknown
+    /// provider, a schema from a newer tillpay): fail-stop.
+    #[error("journal: {0}")]
+    Corrupt(String),
     #[error("unknown order {0}")]
     UnknownOrder(String),
     /// An earlier attempt (of this order, given here) sent the payment code.
@@ -53,13 +58,13 @@ pub struct Journal {
 }
 
 /// A constraint the request broke (a duplicate refund number, say) is the
-/// caller's conflict, not a journal failure: it must not stop the till.
+/// caller's refusal, not a journal failure: it must not stop the till.
 fn conflict(e: rusqlite::Error) -> JournalError {
     match &e {
         rusqlite::Error::SqliteFailure(f, _)
             if f.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
-            JournalError::Conflict(format!("refused by the journal: {e}"))
+            JournalError::Refused(format!("refused by the journal: {e}"))
         }
         _ => JournalError::Sqlite(e),
     }
@@ -90,7 +95,7 @@ impl Journal {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > schema::VERSION {
-            return Err(JournalError::Conflict(format!(
+            return Err(JournalError::Corrupt(format!(
                 "{} was written by a newer tillpay (schema {version}, this one knows {}): upgrade tillpay",
                 path.display(),
                 schema::VERSION
@@ -119,7 +124,7 @@ impl Journal {
             None => {
                 let mut k = vec![0u8; 32];
                 ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k).map_err(
-                    |_| JournalError::Conflict("no randomness for the code hash key".into()),
+                    |_| JournalError::Internal("no randomness for the code hash key".into()),
                 )?;
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES ('code_hash_key', ?1)",
@@ -184,7 +189,7 @@ impl Journal {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if let Some(existing) = rows::sale(&tx, order_no)? {
             if existing.amount != amount {
-                return Err(JournalError::Conflict(format!(
+                return Err(JournalError::Refused(format!(
                     "order {order_no} exists with amount {} fen",
                     existing.amount.0
                 )));
@@ -268,13 +273,13 @@ impl Journal {
             .ok_or_else(|| JournalError::UnknownOrder(order_no.to_string()))?;
         let earlier = rows::attempts_where(&tx, "order_no = ?1 ORDER BY seq", [order_no])?;
         if let Some(live) = earlier.iter().find(|a| !a.state.phase.is_final()) {
-            return Err(JournalError::Conflict(format!(
+            return Err(JournalError::Refused(format!(
                 "order {order_no} is still in flight ({})",
                 live.out_trade_no
             )));
         }
         if earlier.iter().any(|a| a.state.phase == Phase::Paid) {
-            return Err(JournalError::Conflict(format!(
+            return Err(JournalError::Refused(format!(
                 "order {order_no} is already paid"
             )));
         }
@@ -282,7 +287,7 @@ impl Journal {
             .iter()
             .any(|a| a.state.phase == Phase::NeedsAttention)
         {
-            return Err(JournalError::Conflict(format!(
+            return Err(JournalError::Refused(format!(
                 "order {order_no} has an attempt that needs an operator"
             )));
         }
@@ -444,7 +449,7 @@ impl Journal {
             |r| r.get(0),
         )?;
         if phase != Phase::NeedsAttention.as_str() {
-            return Err(JournalError::Conflict(format!(
+            return Err(JournalError::Refused(format!(
                 "attempt {} is {phase}, not waiting for an operator",
                 row.out_trade_no
             )));
@@ -490,7 +495,7 @@ impl Journal {
                 |r| r.get(0),
             )?;
             let provider = Provider::parse(&provider).ok_or_else(|| {
-                JournalError::Conflict(format!(
+                JournalError::Corrupt(format!(
                     "attempt {}: unknown provider {provider:?}",
                     f.out_trade_no
                 ))
@@ -526,7 +531,7 @@ impl Journal {
         )?;
         let total = (taken as u64).checked_add(row.amount.0);
         if total.is_none_or(|t| t > paid.0) || row.amount.0 > i64::MAX as u64 {
-            return Err(JournalError::Conflict(format!(
+            return Err(JournalError::Refused(format!(
                 "refund of {} fen exceeds what is left ({} fen)",
                 row.amount.0,
                 paid.0.saturating_sub(taken as u64)

@@ -73,7 +73,7 @@ fn attempts_follow_policy_1_and_2() {
     j.ensure_sale("A1", Fen(100), "x").expect("sale");
     assert!(matches!(
         j.ensure_sale("A1", Fen(101), "x"),
-        Err(JournalError::Conflict(_))
+        Err(JournalError::Refused(_))
     ));
     let first = j
         .begin_attempt("A1", &code("134567890123456789"))
@@ -82,7 +82,7 @@ fn attempts_follow_policy_1_and_2() {
     assert_eq!(first.code_masked, "1345**********6789");
     // In flight: a second code for the sale is refused.
     let e = j.begin_attempt("A1", &code("284567890123456789"));
-    assert!(matches!(e, Err(JournalError::Conflict(_))), "{e:?}");
+    assert!(matches!(e, Err(JournalError::Refused(_))), "{e:?}");
     finish(&j, &first, Phase::Failed);
     let second = j
         .begin_attempt("A1", &code("284567890123456789"))
@@ -94,7 +94,7 @@ fn attempts_follow_policy_1_and_2() {
     finish(&j, &second, Phase::Paid);
     let e = j.begin_attempt("A1", &code("104567890123456789"));
     assert!(
-        matches!(e, Err(JournalError::Conflict(_))),
+        matches!(e, Err(JournalError::Refused(_))),
         "a paid sale is never charged again"
     );
     let (_, attempts) = j.sale("A1").expect("read").expect("sale");
@@ -315,4 +315,17 @@ fn resolving_as_paid_names_the_payment() {
         1,
         "reconciled on the day it was paid"
     );
+}
+
+#[test]
+fn a_journal_from_a_newer_tillpay_is_refused_as_unreadable_not_as_a_conflict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.sqlite");
+    drop(Journal::open(&path, "T1").expect("open"));
+    let conn = rusqlite::Connection::open(&path).expect("raw open");
+    conn.pragma_update(None, "user_version", 99).expect("newer");
+    drop(conn);
+    let e = Journal::open(&path, "T1").err().expect("refused");
+    assert!(matches!(e, JournalError::Corrupt(_)), "{e:?}");
+    assert!(e.to_string().contains("newer tillpay"), "{e}");
 }

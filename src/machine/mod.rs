@@ -425,10 +425,13 @@ fn on_query(a: Attempt, ans: QueryAnswer, c: Clock, t: &Timing) -> Step {
 fn on_revoke(a: Attempt, ans: RevokeAnswer, c: Clock, t: &Timing) -> Step {
     match ans {
         RevokeAnswer::Revoked(effect) => {
-            // WeChat's reverse does not say whether money moved; if an
-            // answer showed the order paid, the reverse refunded it.
+            // A verified answer showed the order paid: the revoke refunded
+            // it, whatever the gateway says (WeChat's reverse says nothing,
+            // and the query after it may not either).
             let effect = match effect {
-                RevokeEffect::Unstated if a.seen_paid => RevokeEffect::Refunded,
+                RevokeEffect::Unstated | RevokeEffect::Closed if a.seen_paid => {
+                    RevokeEffect::Refunded
+                }
                 e => e,
             };
             let a = Attempt {

@@ -632,6 +632,7 @@ fn policy_13_revoke_records_closed_or_refunded() {
         (RevokeEffect::Closed, false, RevokeEffect::Closed),
         (RevokeEffect::Refunded, false, RevokeEffect::Refunded),
         (RevokeEffect::Unstated, true, RevokeEffect::Refunded),
+        (RevokeEffect::Closed, true, RevokeEffect::Refunded),
         (RevokeEffect::Unstated, false, RevokeEffect::Unstated),
     ] {
         let a = Attempt {

@@ -159,7 +159,7 @@ pub async fn call(
         "list" => list(ctx, p).await,
         other => return Err((METHOD_NOT_FOUND, format!("method not found: {other}"))),
     };
-    r.map_err(|e| (e.code(), e.to_string()))
+    r.map_err(|e| (error_code(&e), e.to_string()))
 }
 
 async fn charge(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineError> {
@@ -254,4 +254,19 @@ async fn list(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineErro
         None => chrono::Local::now().format("%Y-%m-%d").to_string(),
     };
     to_value(ctx.engine.list(&date).await?)
+}
+
+/// The JSON-RPC error code of an engine error (docs/pos-protocol.md,
+/// "Errors"): the numbers are the POS protocol's, not the engine's.
+pub fn error_code(e: &EngineError) -> i64 {
+    match e {
+        EngineError::Busy => 1001,
+        EngineError::OrderConflict(_) => 1002,
+        EngineError::ProviderUnavailable(_) => 1003,
+        EngineError::JournalUnavailable(_) => 1004,
+        EngineError::UnknownOrder(_) => 1005,
+        EngineError::RefundRejected(_) => 1006,
+        EngineError::PaymentUnresolved(_) => 1007,
+        EngineError::InvalidParams(_) => -32602,
+    }
 }

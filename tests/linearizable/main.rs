@@ -11,7 +11,7 @@
 //! - `charge` and `cancel` answer only with final statuses;
 //! - an answer `paid` names a trade that kept its money; `failed` or
 //!   `revoked` one that kept none; `cancelled` means no trade sent before
-//!   the answer kept money;
+//!   the cancel was asked kept money;
 //! - the last final answer of a sale is its end status, unless a charge
 //!   sent after it started a new round;
 //! - every refund the bank holds ended refunded in the journal, confirmed
@@ -174,6 +174,10 @@ fn plan(seed: u64, bank: &Bank) -> Plan {
 struct Told {
     /// Which request (its place in the plan).
     id: usize,
+    /// When the request was sent, and when its answer arrived: the owner
+    /// may have moved on before the client task saw the answer, so only the
+    /// request's own time bounds what came before it.
+    sent: u64,
     seq: u64,
     order: String,
     what: &'static str,
@@ -229,6 +233,7 @@ fn daemon(
             let amounts = run.amounts.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(at).await;
+                let sent = bank.stamp();
                 let (order, what, answer) = match op {
                     Op::Charge { order, code } => {
                         charged
@@ -264,10 +269,11 @@ fn daemon(
                         return;
                     }
                 };
-                let answer = answer.map_err(|e| (e.code(), e.to_string()));
+                let answer = answer.map_err(|e| (tillpay::pos::rpc::error_code(&e), e.to_string()));
                 let seq = bank.stamp();
                 let t = Told {
                     id,
+                    sent,
                     seq,
                     order: order_no(order),
                     what,
@@ -430,11 +436,11 @@ fn check(run: &Run, orders: usize) -> Result<(), String> {
                 PaymentStatus::Cancelled => {
                     if let Some((x, _)) = mine
                         .iter()
-                        .find(|(_, tr)| tr.pay_seq < t.seq && tr.state == TradeState::Paid)
+                        .find(|(_, tr)| tr.pay_seq < t.sent && tr.state == TradeState::Paid)
                     {
                         return Err(format!(
-                            "{o}: told cancelled (#{}), yet {x} kept the money",
-                            t.seq
+                            "{o}: told cancelled (asked at #{}), yet {x}, sent before, kept the money",
+                            t.sent
                         ));
                     }
                 }

@@ -262,10 +262,10 @@ async fn a_failed_journal_task_is_a_journal_failure_not_a_conflict() {
     let e = r.expect_err("the task failed");
     assert!(matches!(e, JournalError::Internal(_)), "{e:?}");
     let e = t.engine.journal_error(e);
-    assert_eq!(e.code(), 1004, "{e}");
+    assert_eq!(code(&e), 1004, "{e}");
     assert!(!t.engine.journal_ok(), "fail-stop");
     let r = t.engine.charge(charge("A1", Some(WECHAT_CODE))).await;
-    assert_eq!(r.map_err(|e| e.code()), Err(1004));
+    assert_eq!(r.map_err(|e| code(&e)), Err(1004));
     assert!(gw.sent().is_empty());
 }
 
@@ -306,9 +306,9 @@ async fn a_sale_waiting_for_an_operator_is_not_charged_until_resolved() {
         .engine
         .charge(charge("A1", Some("134567890123450001")))
         .await;
-    assert_eq!(typed.map_err(|e| e.code()), Err(1002));
+    assert_eq!(typed.map_err(|e| code(&e)), Err(1002));
     let waiting = t.engine.charge(charge("A1", None)).await;
-    assert_eq!(waiting.map_err(|e| e.code()), Err(1002));
+    assert_eq!(waiting.map_err(|e| code(&e)), Err(1002));
     assert_eq!(
         gw.count(|s| matches!(s, Sent::Pay(_))),
         1,
@@ -447,7 +447,7 @@ async fn an_owner_that_panics_fail_stops_the_till_and_lets_go_of_the_scanner() {
         .charge(charge("A1", Some(ALIPAY_CODE)))
         .await
         .expect_err("no answer from a dead owner");
-    assert_eq!(e.code(), 1007, "the code may have left: {e}");
+    assert_eq!(code(&e), 1007, "the code may have left: {e}");
     assert!(!engine.journal_ok(), "fail-stop until restarted");
     let (waiting, in_flight, _) = engine.counts().await;
     assert_eq!(
@@ -459,7 +459,7 @@ async fn an_owner_that_panics_fail_stops_the_till_and_lets_go_of_the_scanner() {
     let (_, attempts) = engine.journal().sale("A1").expect("read").expect("sale");
     assert!(!attempts[0].state.phase.is_final());
     let again = engine.charge(charge("B1", None)).await;
-    assert_eq!(again.map_err(|e| e.code()), Err(1004), "refused, not busy");
+    assert_eq!(again.map_err(|e| code(&e)), Err(1004), "refused, not busy");
 }
 
 #[tokio::test(start_paused = true)]
@@ -469,10 +469,10 @@ async fn a_second_charge_of_a_waiting_sale_does_not_free_the_scanner() {
     let waiting = spawn_charge(&t, "A1", None);
     wait_armed(&t).await;
     let dup = t.engine.charge(charge("A1", None)).await;
-    assert_eq!(dup.map_err(|e| e.code()), Err(1002));
+    assert_eq!(dup.map_err(|e| code(&e)), Err(1002));
     // Another sale still finds the scanner taken by A1.
     let other = t.engine.charge(charge("B1", None)).await;
-    assert_eq!(other.map_err(|e| e.code()), Err(1001));
+    assert_eq!(other.map_err(|e| code(&e)), Err(1001));
     assert_eq!(t.engine.counts().await.0.as_deref(), Some("A1"));
     let out = t
         .engine

@@ -341,12 +341,13 @@ pub fn revoke(reply: &Reply) -> RevokeAnswer {
     }
 }
 
-/// A `/secapi/pay/refund` answer for the refund `refund_no` of the trade
-/// `out_trade_no`.
 /// What an order query after a successful reverse says about money: a
 /// REVOKED order that had been paid keeps its `time_end` (paid, then
 /// refunded by the reverse); one that never was has none. Anything else
-/// (no answer, another state) leaves it unstated.
+/// (no answer, another state) leaves it unstated. `time_end` is "支付完成
+/// 时间", given only for a payment; that a reversed order keeps it is not
+/// confirmed by a public sample (gateway-facts.md §U), so when it is absent
+/// after a payment this attempt saw, the machine still says refunded.
 pub fn revoke_effect(reply: &Reply) -> RevokeEffect {
     let Reply::Answer(f) = reply else {
         return RevokeEffect::Unstated;
@@ -364,6 +365,8 @@ pub fn revoke_effect(reply: &Reply) -> RevokeEffect {
     }
 }
 
+/// A `/secapi/pay/refund` answer for the refund `refund_no` of the trade
+/// `out_trade_no`.
 pub fn refund(reply: &Reply, out_trade_no: &str, refund_no: &str) -> RefundAnswer {
     let f = match reply {
         // Even a refund that never left is reported unknown: the caller
