@@ -1,5 +1,5 @@
 //! The payment path's own costs, beside the gateway's: the journal's
-//! durable commits (WAL + synchronous=FULL, one per step, POLICY 3), and
+//! durable commits (WAL + synchronous=FULL, one per step, payment-rules.md §3), and
 //! whole sales through the engine, the real clients and the simulator over
 //! loopback HTTP with real signatures (HMAC-SHA256 for WeChat, RSA2 for
 //! Alipay). Prints p50/p99 and the process's memory. Run:

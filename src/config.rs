@@ -1,4 +1,4 @@
-//! The TOML config (CONTRACT §2): unknown keys are errors, every value is
+//! The TOML config (docs/operations.md#configure): unknown keys are errors, every value is
 //! checked, and every error names its key. Secrets live in files named by the
 //! config, read here with an OpenSSH-style permission check.
 

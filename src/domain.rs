@@ -120,7 +120,7 @@ pub struct AuthCode {
 
 impl AuthCode {
     /// Recognises a payment code: WeChat 18 digits starting 10-15, Alipay
-    /// 16-24 digits starting 25-30 (CONTRACT §4). Anything else is `None`.
+    /// 16-24 digits starting 25-30 (payment-rules.md §19). Anything else is `None`.
     pub fn parse(s: &str) -> Option<AuthCode> {
         let provider = classify_code(s)?;
         Some(AuthCode {
@@ -184,7 +184,7 @@ pub fn mask_code(s: &str) -> String {
 }
 
 /// 1-32 characters of `[A-Za-z0-9_-]`: the form of till ids, order numbers
-/// and refund numbers (CONTRACT §2, §3).
+/// and refund numbers (docs/operations.md#configure, §3).
 pub fn is_valid_id(s: &str) -> bool {
     (1..=32).contains(&s.len())
         && s.bytes()
@@ -192,7 +192,7 @@ pub fn is_valid_id(s: &str) -> bool {
 }
 
 /// The `out_trade_no` of attempt `seq` of sale `order_no` at till `till_id`
-/// (POLICY 1): a pure function of the three, at most 32 characters of
+/// (payment-rules.md §1): a pure function of the three, at most 32 characters of
 /// `[A-Za-z0-9_]`. Alipay documents only letters, digits and `_` for
 /// `out_trade_no`, so a `-` in the till id or order number, or a result that
 /// would be too long, switches to a hashed form that keeps a readable prefix.

@@ -1,5 +1,5 @@
 //! The `tillpay` client commands against a running daemon: output and
-//! exit codes (CONTRACT §1).
+//! exit codes (docs/operations.md).
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! `tillpay demo` without a terminal plays a scripted day and exits 0 when
-//! every sale ended as scripted (CONTRACT §1).
+//! every sale ended as scripted (docs/operations.md).
 
 #[test]
 fn the_scripted_demo_ends_every_sale_as_scripted() {

@@ -1,7 +1,7 @@
 //! End to end: the real `tillpay run` binary as a separate process, its
 //! config pointing at the simulator run by the test (real HTTP on loopback,
 //! real signatures), a pty as its scanner, a POS client on its socket.
-//! Every path of POLICY for both providers; each asserts the POS's final
+//! Every path of payment-rules.md for both providers; each asserts the POS's final
 //! Payment and the simulator's ledger: money kept if and only if paid, at
 //! most one charge per sale.
 

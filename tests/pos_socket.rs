@@ -1,4 +1,4 @@
-//! The POS socket over a real Unix socket (CONTRACT §3, issue 6).
+//! The POS socket over a real Unix socket (docs/pos-protocol.md).
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! `tillpay reconcile` against the simulator's bills: downloaded with the
-//! configured credentials, or read from files (CONTRACT §5).
+//! configured credentials, or read from files (payment-rules.md §20).
 
 mod common;
 mod till;

@@ -1,4 +1,4 @@
-//! Where a scanned code goes (issue 5 dispatch rules), through a real pty,
+//! Where a scanned code goes (payment-rules.md §19), through a real pty,
 //! the real reader and engine, checked against what reaches the gateway.
 
 mod common;

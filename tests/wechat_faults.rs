@@ -1,4 +1,4 @@
-//! Transport faults from a small local fault server (POLICY 4): only a
+//! Transport faults from a small local fault server (payment-rules.md §4): only a
 //! request that provably never left may count as a definite failure;
 //! everything after the first byte is unknown.
 

@@ -1,5 +1,5 @@
 //! The WeChat client against the simulator over loopback HTTP: every
-//! customer behaviour driven the way POLICY says the engine does (pay,
+//! customer behaviour driven the way payment-rules.md says the engine does (pay,
 //! poll, revoke), with the final status checked against the simulator's
 //! ledger of money.
 
@@ -32,7 +32,7 @@ enum Final {
     NeedsAttention,
 }
 
-/// What the engine does with one attempt, per POLICY 4-12, recording the
+/// What the engine does with one attempt, per payment-rules.md §4-12, recording the
 /// classified answers it saw.
 async fn drive(gw: &WechatGateway, req: &PayRequest, seen: &mut Vec<String>) -> Final {
     let started = Instant::now();

@@ -1,4 +1,4 @@
-//! The `tillpay` command line (CONTRACT §1).
+//! The `tillpay` command line (docs/operations.md).
 
 mod cert;
 mod client_cmds;

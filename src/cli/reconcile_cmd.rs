@@ -1,5 +1,5 @@
 //! `tillpay reconcile`: exit 0 when nothing differs, 1 when something
-//! does, 2 when it could not run (CONTRACT §5).
+//! does, 2 when it could not run (payment-rules.md §20).
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};

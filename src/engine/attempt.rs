@@ -1,7 +1,7 @@
 //! One attempt in flight, as its order's owner drives it: the attempt
 //! machine's state, the facts and clocks it reads, and its next gateway
 //! call. `feed` steps the machine and carries out its actions in order:
-//! journal records first; if one fails nothing further is sent (POLICY 3,
+//! journal records first; if one fails nothing further is sent (payment-rules.md §3,
 //! 14) and the attempt is left for recovery.
 
 use std::sync::Arc;

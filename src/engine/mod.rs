@@ -3,7 +3,7 @@
 //! resolution, recovery) one at a time from its mailbox, drives the pure
 //! sale, attempt and refund machines in [`crate::machine`], journals before every
 //! gateway call, and makes the calls. Requests on one order are therefore
-//! linearizable; different orders never wait on each other (POLICY 18).
+//! linearizable; different orders never wait on each other (payment-rules.md §18).
 //!
 //! This module is the front door: it checks a request's params, finds or
 //! starts the order's owner in the [`Registry`], and hands the request over.
@@ -69,7 +69,7 @@ pub struct Engine {
     cfg: PaymentConfig,
     notify: broadcast::Sender<Notification>,
     registry: Mutex<Registry>,
-    /// Set on the first journal I/O error: no new charges (POLICY 14).
+    /// Set on the first journal I/O error: no new charges (payment-rules.md §14).
     journal_failed: AtomicBool,
 }
 
@@ -193,7 +193,7 @@ impl Engine {
         }
     }
 
-    /// A journal write failed: stop taking charges (POLICY 14).
+    /// A journal write failed: stop taking charges (payment-rules.md §14).
     pub(crate) fn fail_stop(&self, err: &JournalError) {
         if !self.journal_failed.swap(true, Ordering::SeqCst) {
             tracing::error!(error = %err, "journal write failed: refusing new charges until restarted");
@@ -319,7 +319,7 @@ impl Engine {
         Ok(code)
     }
 
-    /// Charges a sale and answers when it has ended (CONTRACT §3 `charge`).
+    /// Charges a sale and answers when it has ended (docs/pos-protocol.md `charge`).
     /// The order's owner runs the payment: a caller that goes away does not
     /// stop it, and its result stays queryable.
     pub async fn charge(self: &Arc<Self>, req: ChargeRequest) -> Result<Payment, EngineError> {
@@ -387,19 +387,19 @@ impl Engine {
             .unwrap_or_else(|_| ScanOutcome::Ignored("no charge waiting".into()))
     }
 
-    /// Cancels a sale (CONTRACT §3 `cancel`) and answers once it is final.
+    /// Cancels a sale (docs/pos-protocol.md `cancel`) and answers once it is final.
     pub async fn cancel(self: &Arc<Self>, order_no: &str) -> Result<Payment, EngineError> {
         self.ask(order_no, |reply| Msg::Cancel { reply }).await
     }
 
-    /// Resumes every unfinished attempt and refund (POLICY 15, 17); call
+    /// Resumes every unfinished attempt and refund (payment-rules.md §15, 17); call
     /// before taking charges. Each goes to its order's owner, so a request
     /// that arrives meanwhile waits its turn behind it.
     pub async fn recover(self: &Arc<Self>) -> Result<usize, EngineError> {
         recovery::recover(self).await
     }
 
-    /// Refunds part or all of a paid sale (POLICY 17). Answers on the
+    /// Refunds part or all of a paid sale (payment-rules.md §17). Answers on the
     /// gateway's first answer; an accepted refund is confirmed in the
     /// background and ends with a `refund.event`.
     pub async fn refund(

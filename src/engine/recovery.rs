@@ -1,4 +1,4 @@
-//! Start-up recovery (POLICY 15, 17): every attempt the journal holds in
+//! Start-up recovery (payment-rules.md §15, 17): every attempt the journal holds in
 //! flight, and every refund the gateway has not settled, goes to its
 //! order's owner, which resumes it by the same rules: an attempt is asked
 //! about first, a refund is sent again or asked about. Sales left waiting

@@ -1,4 +1,4 @@
-//! Refunds (POLICY 17), as the order's owner drives them: separate from
+//! Refunds (payment-rules.md §17), as the order's owner drives them: separate from
 //! revokes, keyed by the refund number, journaled before they are sent,
 //! answered to the POS on the gateway's first answer, and confirmed by
 //! refund query in the background (and across restarts) until the gateway

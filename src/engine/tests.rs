@@ -623,7 +623,7 @@ async fn a_journal_failing_mid_payment_says_unresolved_never_nothing_sent() {
     assert_eq!(attempts[0].state.phase, machine::Phase::Submitting);
 }
 
-// ---- recovery (POLICY 15) -------------------------------------------------
+// ---- recovery (payment-rules.md §15) -------------------------------------------------
 
 /// Leaves a journal as if the process died with attempt A1 in `phase`,
 /// submitted `ago` before now.

@@ -1,4 +1,4 @@
-//! The objects the POS sees (CONTRACT §3): Payment, Refund, notifications,
+//! The objects the POS sees (docs/pos-protocol.md): Payment, Refund, notifications,
 //! and the application errors with their codes.
 
 use serde::{Deserialize, Serialize};
@@ -158,7 +158,7 @@ impl From<&RefundRow> for RefundView {
     }
 }
 
-/// A notification for every connected POS client (CONTRACT §3).
+/// A notification for every connected POS client (docs/pos-protocol.md).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Notification {
     /// Params of a `payment.event`.
@@ -184,7 +184,7 @@ impl Notification {
     }
 }
 
-/// Application errors (CONTRACT §3) and bad params.
+/// Application errors (docs/pos-protocol.md) and bad params.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
     #[error("busy: another charge is already waiting for a scan")]

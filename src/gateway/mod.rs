@@ -1,10 +1,10 @@
 //! The one trait every payment channel implements. Its answers are already
-//! classified per POLICY rules 4-9 and 12-13, so the engine never sees a
+//! classified per payment-rules.md §4-9 and §12-13, so the engine never sees a
 //! gateway's own codes except as text for the cashier and the journal.
 //!
 //! A response whose signature does not verify must never come back as
 //! `Paid`, `Failed` or `Revoked`: the client turns it into `Unknown` /
-//! `Pending` / `Retry` (POLICY 7).
+//! `Pending` / `Retry` (payment-rules.md §7).
 
 pub mod alipay;
 pub mod wechat;
@@ -54,7 +54,7 @@ pub struct PaidInfo {
 }
 
 /// The request for one attempt's pay call. Every retry of the same attempt
-/// sends the same `out_trade_no` (POLICY 1).
+/// sends the same `out_trade_no` (payment-rules.md §1).
 #[derive(Debug, Clone)]
 pub struct PayRequest {
     pub out_trade_no: String,
@@ -68,7 +68,7 @@ pub struct PayRequest {
 pub enum PayAnswer {
     /// Money taken; signature verified.
     Paid(PaidInfo),
-    /// Definitely not charged (POLICY 6). `config_error` marks errors the
+    /// Definitely not charged (payment-rules.md §6). `config_error` marks errors the
     /// merchant must fix (signature, permission, parameters): logged at error.
     Failed {
         note: GatewayNote,
@@ -82,11 +82,11 @@ pub enum PayAnswer {
         user_paying: bool,
     },
     /// The request provably never left (connection refused, DNS, connect
-    /// timeout, TLS handshake): safe to call it failed (POLICY 4).
+    /// timeout, TLS handshake): safe to call it failed (payment-rules.md §4).
     NotSent(GatewayNote),
 }
 
-/// Classified answer to an order query (POLICY 9).
+/// Classified answer to an order query (payment-rules.md §9).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueryAnswer {
     Paid(PaidInfo),
@@ -114,7 +114,7 @@ pub enum RevokeEffect {
     Unstated,
 }
 
-/// Classified answer to a revoke (WeChat reverse / Alipay cancel), POLICY 12.
+/// Classified answer to a revoke (WeChat reverse / Alipay cancel), payment-rules.md §12.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RevokeAnswer {
     Revoked(RevokeEffect),
@@ -130,7 +130,7 @@ pub struct RefundRequest {
     pub out_trade_no: String,
     pub transaction_id: Option<String>,
     /// The refund number the gateway sees (WeChat `out_refund_no`, Alipay
-    /// `out_request_no`): the idempotency key (POLICY 17). Derived from the
+    /// `out_request_no`): the idempotency key (payment-rules.md §17). Derived from the
     /// till id and the POS refund number, because WeChat wants it unique
     /// across the whole merchant account.
     pub refund_no: String,
@@ -177,7 +177,7 @@ pub(crate) fn extra_roots(
 /// The HTTP client settings both gateways share: rustls with the public
 /// roots plus `roots`, a connect timeout of its own (so "never connected"
 /// stays apart from "sent, then silence"), no redirects (a request that
-/// reached one server stays unknown, POLICY 4), tillpay's user agent.
+/// reached one server stays unknown, payment-rules.md §4), tillpay's user agent.
 pub(crate) fn http_client(
     roots: &[reqwest::Certificate],
     connect_timeout: std::time::Duration,
@@ -215,7 +215,7 @@ pub trait Gateway: Send + Sync {
     fn provider(&self) -> Provider;
 
     /// The earliest a revoke may be sent after the pay request. WeChat
-    /// forbids reversing sooner than 15 s after micropay (POLICY 11).
+    /// forbids reversing sooner than 15 s after micropay (payment-rules.md §11).
     fn min_revoke_delay(&self) -> Duration {
         Duration::ZERO
     }

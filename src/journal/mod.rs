@@ -1,7 +1,7 @@
 //! The journal: a SQLite file (WAL, `synchronous=FULL`) that holds every
 //! sale, attempt, refund and operator resolution, plus an append-only
 //! history of every transition. Each change is one short `BEGIN IMMEDIATE`
-//! transaction (POLICY 14). A full auth code is never stored: only its
+//! transaction (payment-rules.md §14). A full auth code is never stored: only its
 //! masked form and a keyed hash (the key lives in the journal itself, so a
 //! hash is useless outside this till).
 
@@ -80,7 +80,7 @@ fn local_date() -> String {
 
 impl Journal {
     /// Opens (creating if needed) the journal at `path`, with the
-    /// durability settings of POLICY 14, and migrates its schema.
+    /// durability settings of payment-rules.md §14, and migrates its schema.
     pub fn open(path: &Path, till_id: &str) -> Result<Journal> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| JournalError::Dir {
@@ -183,7 +183,7 @@ impl Journal {
     }
 
     /// Creates the sale if it is new. An existing sale with another amount
-    /// is a conflict (CONTRACT §3 `order_conflict`).
+    /// is a conflict (docs/pos-protocol.md `order_conflict`).
     pub fn ensure_sale(&self, order_no: &str, amount: Fen, subject: &str) -> Result<SaleRow> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -263,8 +263,8 @@ impl Journal {
     }
 
     /// Commits a new attempt in `submitting` before any byte of its pay
-    /// request is sent (POLICY 3). Refused while another attempt of the
-    /// sale is in flight or paid (POLICY 2).
+    /// request is sent (payment-rules.md §3). Refused while another attempt of the
+    /// sale is in flight or paid (payment-rules.md §2).
     pub fn begin_attempt(&self, order_no: &str, code: &AuthCode) -> Result<AttemptRow> {
         let hash = self.code_hash(code);
         let mut conn = self.lock();
@@ -351,7 +351,7 @@ impl Journal {
         Ok(())
     }
 
-    /// Every attempt that is not final (for recovery, POLICY 15).
+    /// Every attempt that is not final (for recovery, payment-rules.md §15).
     pub fn unfinished(&self) -> Result<Vec<AttemptRow>> {
         let conn = self.lock();
         rows::attempts_where(
@@ -432,7 +432,7 @@ impl Journal {
     }
 
     /// Commits an operator's verdict, as the attempt machine stepped it,
-    /// with who, when and why (CONTRACT §1 `journal resolve`).
+    /// with who, when and why (docs/operations.md `journal resolve`).
     pub fn resolve(
         &self,
         row: &AttemptRow,
@@ -519,7 +519,7 @@ impl Journal {
         Ok(rows::refunds_where(&conn, "refund_no = ?1", [refund_no])?.pop())
     }
 
-    /// Commits a refund request before it is sent (POLICY 17): refused when
+    /// Commits a refund request before it is sent (payment-rules.md §17): refused when
     /// it would take back more than was paid minus what was refunded.
     pub fn begin_refund(&self, row: &RefundRow, paid: Fen) -> Result<()> {
         let mut conn = self.lock();
@@ -594,7 +594,7 @@ impl Journal {
         Ok(())
     }
 
-    /// Every refund the gateway has not settled (for recovery, POLICY 17).
+    /// Every refund the gateway has not settled (for recovery, payment-rules.md §17).
     pub fn unsettled_refunds(&self) -> Result<Vec<RefundRow>> {
         let conn = self.lock();
         Ok(rows::refunds_where(

@@ -5,7 +5,7 @@
 //! that changes an attempt's phase: gateway answers, cashier cancels,
 //! recovery and operator resolutions all come in as events.
 //!
-//! Every timer reads the monotonic [`Clock`] the caller passes (POLICY 8).
+//! Every timer reads the monotonic [`Clock`] the caller passes (payment-rules.md §8).
 //! The sale machine ([`sale`]) and the refund machine ([`refund`]) sit
 //! beside this one.
 
@@ -78,7 +78,7 @@ pub struct Timing {
     pub pay_timeout: Duration,
     pub revoke_interval: Duration,
     pub revoke_max_attempts: u32,
-    /// WeChat: no reverse sooner than 15 s after micropay (POLICY 11).
+    /// WeChat: no reverse sooner than 15 s after micropay (payment-rules.md §11).
     pub min_revoke_delay: Duration,
 }
 
@@ -86,16 +86,16 @@ pub struct Timing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
     pub phase: Phase,
-    /// Revokes that failed so far (POLICY 12).
+    /// Revokes that failed so far (payment-rules.md §12).
     pub revoke_tries: u32,
-    /// The cashier asked to cancel this sale (POLICY 10).
+    /// The cashier asked to cancel this sale (payment-rules.md §10).
     pub cancel_requested: bool,
     /// Some answer said the order was paid: a revoke that follows refunds.
     pub seen_paid: bool,
     /// The one pay request was answered "this order number is already paid
     /// / used" (WeChat ORDERPAID, OUT_TRADE_NO_USED; Alipay
     /// ACQ.TRADE_HAS_SUCCESS). tillpay sends a pay request only once, so
-    /// that names an earlier trade: the query decides (POLICY 5), but a
+    /// that names an earlier trade: the query decides (payment-rules.md §5), but a
     /// payment it shows from well before this attempt is another sale's.
     /// Journaled, so a restart in between still sees it.
     pub used_number: bool,
@@ -130,7 +130,7 @@ pub struct Clock {
     /// Since the pay call started: `pay_timeout` counts from here.
     pub since_pay: Duration,
     /// Since the pay request had surely reached the gateway: WeChat's 15 s
-    /// before a reverse count from here (POLICY 11). The caller measures it
+    /// before a reverse count from here (payment-rules.md §11). The caller measures it
     /// from the pay call's return, which is never before the request
     /// arrived, however long address lookup and connect took; zero while
     /// the pay call is in flight.
@@ -163,7 +163,7 @@ pub enum Event {
     QueryAnswered(QueryAnswer),
     RevokeAnswered(RevokeAnswer),
     CancelRequested,
-    /// The daemon restarted with this attempt unfinished (POLICY 15).
+    /// The daemon restarted with this attempt unfinished (payment-rules.md §15).
     Resumed,
     /// The daemon restarted with this attempt unfinished, but its provider
     /// is no longer configured: nothing can ask the gateway.
@@ -182,7 +182,7 @@ pub enum Call {
     Revoke,
 }
 
-/// What the POS is told (CONTRACT §3 `payment.event`).
+/// What the POS is told (docs/pos-protocol.md `payment.event`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     UserPaying,
@@ -213,7 +213,7 @@ pub struct Record {
     pub note: Option<GatewayNote>,
     pub paid: Option<PaidInfo>,
     pub revoke_effect: Option<RevokeEffect>,
-    /// Logged at error level: the merchant must fix something (POLICY 6).
+    /// Logged at error level: the merchant must fix something (payment-rules.md §6).
     pub config_error: bool,
     /// The note goes to the attempt's history only, not to its error (what
     /// a query said while polling).
@@ -290,7 +290,7 @@ pub fn step(a: Attempt, ev: Event, c: Clock, t: &Timing, f: &Facts) -> Step {
             }
             (a, actions)
         }
-        // After a restart, ask first (POLICY 15): the pay request may or may
+        // After a restart, ask first (payment-rules.md §15): the pay request may or may
         // not have left, and a payment may have succeeded while the daemon
         // was down. Only a query that shows it unpaid, or cannot answer,
         // leads to a revoke, even past the deadline. A revoke that was under
@@ -324,7 +324,7 @@ pub fn step(a: Attempt, ev: Event, c: Clock, t: &Timing, f: &Facts) -> Step {
             attention(a, rec)
         }
         // A pay or query answer that was in flight when a cancel moved the
-        // attempt to revoking: the revoke decides (POLICY 12), but it must
+        // attempt to revoking: the revoke decides (payment-rules.md §12), but it must
         // still be sent, and a paid answer means the revoke will refund.
         (Phase::Revoking, Event::QueryAnswered(ans)) => {
             let paid = match ans {
@@ -411,7 +411,7 @@ fn on_query(a: Attempt, ans: QueryAnswer, c: Clock, t: &Timing) -> Step {
             (next, actions)
         }
         QueryAnswer::NotPaid(note) => fail(a, Record::new("query_not_paid").note(note)),
-        // PAYERROR: not paid, but revoke anyway to close the loop (POLICY 9).
+        // PAYERROR: not paid, but revoke anyway to close the loop (payment-rules.md §9).
         QueryAnswer::PayError(note) => {
             let (a, mut actions) = start_revoke(a, c, t);
             if let Some(Action::Record(r)) = actions.first_mut() {
@@ -482,7 +482,7 @@ fn paid(a: Attempt, info: PaidInfo, c: Clock, t: &Timing) -> Step {
         ..a
     };
     if a.cancel_requested {
-        // The cashier cancelled the sale: the money goes back (POLICY 10).
+        // The cashier cancelled the sale: the money goes back (payment-rules.md §10).
         // Keep the transaction id: reconciliation and operators need it.
         let (a, mut actions) = start_revoke(a, c, t);
         if let Some(Action::Record(r)) = actions.first_mut() {
@@ -610,7 +610,7 @@ fn attention(a: Attempt, rec: Record) -> Step {
 }
 
 /// Poll again, or revoke when the deadline (or a cashier cancel past the
-/// minimum delay) says so (POLICY 8, 10, 11).
+/// minimum delay) says so (payment-rules.md §8, 10, 11).
 fn keep_polling(a: Attempt, c: Clock, t: &Timing) -> Step {
     let revoke_due = if a.cancel_requested {
         c.since_sent >= t.min_revoke_delay

@@ -1,7 +1,7 @@
 //! The state machine of one refund: pure, no I/O. A refund is journaled
 //! before it is sent, keyed by its refund number (the gateway's idempotency
 //! key), and confirmed by refund query in the background, at growing
-//! intervals, for as long as a refund can take to land (POLICY 17). Its
+//! intervals, for as long as a refund can take to land (payment-rules.md §17). Its
 //! status never moves backwards: `refunded` and `failed` are final, and a
 //! refund seen processing never shows pending again.
 

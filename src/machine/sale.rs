@@ -3,11 +3,11 @@
 //! or waiting for the end of the round), when the scanner is held, when an
 //! attempt starts, and when the waiting clients are answered. The order's
 //! owner task (`engine::order`) is its only caller, so requests on one
-//! order are taken one at a time, in the order they arrive (POLICY 18).
+//! order are taken one at a time, in the order they arrive (payment-rules.md §18).
 //!
 //! A round is one charge: from `charge` to the end of its attempt (or to a
 //! cancel before any code was taken). A new round starts only when the
-//! last one ended unpaid (POLICY 2).
+//! last one ended unpaid (payment-rules.md §2).
 
 use super::Phase;
 

@@ -1,4 +1,4 @@
-//! One test per POLICY rule (4-15) that the machine enforces.
+//! One test per payment rule (payment-rules.md §4-15) that the machine enforces.
 
 use super::*;
 

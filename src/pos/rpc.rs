@@ -1,4 +1,4 @@
-//! JSON-RPC 2.0 for the POS (CONTRACT §3): parsing a line into a request,
+//! JSON-RPC 2.0 for the POS (docs/pos-protocol.md): parsing a line into a request,
 //! checking params, calling the engine, and shaping answers.
 
 use std::sync::Arc;

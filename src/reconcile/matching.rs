@@ -1,4 +1,4 @@
-//! Matching the journal against a bill (CONTRACT §5), pure.
+//! Matching the journal against a bill (payment-rules.md §20), pure.
 //!
 //! Payments match by `out_trade_no`; refunds by refund number; a refund a
 //! revoke caused matches the revoked attempt whose revoke refunded. The

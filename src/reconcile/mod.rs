@@ -1,4 +1,4 @@
-//! Next-day reconciliation (CONTRACT §5): the journal of this till against
+//! Next-day reconciliation (payment-rules.md §20): the journal of this till against
 //! the gateways' bills of one day. Bills are streamed line by line: a big
 //! merchant account's bill holds every till's rows, and only this till's
 //! are kept.

@@ -1,4 +1,4 @@
-//! Reconciliation output: a table for people, JSON per CONTRACT §5, CSV
+//! Reconciliation output: a table for people, JSON per payment-rules.md §20, CSV
 //! for the accountant.
 
 use std::fmt::Write as _;

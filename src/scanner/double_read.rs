@@ -1,5 +1,5 @@
 //! Drops a payment code read again within a short window: a scan gun held
-//! over a phone reads the same code several times, and CONTRACT §4 says the
+//! over a phone reads the same code several times, and payment-rules.md §19 says the
 //! same code scanned twice charges at most once. Pure: time is passed in.
 //!
 //! Only a keyed hash of each recent code is kept (HMAC-SHA256 under a key

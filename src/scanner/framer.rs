@@ -1,4 +1,4 @@
-//! Splits the scanner's byte stream into frames (CONTRACT §4). Pure: no I/O,
+//! Splits the scanner's byte stream into frames (payment-rules.md §19). Pure: no I/O,
 //! no clock reads; the caller passes the time of every read and fires the
 //! silence-gap timer from [`Framer::deadline`].
 

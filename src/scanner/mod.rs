@@ -1,4 +1,4 @@
-//! The serial scan gun: bytes → frames → payment codes (CONTRACT §4).
+//! The serial scan gun: bytes → frames → payment codes (payment-rules.md §19).
 //!
 //! [`reader::spawn`] runs the device: it opens it, frames and classifies what
 //! it sends, drops double reads, reconnects after an unplug, and reports

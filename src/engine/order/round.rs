@@ -68,11 +68,11 @@ impl Owner {
         }
     }
 
-    /// Journals a new attempt (before any byte leaves, POLICY 3) and sends
+    /// Journals a new attempt (before any byte leaves, payment-rules.md §3) and sends
     /// its pay request.
     pub(super) async fn start_attempt(&mut self, code: AuthCode) {
         // A charge armed before another attempt hit a journal failure: the
-        // till is fail-stopped (POLICY 14), so this code is not sent either.
+        // till is fail-stopped (payment-rules.md §14), so this code is not sent either.
         if !self.engine.journal_ok() {
             self.engine.set_in_flight(&self.order_no, false);
             self.round_error = Some(EngineError::JournalUnavailable(

@@ -1,5 +1,5 @@
 //! Pure classification of *verified* Alipay answers into the engine's
-//! answer types (POLICY 5, 6, 9, 12; reference §2.4-2.8). Transport failures
+//! answer types (payment-rules.md §5, 6, 9, 12; gateway-facts.md §A4-§A8). Transport failures
 //! and unverifiable answers never get here: the client makes them unknown.
 
 use chrono::{FixedOffset, NaiveDateTime, TimeZone};
@@ -102,7 +102,7 @@ impl Reply {
 }
 
 /// Errors the merchant must fix (keys, permissions, parameters, account):
-/// the engine logs them at error level (POLICY 6).
+/// the engine logs them at error level (payment-rules.md §6).
 pub fn is_config_error(code: &str, sub_code: &str) -> bool {
     matches!(code, "20001" | "40001" | "40002" | "40006")
         || sub_code.starts_with("isv.")
@@ -120,7 +120,7 @@ pub fn is_config_error(code: &str, sub_code: &str) -> bool {
 }
 
 /// The trade.pay 40004 sub_codes that the documents give as a definite
-/// "not paid" for the buyer or the cashier to act on (reference §2.4).
+/// "not paid" for the buyer or the cashier to act on (gateway-facts.md §A4).
 fn is_documented_decline(sub_code: &str) -> bool {
     matches!(
         sub_code,
@@ -178,7 +178,7 @@ fn mismatch(out_trade_no: &str) -> GatewayNote {
     )
 }
 
-/// `alipay.trade.pay` (reference §2.4).
+/// `alipay.trade.pay` (gateway-facts.md §A4).
 pub fn classify_pay(r: &Reply, out_trade_no: &str) -> PayAnswer {
     let unknown = |note| PayAnswer::Unknown {
         note,
@@ -199,7 +199,7 @@ pub fn classify_pay(r: &Reply, out_trade_no: &str) -> PayAnswer {
             user_paying: true,
         },
         // Paid already, perhaps by this very attempt's earlier try: only
-        // the query can tell whose money it was (reference §2.4).
+        // the query can tell whose money it was (gateway-facts.md §A4).
         "40004" if r.sub_code == "ACQ.TRADE_HAS_SUCCESS" => unknown(r.note()),
         "40004" if is_config_error(&r.code, &r.sub_code) => PayAnswer::Failed {
             note: r.note(),
@@ -210,7 +210,7 @@ pub fn classify_pay(r: &Reply, out_trade_no: &str) -> PayAnswer {
             config_error: false,
         },
         // A 40004 sub_code the documents do not list may come with a trade
-        // that was created: only the documented ones end it unasked (POLICY 6).
+        // that was created: only the documented ones end it unasked (payment-rules.md §6).
         "40004" => unknown(r.note()),
         _ if r.is_request_error() => PayAnswer::Failed {
             note: r.note(),
@@ -221,7 +221,7 @@ pub fn classify_pay(r: &Reply, out_trade_no: &str) -> PayAnswer {
     }
 }
 
-/// `alipay.trade.query` (reference §2.5, POLICY 9).
+/// `alipay.trade.query` (gateway-facts.md §A5, payment-rules.md §9).
 pub fn classify_query(r: &Reply, out_trade_no: &str) -> QueryAnswer {
     let pending = |note| QueryAnswer::Pending {
         note,
@@ -251,7 +251,7 @@ pub fn classify_query(r: &Reply, out_trade_no: &str) -> QueryAnswer {
     }
 }
 
-/// `alipay.trade.cancel` (reference §2.6, POLICY 12-13).
+/// `alipay.trade.cancel` (gateway-facts.md §A6, payment-rules.md §12-13).
 pub fn classify_cancel(r: &Reply) -> RevokeAnswer {
     let retry_flag = r.str("retry_flag") == Some("Y");
     if r.code == "10000" && !retry_flag {
@@ -270,7 +270,7 @@ pub fn classify_cancel(r: &Reply) -> RevokeAnswer {
     RevokeAnswer::Retry(r.note())
 }
 
-/// `alipay.trade.refund` (reference §2.7).
+/// `alipay.trade.refund` (gateway-facts.md §A7).
 pub fn classify_refund(r: &Reply, out_trade_no: &str) -> RefundAnswer {
     if r.is_system_error() {
         return RefundAnswer::Unknown(r.note());

@@ -29,7 +29,7 @@ pub struct AlipayGateway {
     till_id: String,
     app_key: RsaKeyPair,
     /// PKCS#1 DER of the Alipay public key (not the app's: the classic
-    /// "sign check fail" mix-up, reference §2.3).
+    /// "sign check fail" mix-up, gateway-facts.md §A3).
     alipay_public_key: Vec<u8>,
 }
 
@@ -47,7 +47,7 @@ impl std::fmt::Debug for AlipayGateway {
 #[derive(Debug)]
 enum Outcome {
     Verified(Reply),
-    /// Provably nothing was sent (POLICY 4).
+    /// Provably nothing was sent (payment-rules.md §4).
     NotSent(GatewayNote),
     /// Sent, and then no trustworthy answer: transport failure after the
     /// request left, HTTP error, unparseable, unsigned or bad signature.
@@ -94,7 +94,7 @@ impl AlipayGateway {
         };
         // Gateway calls never follow a redirect: a request that reached one
         // server and then failed to reach another must stay "unknown", not
-        // "not sent" (POLICY 4). The bill URL may send the file from
+        // "not sent" (payment-rules.md §4). The bill URL may send the file from
         // elsewhere, so its download may.
         let http = build(reqwest::redirect::Policy::none())?;
         let bill_http = build(reqwest::redirect::Policy::limited(5))?;
@@ -236,7 +236,7 @@ pub fn verify_answer(
 }
 
 /// Only a failure to connect (refused, DNS, connect timeout, TLS
-/// handshake) proves that no byte of the request left (POLICY 4).
+/// handshake) proves that no byte of the request left (payment-rules.md §4).
 fn transport_outcome(e: &reqwest::Error) -> Outcome {
     if e.is_connect() {
         Outcome::NotSent(GatewayNote::new("NOT_SENT", error_chain(e)))
@@ -266,7 +266,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Whatever the gateway echoes, the full payment code never reaches a note
-/// (CONTRACT §4).
+/// (payment-rules.md §19).
 fn scrub(mut note: GatewayNote, code: &AuthCode) -> GatewayNote {
     let full = code.expose();
     if !full.is_empty() {

@@ -1,4 +1,4 @@
-//! Alipay OpenAPI (issue 4): RSA2-signed `gateway.do` calls for the bar-code
+//! Alipay OpenAPI: RSA2-signed `gateway.do` calls for the bar-code
 //! ("当面付") flow — pay, query, cancel, refund, refund query and the bill.
 //!
 //! - `keys`: PKCS#1 / PKCS#8 / bare-base64 private keys, SPKI / PKCS#1 public keys.

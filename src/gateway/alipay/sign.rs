@@ -1,5 +1,5 @@
 //! RSA2 (SHA256withRSA, PKCS#1 v1.5) request signing and response
-//! verification (reference §2.2, §2.3).
+//! verification (gateway-facts.md §A2, §A3).
 
 use base64::Engine as _;
 use ring::rand::SystemRandom;

@@ -1,4 +1,4 @@
-//! From a WeChat answer to the trait's classified answers (POLICY 4-13).
+//! From a WeChat answer to the trait's classified answers (payment-rules.md §4-13).
 //! Pure functions: the client hands in a [`Reply`] (already parsed, and
 //! signature-checked when `return_code=SUCCESS`), they say what it means.
 
@@ -20,14 +20,14 @@ pub enum Reply {
     /// A parsed answer. If `return_code=SUCCESS` its signature verified.
     Answer(Fields),
     /// The request provably never left: connection refused, DNS, connect
-    /// timeout, TLS handshake (POLICY 4).
+    /// timeout, TLS handshake (payment-rules.md §4).
     NotSent(GatewayNote),
     /// The request may have arrived, but no trustworthy answer came back:
     /// read timeout, reset, HTTP error status, garbage, bad signature.
     Lost(GatewayNote),
 }
 
-/// How a micropay `err_code` is to be taken (reference §1.4).
+/// How a micropay `err_code` is to be taken (gateway-facts.md §W4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayClass {
     /// Result unknown; the customer is entering the password.
@@ -42,13 +42,13 @@ pub enum PayClass {
 
 /// The class of every documented micropay `err_code`. Codes the table does
 /// not list are unknown: only a documented "支付确认失败" may end an attempt
-/// without asking (POLICY 6).
+/// without asking (payment-rules.md §6).
 pub fn pay_err_class(err_code: &str) -> PayClass {
     match err_code {
         "USERPAYING" => PayClass::UserPaying,
         // SYSTEMERROR / BANKERROR: "支付结果未知". ORDERPAID and
         // OUT_TRADE_NO_USED answer a retry of an order that may well be
-        // paid: only a query can tell (POLICY 5).
+        // paid: only a query can tell (payment-rules.md §5).
         "SYSTEMERROR" | "BANKERROR" | "ORDERPAID" | "OUT_TRADE_NO_USED" => PayClass::Unknown,
         "AUTHCODEEXPIRE" | "NOTENOUGH" | "NOTSUPORTCARD" | "ORDERCLOSED" | "ORDERREVERSED"
         | "AUTH_CODE_ERROR" | "AUTH_CODE_INVALID" | "BUYER_MISMATCH" | "TRADE_ERROR" => {
@@ -71,7 +71,7 @@ pub fn pay_err_class(err_code: &str) -> PayClass {
     }
 }
 
-/// How an order-query `trade_state` is to be taken (reference §1.6, POLICY 9).
+/// How an order-query `trade_state` is to be taken (gateway-facts.md §W6, payment-rules.md §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TradeStateClass {
     Paid,
@@ -118,7 +118,7 @@ fn note_of(f: &Fields) -> GatewayNote {
 /// unsigned. It is a definite "not processed" only when its `return_msg` is
 /// one of the request errors WeChat documents or is known to send, matched
 /// exactly (after trimming): free text that merely mentions a parameter
-/// ("系统繁忙", a proxy's page, "参数…稍后再试") is unknown (POLICY 5).
+/// ("系统繁忙", a proxy's page, "参数…稍后再试") is unknown (payment-rules.md §5).
 pub fn return_fail_is_config_error(return_msg: &str) -> bool {
     const REQUEST_ERRORS: [&str; 20] = [
         "签名错误",
@@ -272,7 +272,7 @@ pub fn query(reply: &Reply) -> QueryAnswer {
     let f = match level(f) {
         Level::Business(f) => f,
         // Even a request error keeps polling: the pay call went through
-        // the same door, and the deadline bounds the wait (POLICY 9).
+        // the same door, and the deadline bounds the wait (payment-rules.md §9).
         Level::ReturnFail { note, .. } => return pending(note),
     };
     if get(f, "result_code") != "SUCCESS" {
@@ -321,7 +321,7 @@ pub fn revoke(reply: &Reply) -> RevokeAnswer {
     match (get(f, "recall"), get(f, "err_code")) {
         ("Y", _) => RevokeAnswer::Retry(note),
         // SYSTEMERROR: retry. USERPAYING "正在支付中不能发起撤销": the
-        // customer is mid-password; retry later (reference §1.5).
+        // customer is mid-password; retry later (gateway-facts.md §W5).
         (_, "SYSTEMERROR" | "USERPAYING" | "BANKERROR") => RevokeAnswer::Retry(note),
         // The documented refusals: no retry can help, an operator must look.
         (
@@ -336,7 +336,7 @@ pub fn revoke(reply: &Reply) -> RevokeAnswer {
         ) => RevokeAnswer::Refused(note),
         // An undocumented code (the documented list is unconfirmed, and a
         // reverse a little early is refused with no documented code):
-        // retried, still bounded by revoke_max_attempts (POLICY 12).
+        // retried, still bounded by revoke_max_attempts (payment-rules.md §12).
         _ => RevokeAnswer::Retry(note),
     }
 }
@@ -492,7 +492,7 @@ pub fn refund_query(reply: &Reply, out_trade_no: &str, refund_no: &str) -> Refun
 }
 
 /// A downloadbill answer: CSV text, or an XML error. Told apart by the
-/// first non-blank byte, as the official SDK does (reference §1.9). The
+/// first non-blank byte, as the official SDK does (gateway-facts.md §W9). The
 /// CSV is not signed.
 pub fn bill(reply: Result<Vec<u8>, GatewayNote>) -> BillAnswer {
     let body = match reply {

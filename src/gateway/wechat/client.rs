@@ -131,7 +131,7 @@ impl WechatGateway {
     }
 
     /// The fields every call carries. Service-provider mode adds
-    /// `sub_mch_id` / `sub_appid` to every call (reference §1.10).
+    /// `sub_mch_id` / `sub_appid` to every call (gateway-facts.md §W10).
     fn base_params(&self) -> Fields {
         let mut p = BTreeMap::new();
         p.insert("appid".to_string(), self.appid.clone());
@@ -208,7 +208,7 @@ impl WechatGateway {
     }
 
     /// One XML call: the answer parsed, and verified when it claims
-    /// `return_code=SUCCESS` (POLICY 7).
+    /// `return_code=SUCCESS` (payment-rules.md §7).
     async fn call(&self, path: &str, params: Fields, secure: bool) -> Reply {
         let body = match self.send(path, params, secure, xml::MAX_BODY).await {
             Ok(b) => b,
@@ -286,7 +286,7 @@ async fn local_ip_towards(host: &str, port: u16) -> Option<IpAddr> {
     (!ip.is_unspecified()).then_some(ip)
 }
 
-/// POLICY 4: only a failure to connect (DNS, refused, connect timeout, TLS
+/// payment-rules.md §4: only a failure to connect (DNS, refused, connect timeout, TLS
 /// handshake) proves nothing was sent.
 fn transport_error(path: &str, e: &reqwest::Error) -> Reply {
     let text = error_chain(e);

@@ -1,4 +1,4 @@
-//! WeChat Pay v2 signatures (reference §1.2): MD5 or HMAC-SHA256 over the
+//! WeChat Pay v2 signatures (gateway-facts.md §W2): MD5 or HMAC-SHA256 over the
 //! byte-ordered `k=v&…&key=KEY` string, empty values and `sign` left out,
 //! uppercase hex.
 

@@ -4,7 +4,7 @@
 //! and field cap, no DTD (hence no entity definitions: only the five
 //! predefined entities and character references are understood), no nested
 //! elements, no duplicate fields. Anything else is an error, which the client
-//! treats as an unknown answer (POLICY 4).
+//! treats as an unknown answer (payment-rules.md §4).
 
 use std::collections::BTreeMap;
 

@@ -103,7 +103,7 @@ fn an_attempt_starts_only_from_a_sale_with_nothing_in_flight_or_paid() {
                     "{p:?} {ev:?}"
                 );
                 assert_eq!(next, SalePhase::Attempting);
-                // POLICY 2: a code sent before is never sent again.
+                // payment-rules.md §2: a code sent before is never sent again.
                 assert!(
                     !matches!(
                         ev,

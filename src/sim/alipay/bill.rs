@@ -1,4 +1,4 @@
-//! The day's bill as Alipay's bill URL serves it (reference §2.8): a zip
+//! The day's bill as Alipay's bill URL serves it (gateway-facts.md §A8): a zip
 //! of two GBK CSV files, `<pid>0156_<yyyyMMdd>_业务明细.csv` (the detail,
 //! with `#` comment lines, 25 columns, text fields ending in a TAB, refund
 //! rows negative) and `…_业务明细(汇总).csv` (the summary). Lines end CRLF,

@@ -1,5 +1,5 @@
 //! The business methods: each translates the shared ledger's outcome into
-//! Alipay's codes and fields (reference §2.4-2.8).
+//! Alipay's codes and fields (gateway-facts.md §A4-§A8).
 
 use chrono::{DateTime, Local};
 use serde_json::{Map, Value};
@@ -102,7 +102,7 @@ fn paid_fields(o: &Order, time_key: &'static str) -> Vec<(&'static str, Value)> 
     f
 }
 
-/// out_trade_no: at most 64 of letters, digits and `_` (reference §2.4).
+/// out_trade_no: at most 64 of letters, digits and `_` (gateway-facts.md §A4).
 fn valid_out_trade_no(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }

@@ -22,7 +22,7 @@ use crate::gateway::alipay::{form, keys as key_parse, sign};
 use crate::sim::http::{BoxFuture, Handler, SimRequest, SimResponse};
 use crate::sim::ledger::Ledger;
 
-/// Alipay's bill URL expires 30 s after it is issued (reference §2.8).
+/// Alipay's bill URL expires 30 s after it is issued (gateway-facts.md §A8).
 pub const BILL_URL_LIFETIME: Duration = Duration::from_secs(30);
 
 /// The methods this dialect answers.

@@ -1,5 +1,5 @@
 //! A minimal zip writer whose entry names are raw GBK bytes without the
-//! UTF-8 flag, as Alipay's bill zips are (reference §2.8). The `zip` crate
+//! UTF-8 flag, as Alipay's bill zips are (gateway-facts.md §A8). The `zip` crate
 //! only writes UTF-8 names, so the container is written here; entries are
 //! stored (method 0), which every unzip reads.
 

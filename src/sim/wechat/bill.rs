@@ -1,4 +1,4 @@
-//! The `downloadbill` CSV for `bill_type=ALL` (reference §1.9): a detail
+//! The `downloadbill` CSV for `bill_type=ALL` (gateway-facts.md §W9): a detail
 //! header, detail rows with every field prefixed by a backtick, a summary
 //! header and the summary row. Amounts in yuan with two decimals, fees
 //! with five, as WeChat prints them.
@@ -104,7 +104,7 @@ fn payment_row(o: &Order, at: DateTime<Local>, appid: &str, mch_id: &str) -> Row
 
 /// A refund row. A refund that a reverse caused has no merchant refund
 /// number and the status `REVOKED` (the older `bill_type=REVOKED` shows
-/// that is how WeChat names them; reference §1.9 and §6).
+/// that is how WeChat names them; gateway-facts.md §W9 and §U).
 fn refund_row(o: &Order, r: &SimRefund, appid: &str, mch_id: &str) -> Row {
     let status = if r.by_revoke { "REVOKED" } else { "REFUND" };
     let mut fields = order_columns(o, r.at, appid, mch_id);

@@ -125,7 +125,7 @@ fn paid_fields(o: &Order) -> Fields {
 }
 
 fn micropay(sim: &WechatSim, req: &Fields) -> Outcome {
-    // Real WeChat rejects trade_type on micropay (reference §1.3).
+    // Real WeChat rejects trade_type on micropay (gateway-facts.md §W3).
     if req.contains_key("trade_type") {
         return Outcome::fail("PARAM_ERROR", "无效的trade_type");
     }
@@ -202,7 +202,7 @@ fn micropay(sim: &WechatSim, req: &Fields) -> Outcome {
     }
 }
 
-/// A micropay for an out_trade_no WeChat already knows (reference §1.4).
+/// A micropay for an out_trade_no WeChat already knows (gateway-facts.md §W4).
 fn existing(o: &Order, mismatch: bool) -> Outcome {
     match o.state {
         OrderState::Paid => Outcome::fail("ORDERPAID", "订单已支付"),
@@ -419,7 +419,7 @@ fn refund_query(sim: &WechatSim, req: &Fields) -> Outcome {
 }
 
 /// The bill's errors are XML with `error_code` and are not signed; its
-/// success is the CSV text itself (reference §1.9).
+/// success is the CSV text itself (gateway-facts.md §W9).
 fn bill_error(msg: &str, code: &str) -> Outcome {
     let mut f = Fields::new();
     f.insert("return_code".into(), "FAIL".into());

@@ -1,5 +1,5 @@
-//! The classification table: every code and sub_code of reference
-//! §2.4-2.8 with the answer POLICY demands, as one table.
+//! The classification table: every code and sub_code of gateway-facts.md
+//! §A4-§A8 with the answer payment-rules.md asks for, as one table.
 
 use super::*;
 
@@ -75,7 +75,7 @@ fn classification_table() {
     let biz = |sub: &str| format!(r#""code":"40004","sub_code":"{sub}","sub_msg":"s""#);
     #[rustfmt::skip]
     let table: Vec<(&str, String, &str)> = vec![
-        // ---- §2.4 alipay.trade.pay: gateway codes
+        // ---- gateway-facts.md §A4 alipay.trade.pay: gateway codes
         ("pay", format!(r#""code":"10000",{PAID}"#), "paid"),
         ("pay", r#""code":"10000","trade_no":"x","total_amount":"1.001""#.into(), "unknown"),
         ("pay", r#""code":"10000","trade_no":"x","total_amount":"abc""#.into(), "unknown"),
@@ -98,7 +98,7 @@ fn classification_table() {
         ("pay", biz("aop.ACQ.SYSTEM_ERROR"), "unknown"),
         ("pay", r#""code":"40002","sub_code":"ACQ.SYSTEM_ERROR""#.into(), "unknown"),
         ("pay", r#""code":"10000","sub_code":"ACQ.SYSTEM_ERROR""#.into(), "unknown"),
-        // ---- §2.4 40004 sub_codes
+        // ---- gateway-facts.md §A4 40004 sub_codes
         ("pay", biz("ACQ.TRADE_HAS_SUCCESS"), "unknown"),
         ("pay", biz("ACQ.PAYMENT_AUTH_CODE_INVALID"), "failed"),
         ("pay", biz("ACQ.BUYER_BALANCE_NOT_ENOUGH"), "failed"),
@@ -129,7 +129,7 @@ fn classification_table() {
         ("pay", biz("isv.invalid-signature"), "failed_config"),
         // An undocumented 40004 sub_code: the trade may exist, query decides.
         ("pay", biz("ACQ.SOMETHING_NEW"), "unknown"),
-        // ---- §2.5 alipay.trade.query
+        // ---- gateway-facts.md §A5 alipay.trade.query
         ("query", format!(r#""code":"10000","trade_status":"TRADE_SUCCESS",{}"#, PAID.replace("gmt_payment", "send_pay_date")), "paid"),
         ("query", r#""code":"10000","trade_status":"TRADE_FINISHED","trade_no":"x","total_amount":"1.00""#.into(), "paid"),
         ("query", r#""code":"10000","trade_status":"TRADE_SUCCESS","trade_no":"x","total_amount":"1.0""#.into(), "pending"),
@@ -144,7 +144,7 @@ fn classification_table() {
         ("query", biz("ACQ.INVALID_PARAMETER"), "pending"),
         ("query", r#""code":"20000","sub_code":"isp.unknow-error""#.into(), "pending"),
         ("query", r#""code":"40002","sub_code":"isv.invalid-signature""#.into(), "pending"),
-        // ---- §2.6 alipay.trade.cancel
+        // ---- gateway-facts.md §A6 alipay.trade.cancel
         ("cancel", r#""code":"10000","action":"close","retry_flag":"N""#.into(), "revoked_close"),
         ("cancel", r#""code":"10000","action":"refund","retry_flag":"N""#.into(), "revoked_refund"),
         ("cancel", r#""code":"10000","retry_flag":"N""#.into(), "revoked_unstated"),
@@ -158,7 +158,7 @@ fn classification_table() {
         ("cancel", format!(r#"{},"retry_flag":"N""#, biz("ACQ.TRADE_NOT_EXIST")), "refused"),
         ("cancel", r#""code":"40002","sub_code":"isv.invalid-signature""#.into(), "refused"),
         ("cancel", r#""code":"99999""#.into(), "retry"),
-        // ---- §2.7 alipay.trade.refund
+        // ---- gateway-facts.md §A7 alipay.trade.refund
         ("refund", r#""code":"10000","fund_change":"Y","refund_fee":"1.00""#.into(), "refunded"),
         ("refund", r#""code":"10000","fund_change":"N","refund_fee":"1.00""#.into(), "unknown"),
         ("refund", r#""code":"10000","fund_change":"Y","out_trade_no":"zz""#.into(), "unknown"),
@@ -180,7 +180,7 @@ fn classification_table() {
         ("refund_query", biz("ACQ.TRADE_NOT_EXIST"), "not_found"),
         ("refund_query", biz("ACQ.SYSTEM_ERROR"), "unknown"),
         ("refund_query", r#""code":"20000""#.into(), "unknown"),
-        // ---- §2.8 bill download URL (recent day / older day)
+        // ---- gateway-facts.md §A8 bill download URL (recent day / older day)
         ("bill_old", r#""code":"10000","bill_download_url":"http://h/b.zip""#.into(), "url http://h/b.zip"),
         ("bill_old", r#""code":"10000""#.into(), "failed"),
         ("bill_old", biz("isp.bill_not_exist"), "no_bill"),

@@ -17,7 +17,7 @@ fn pay_fail(err_code: &str) -> Reply {
     ]))
 }
 
-/// Every err_code of reference §1.4, with the class the table (and POLICY
+/// Every err_code of gateway-facts.md §W4, with the class the table (and payment-rules.md
 /// 5-6) gives it.
 const PAY_TABLE: &[(&str, PayClass)] = &[
     ("SYSTEMERROR", PayClass::Unknown),
@@ -77,7 +77,7 @@ fn every_micropay_err_code_maps_to_its_policy_class() {
     }
 }
 
-/// Every trade_state of reference §1.6 and POLICY 9.
+/// Every trade_state of gateway-facts.md §W6 and payment-rules.md §9.
 #[test]
 fn every_trade_state_maps_to_its_policy_class() {
     let table = [
