@@ -284,11 +284,30 @@ pub fn classify_refund(r: &Reply, out_trade_no: &str) -> RefundAnswer {
             "FUND_CHANGE_N",
             "no money moved by this call; confirm with the refund query",
         )),
-        "40004" => RefundAnswer::Failed(r.note()),
+        // Only the documented refusals are final: an unknown one may hide
+        // a refund that went through, and "failed" invites a second refund
+        // under a new number.
+        "40004" if REFUND_REFUSALS.contains(&r.sub_code.as_str()) => RefundAnswer::Failed(r.note()),
         _ if r.is_request_error() => RefundAnswer::Failed(r.note()),
         _ => RefundAnswer::Unknown(r.note()),
     }
 }
+
+/// The sub_codes `alipay.trade.refund` documents as refusals.
+const REFUND_REFUSALS: [&str; 12] = [
+    "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
+    "ACQ.TRADE_NOT_EXIST",
+    "ACQ.TRADE_STATUS_ERROR",
+    "ACQ.SELLER_BALANCE_NOT_ENOUGH",
+    "ACQ.INVALID_PARAMETER",
+    "ACQ.TRADE_HAS_FINISHED",
+    "ACQ.REASON_TRADE_BEEN_FREEZEN",
+    "ACQ.DISCORDANT_REPEAT_REQUEST",
+    "ACQ.REASON_TRADE_REFUND_FEE_ERR",
+    "ACQ.TRADE_NOT_ALLOWED_REFUND",
+    "ACQ.REFUND_FEE_ERROR",
+    "ACQ.ACCESS_FORBIDDEN",
+];
 
 /// `alipay.trade.fastpay.refund.query`.
 pub fn classify_refund_query(r: &Reply, out_trade_no: &str, refund_no: &str) -> RefundAnswer {

@@ -341,6 +341,24 @@ pub fn revoke(reply: &Reply) -> RevokeAnswer {
     }
 }
 
+/// A signed answer that names another order than the one asked about (a
+/// proxy's mix-up, a replayed answer) says nothing about this one: it is
+/// taken as lost, so it can never make this attempt paid (payment-rules.md
+/// §7).
+pub fn about_order(reply: Reply, out_trade_no: &str) -> Reply {
+    let Reply::Answer(f) = &reply else {
+        return reply;
+    };
+    let named = get(f, "out_trade_no");
+    if named.is_empty() || named == out_trade_no {
+        return reply;
+    }
+    Reply::Lost(GatewayNote::new(
+        "ANSWER_MISMATCH",
+        format!("the answer is about order {named}, not {out_trade_no}"),
+    ))
+}
+
 /// What an order query after a successful reverse says about money: a
 /// REVOKED order that had been paid keeps its `time_end` (paid, then
 /// refunded by the reverse); one that never was has none. Anything else

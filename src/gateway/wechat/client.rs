@@ -371,6 +371,7 @@ impl Gateway for WechatGateway {
         p.insert("auth_code".into(), req.auth_code.expose().to_string());
         // No trade_type: micropay rejects it ("无效的trade_type").
         let reply = self.call("/pay/micropay", p, false).await;
+        let reply = classify::about_order(reply, &req.out_trade_no);
         let mut answer = classify::pay(&reply);
         match &mut answer {
             PayAnswer::Failed { note, .. }
@@ -396,7 +397,8 @@ impl Gateway for WechatGateway {
     async fn query(&self, out_trade_no: &str) -> QueryAnswer {
         let mut p = self.base_params();
         p.insert("out_trade_no".into(), out_trade_no.to_string());
-        classify::query(&self.call("/pay/orderquery", p, false).await)
+        let reply = self.call("/pay/orderquery", p, false).await;
+        classify::query(&classify::about_order(reply, out_trade_no))
     }
 
     async fn revoke(&self, out_trade_no: &str) -> RevokeAnswer {
@@ -412,7 +414,8 @@ impl Gateway for WechatGateway {
         // the difference.
         let mut q = self.base_params();
         q.insert("out_trade_no".into(), out_trade_no.to_string());
-        let effect = classify::revoke_effect(&self.call("/pay/orderquery", q, false).await);
+        let reply = self.call("/pay/orderquery", q, false).await;
+        let effect = classify::revoke_effect(&classify::about_order(reply, out_trade_no));
         RevokeAnswer::Revoked(effect)
     }
 

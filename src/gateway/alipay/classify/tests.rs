@@ -168,6 +168,7 @@ fn classification_table() {
         ("refund", biz("ACQ.TRADE_NOT_EXIST"), "failed"),
         ("refund", biz("ACQ.TRADE_STATUS_ERROR"), "failed"),
         ("refund", biz("ACQ.SELLER_BALANCE_NOT_ENOUGH"), "failed"),
+        ("refund", biz("ACQ.SOMETHING_NEW"), "unknown"),
         ("refund", r#""code":"40002","sub_code":"isv.invalid-signature""#.into(), "failed"),
         ("refund", r#""code":"99999""#.into(), "unknown"),
         // ---- refund query

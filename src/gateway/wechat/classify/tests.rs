@@ -510,3 +510,29 @@ fn the_query_after_a_reverse_tells_closed_from_refunded() {
         RevokeEffect::Unstated
     );
 }
+
+#[test]
+fn a_signed_answer_about_another_order_is_never_taken_as_this_ones() {
+    let paid = |otn: &str| {
+        Reply::Answer(fields(&[
+            ("return_code", "SUCCESS"),
+            ("result_code", "SUCCESS"),
+            ("trade_state", "SUCCESS"),
+            ("transaction_id", "4200000001"),
+            ("out_trade_no", otn),
+            ("total_fee", "100"),
+        ]))
+    };
+    assert!(matches!(
+        query(&about_order(paid("T1_A1_1"), "T1_A1_1")),
+        QueryAnswer::Paid(_)
+    ));
+    assert!(matches!(
+        query(&about_order(paid("T1_B7_1"), "T1_A1_1")),
+        QueryAnswer::Pending { .. }
+    ));
+    assert!(matches!(
+        pay(&about_order(paid("T1_B7_1"), "T1_A1_1")),
+        PayAnswer::Unknown { .. }
+    ));
+}
