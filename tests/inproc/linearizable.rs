@@ -488,7 +488,7 @@ fn run_all(offset: u64) {
     for &seed in &seeds {
         if let Err(e) = run_seed(seed) {
             panic!(
-                "seed {seed}: {e}\nreplay with: TILLPAY_MODEL_SEED={seed} cargo test --test linearizable"
+                "seed {seed}: {e}\nreplay with: TILLPAY_MODEL_SEED={seed} cargo test --test inproc linearizable"
             );
         }
     }

@@ -3,8 +3,8 @@
 //! simulator's ledger. A loop over random kill points is seeded; the seed
 //! is printed with every failure (set TILLPAY_CRASH_SEED to replay one).
 
-mod common;
-mod till;
+use crate::common;
+use crate::till;
 
 use std::time::Duration;
 

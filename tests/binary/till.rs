@@ -1,6 +1,5 @@
 //! A whole till for end-to-end tests: the simulator in the test process,
 //! the real `tillpay run` binary as a child, a pty as its scanner.
-#![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -150,5 +149,15 @@ impl E2eTill {
 impl Drop for E2eTill {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// The next message on `c` that `f` accepts (others are skipped).
+pub async fn next_matching(c: &mut Conn, f: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let msg = c.next().await.expect("connection open");
+        if f(&msg) {
+            return msg;
+        }
     }
 }

@@ -1,6 +1,5 @@
 //! Shared by the WeChat integration tests: the simulator on loopback and a
 //! client config pointing at it.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,7 @@
 //! Needs a Python with `tests/conformance/requirements.txt` installed
 //! (see `conformance_env`).
 
-mod conformance_env;
+use crate::conformance_env;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

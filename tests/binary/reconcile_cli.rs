@@ -1,8 +1,7 @@
 //! `tillpay reconcile` against the simulator's bills: downloaded with the
 //! configured credentials, or read from files (payment-rules.md §20).
 
-mod common;
-mod till;
+use crate::till;
 
 use std::time::Duration;
 

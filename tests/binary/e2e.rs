@@ -5,8 +5,7 @@
 //! Payment and the simulator's ledger: money kept if and only if paid, at
 //! most one charge per sale.
 
-mod common;
-mod till;
+use crate::till;
 
 use std::time::Duration;
 
@@ -98,9 +97,10 @@ async fn a_scan_with_no_charge_waiting_and_a_double_read_charge_nothing() {
     let _ = watcher.call(0, "status", json!({})).await;
     let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 20);
     t.scanner.scan(&code).expect("scan");
-    let ignored = watcher
-        .next_matching(|m| m["method"] == "scanner.event" && m["params"]["event"] == "ignored")
-        .await;
+    let ignored = till::next_matching(&mut watcher, |m| {
+        m["method"] == "scanner.event" && m["params"]["event"] == "ignored"
+    })
+    .await;
     assert_eq!(ignored["params"]["reason"], "no charge waiting");
     assert!(
         t.sim.ledger.orders().is_empty(),
@@ -157,9 +157,10 @@ async fn a_code_used_before_is_refused_and_charges_nothing() {
     pos.send(json!({"jsonrpc": "2.0", "id": 2, "method": "charge", "params": {"order_no": "U3", "amount": 700}})).await;
     t.wait_armed("U3").await;
     t.scanner.scan(&code).expect("scan");
-    let ignored = watcher
-        .next_matching(|m| m["method"] == "scanner.event" && m["params"]["event"] == "ignored")
-        .await;
+    let ignored = till::next_matching(&mut watcher, |m| {
+        m["method"] == "scanner.event" && m["params"]["event"] == "ignored"
+    })
+    .await;
     let reason = ignored["params"]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("already used"), "{ignored}");
     let fresh = Behaviour::PaysAtOnce.code(Provider::Alipay, 31);

@@ -1,7 +1,7 @@
 //! Building the WeChat client: the client certificate for /secapi/ calls
 //! loads from the PEM text the config read, and a bad one is named.
 
-mod wechat_support;
+use crate::wechat_support;
 
 use std::path::PathBuf;
 use std::time::Duration;

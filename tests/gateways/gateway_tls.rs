@@ -5,7 +5,7 @@
 //! merchant certificate: the one in `tests/fixtures/tls` is RSA 2048 with a
 //! PKCS#8 key, as WeChat issues `apiclient_cert.pem`.
 
-mod wechat_support;
+use crate::wechat_support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

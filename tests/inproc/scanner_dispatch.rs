@@ -1,7 +1,7 @@
 //! Where a scanned code goes (payment-rules.md §19), through a real pty,
 //! the real reader and engine, checked against what reaches the gateway.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

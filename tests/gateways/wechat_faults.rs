@@ -2,7 +2,7 @@
 //! request that provably never left may count as a definite failure;
 //! everything after the first byte is unknown.
 
-mod wechat_support;
+use crate::wechat_support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

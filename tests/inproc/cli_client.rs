@@ -1,7 +1,7 @@
 //! The `tillpay` client commands against a running daemon: output and
 //! exit codes (docs/operations.md).
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -1,6 +1,6 @@
 //! The POS socket over a real Unix socket (docs/pos-protocol.md).
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;

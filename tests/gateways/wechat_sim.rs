@@ -3,7 +3,7 @@
 //! poll, revoke), with the final status checked against the simulator's
 //! ledger of money.
 
-mod wechat_support;
+use crate::wechat_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,8 +6,8 @@
 //! Needs a Python with `tests/conformance/requirements.txt` installed
 //! (see `conformance_env`).
 
-mod conformance_env;
-mod wechat_support;
+use crate::conformance_env;
+use crate::wechat_support;
 
 use std::process::Stdio;
 use std::time::Duration;

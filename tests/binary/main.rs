@@ -1,0 +1,18 @@
+//! The real `tillpay` binary: the daemon under
+//! systemd's conventions, the demo, doctor, whole tills against the
+//! simulator, kill -9, reconciliation and packaging. One test binary, so the
+//! crate is linked once.
+
+/// The POS connection (the in-process till of `tests/common` is not needed
+/// here: these tests run the real daemon).
+#[path = "../common/conn.rs"]
+mod common;
+mod till;
+
+mod crash;
+mod daemon_run;
+mod demo;
+mod doctor;
+mod e2e;
+mod packaging;
+mod reconcile_cli;
