@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::Provider;
 use crate::engine::resolve::{offline, ResolveRequest};
 use crate::gateway::PaidInfo;
 

@@ -1,0 +1,180 @@
+//! The attempt machine, exhaustively: every state (counters at their
+//! edges) against every event, on a grid of both clocks.
+
+use super::*;
+
+/// Every event the machine can be given, the awkward ones included.
+fn all_events() -> Vec<Event> {
+    let other_amount = PaidInfo {
+        amount: Some(Fen(1)),
+        ..info()
+    };
+    let long_ago = PaidInfo {
+        paid_at: Some("2020-01-01T00:00:00+08:00".into()),
+        ..info()
+    };
+    vec![
+        Event::PayAnswered(PayAnswer::Paid(info())),
+        Event::PayAnswered(PayAnswer::Paid(other_amount.clone())),
+        Event::PayAnswered(PayAnswer::Paid(long_ago.clone())),
+        Event::PayAnswered(PayAnswer::NotSent(note("x"))),
+        Event::PayAnswered(PayAnswer::Failed {
+            note: note("NOTENOUGH"),
+            config_error: false,
+        }),
+        unknown("USERPAYING", true),
+        unknown("ORDERPAID", false),
+        Event::QueryAnswered(QueryAnswer::Paid(info())),
+        Event::QueryAnswered(QueryAnswer::Paid(other_amount)),
+        Event::QueryAnswered(QueryAnswer::Paid(long_ago)),
+        pending(),
+        Event::QueryAnswered(QueryAnswer::Pending {
+            note: note("ORDERNOTEXIST"),
+            user_paying: false,
+        }),
+        Event::QueryAnswered(QueryAnswer::NotPaid(note("x"))),
+        Event::QueryAnswered(QueryAnswer::PayError(note("x"))),
+        Event::RevokeAnswered(RevokeAnswer::Revoked(RevokeEffect::Unstated)),
+        Event::RevokeAnswered(RevokeAnswer::Revoked(RevokeEffect::Closed)),
+        Event::RevokeAnswered(RevokeAnswer::Retry(note("x"))),
+        Event::RevokeAnswered(RevokeAnswer::Refused(note("x"))),
+        Event::CancelRequested,
+        Event::Resumed,
+        Event::ProviderMissing,
+        Event::OperatorResolved {
+            verdict: Verdict::Paid(info()),
+            note: note("OPERATOR_RESOLVED"),
+        },
+        Event::OperatorResolved {
+            verdict: Verdict::Unpaid,
+            note: note("OPERATOR_RESOLVED"),
+        },
+    ]
+}
+
+/// Every attempt state, with the counters at their edges.
+fn all_states(t: &Timing) -> Vec<Attempt> {
+    let mut out = Vec::new();
+    for phase in Phase::ALL {
+        for bits in 0..8u8 {
+            for revoke_tries in [0, t.revoke_max_attempts - 1, t.revoke_max_attempts] {
+                out.push(Attempt {
+                    phase,
+                    revoke_tries,
+                    cancel_requested: bits & 1 != 0,
+                    seen_paid: bits & 2 != 0,
+                    used_number: bits & 4 != 0,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Whether `ev` is one the engine can deliver to an attempt in `a`: the
+/// answer to a call this phase makes, a cancel not yet journaled, a resume.
+fn can_arrive(a: Attempt, ev: &Event) -> bool {
+    match (a.phase, ev) {
+        (_, Event::OperatorResolved { .. }) => a.phase == Phase::NeedsAttention,
+        (p, _) if p.is_final() => false,
+        (Phase::Submitting, Event::PayAnswered(_)) => true,
+        (Phase::Paying, Event::QueryAnswered(_)) => true,
+        // In flight when a cancel (or a restart) moved it to revoking.
+        (Phase::Revoking, Event::PayAnswered(_) | Event::QueryAnswered(_)) => true,
+        (Phase::Revoking, Event::RevokeAnswered(_)) => true,
+        (Phase::Submitting | Phase::Paying, Event::CancelRequested) => !a.cancel_requested,
+        (_, Event::Resumed | Event::ProviderMissing) => true,
+        _ => false,
+    }
+}
+
+#[test]
+fn every_state_and_event_has_a_next_call_or_ends_and_keeps_the_rules() {
+    // Exhaustive over states (counters at their edges) x events x a grid of
+    // both clocks: an event that can arrive always changes something; an
+    // in-flight attempt is never left with nothing scheduled (but while its
+    // pay call is on the wire); every final step is journaled, then told
+    // to the POS once; a revoke never goes out within 15 s of the pay
+    // answer; nothing goes backwards.
+    let t = wechat();
+    let clocks: Vec<Clock> = [
+        (0, 0),
+        (3, 0),
+        (14, 14),
+        (15, 15),
+        (29, 20),
+        (30, 30),
+        (100, 95),
+    ]
+    .into_iter()
+    .map(|(p, s)| Clock {
+        since_pay: S(p),
+        since_sent: S(s),
+    })
+    .collect();
+    for a in all_states(&t) {
+        for ev in all_events() {
+            for c in &clocks {
+                let (next, acts) = crate::machine::step(a, ev.clone(), *c, &t, &facts());
+                let ctx = format!("{a:?} {ev:?} {c:?}");
+                if !can_arrive(a, &ev) && a.phase.is_final() {
+                    assert!(acts.is_empty(), "{ctx}: a final attempt acted");
+                    assert_eq!(next, a, "{ctx}");
+                    continue;
+                }
+                if can_arrive(a, &ev) {
+                    assert!(!acts.is_empty(), "{ctx}: ignored");
+                }
+                if acts.is_empty() {
+                    assert_eq!(next, a, "{ctx}: changed without a record");
+                    continue;
+                }
+                let first_notice = acts.iter().position(|x| matches!(x, Action::Notify(_)));
+                let first_record = acts.iter().position(|x| matches!(x, Action::Record(_)));
+                if next.phase != a.phase || next.phase.is_final() {
+                    assert!(
+                        first_record.is_some_and(|r| first_notice.is_none_or(|n| r < n)),
+                        "{ctx}: journaled before the POS is told"
+                    );
+                }
+                if next.phase.is_final() {
+                    assert_eq!(notices(&acts).len(), 1, "{ctx}");
+                    assert_eq!(scheduled(&acts), None, "{ctx}: a call after the end");
+                } else {
+                    let pay_on_the_wire = next.phase == Phase::Submitting;
+                    assert!(
+                        scheduled(&acts).is_some() || pay_on_the_wire,
+                        "{ctx}: stuck"
+                    );
+                }
+                if let Some((Call::Revoke, after)) = scheduled(&acts) {
+                    assert!(
+                        c.since_sent + after >= t.min_revoke_delay,
+                        "{ctx}: revoke before 15 s"
+                    );
+                }
+                if notices(&acts).contains(&Notice::Paid) && a.phase != Phase::NeedsAttention {
+                    assert!(
+                        !a.cancel_requested,
+                        "{ctx}: paid after the cashier cancelled"
+                    );
+                }
+                // One try more at most, and never revoking past the bound
+                // (a state at the bound comes from a lowered config).
+                assert!(next.revoke_tries <= a.revoke_tries + 1, "{ctx}");
+                if next.phase == Phase::Revoking && next.revoke_tries > a.revoke_tries {
+                    assert!(
+                        next.revoke_tries < t.revoke_max_attempts,
+                        "{ctx}: unbounded"
+                    );
+                }
+                assert!(next.seen_paid >= a.seen_paid, "{ctx}");
+                assert!(next.cancel_requested >= a.cancel_requested, "{ctx}");
+                assert!(
+                    next.used_number >= a.used_number || a.phase != Phase::Submitting,
+                    "{ctx}"
+                );
+            }
+        }
+    }
+}
