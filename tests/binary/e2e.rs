@@ -72,7 +72,11 @@ async fn cashier_cancel_while_paying_revokes_for_both_providers() {
         let code = Behaviour::NeverConfirms.code(provider, 10 + i as u64);
         let mut pos = t.pos().await;
         pos.send(json!({"jsonrpc": "2.0", "id": 1, "method": "charge", "params": {"order_no": order, "amount": 500, "auth_code": code}})).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The customer is on the password screen when the cashier cancels.
+        till::next_matching(&mut pos, |m| {
+            m["params"]["order_no"] == order.as_str() && m["params"]["event"] == "user_paying"
+        })
+        .await;
         let mut cashier = t.pos().await;
         let cancelled = cashier.call(2, "cancel", json!({"order_no": order})).await;
         assert_eq!(

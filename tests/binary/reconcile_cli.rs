@@ -74,7 +74,12 @@ async fn trade(t: &E2eTill) {
         // gives the money back.
         let mut c = t.pos().await;
         c.send(json!({"jsonrpc": "2.0", "id": 9, "method": "charge", "params": {"order_no": o("LOST"), "amount": 700, "auth_code": Behaviour::AnswerLost.code(provider, 120 + i as u64)}})).await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The pay request is on its way when the cashier cancels.
+        let lost = o("LOST");
+        till::next_matching(&mut c, |m| {
+            m["params"]["order_no"] == lost.as_str() && m["params"]["event"] == "submitted"
+        })
+        .await;
         let cancelled: Value = pos.call(4, "cancel", json!({"order_no": o("LOST")})).await;
         assert_eq!(cancelled["result"]["status"], "revoked", "{cancelled}");
     }

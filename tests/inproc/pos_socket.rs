@@ -94,7 +94,7 @@ async fn application_errors_have_their_codes() {
     let mut b = till.connect().await;
     // 1001 busy: a second charge waiting for a scan.
     a.send(json!({"jsonrpc": "2.0", "id": 1, "method": "charge", "params": {"order_no": "W1", "amount": 100}})).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    event(&mut a, "W1", "waiting_scan").await;
     assert_eq!(
         err_code(
             &b.call(1, "charge", json!({"order_no": "W2", "amount": 100}))
@@ -342,7 +342,7 @@ async fn a_client_leaving_mid_charge_does_not_stop_the_payment() {
         let mut c = till.connect().await;
         let code = code(Behaviour::ConfirmsAfter(3), Provider::Wechat, 5);
         c.send(json!({"jsonrpc": "2.0", "id": 1, "method": "charge", "params": {"order_no": "D1", "amount": 9, "auth_code": code}})).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        event(&mut c, "D1", "submitted").await;
     } // gone
     let mut c = till.connect().await;
     for _ in 0..50 {
@@ -514,4 +514,18 @@ async fn status_says_when_the_journal_cannot_be_read_instead_of_zero() {
         "{s}"
     );
     assert_eq!(s["result"]["journal_ok"], false, "{s}");
+}
+
+/// Reads `c` until the `payment.event` `event` of `order` (every client
+/// gets every notification).
+async fn event(c: &mut Conn, order: &str, event: &str) {
+    loop {
+        let msg = c.next().await.expect("connection open");
+        if msg["method"] == "payment.event"
+            && msg["params"]["order_no"] == order
+            && msg["params"]["event"] == event
+        {
+            return;
+        }
+    }
 }

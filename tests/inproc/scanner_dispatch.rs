@@ -42,6 +42,19 @@ async fn rig() -> Rig {
     }
 }
 
+/// The next `payment.event` called `event`.
+async fn wait_payment(events: &mut tokio::sync::broadcast::Receiver<Notification>, event: &str) {
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("in time")
+            .expect("open");
+        if matches!(&n, Notification::Payment(p) if p["event"] == event) {
+            return;
+        }
+    }
+}
+
 async fn wait_scanner(
     events: &mut tokio::sync::broadcast::Receiver<Notification>,
     event: &str,
@@ -143,7 +156,7 @@ async fn a_scan_while_the_charge_is_paying_is_ignored() {
         .scan(&Behaviour::ConfirmsAfter(3).code(Provider::Wechat, 4))
         .expect("scan");
     // The first code is being paid; the customer's friend scans another.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_payment(&mut r.events, "submitted").await;
     r.pty
         .scan(&Behaviour::PaysAtOnce.code(Provider::Alipay, 5))
         .expect("scan");
