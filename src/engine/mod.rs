@@ -222,16 +222,13 @@ impl Engine {
 
     /// `status`: the waiting order, how many sales are in flight, and how
     /// many attempts need an operator, or why the journal could not say.
-    pub async fn counts(&self) -> (Option<String>, usize, Result<usize, String>) {
+    pub async fn counts(&self) -> (Option<String>, usize, Result<usize, JournalError>) {
         let (waiting, in_flight) = {
             let reg = self.registry();
             (reg.scanner.clone(), reg.in_flight.len())
         };
         let j = self.journal.clone();
-        let attention = blocking(move || j.attention())
-            .await
-            .map(|v| v.len())
-            .map_err(|e| e.to_string());
+        let attention = blocking(move || j.attention()).await.map(|v| v.len());
         (waiting, in_flight, attention)
     }
 

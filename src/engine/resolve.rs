@@ -49,7 +49,11 @@ fn payment_time(s: &str) -> Option<String> {
 /// The verdict the machine is given for `row`, or why it cannot be given.
 /// A paid sale always names its payment and keeps the payment's own time
 /// (the gateway's, or the portal's): never the moment of the resolve.
-pub fn verdict(row: &AttemptRow, req: &ResolveRequest) -> Result<Verdict, String> {
+pub fn verdict(row: &AttemptRow, req: &ResolveRequest) -> Result<Verdict, ResolveError> {
+    verdict_text(row, req).map_err(ResolveError::Refused)
+}
+
+fn verdict_text(row: &AttemptRow, req: &ResolveRequest) -> Result<Verdict, String> {
     if !req.as_paid {
         if req.transaction_id.is_some() || req.paid_at.is_some() {
             return Err("a transaction id and a payment time go with --as paid only".into());
@@ -94,7 +98,7 @@ pub fn verdict(row: &AttemptRow, req: &ResolveRequest) -> Result<Verdict, String
 /// Steps the attempt machine with the verdict and commits it. Returns the
 /// attempt's new state.
 pub fn apply(j: &Journal, row: &AttemptRow, req: &ResolveRequest) -> Result<Attempt, ResolveError> {
-    let verdict = verdict(row, req).map_err(ResolveError::Refused)?;
+    let verdict = verdict(row, req)?;
     let label = match verdict {
         Verdict::Paid(_) => "paid",
         Verdict::Unpaid => "unpaid",

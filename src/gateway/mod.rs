@@ -158,19 +158,42 @@ pub enum RefundAnswer {
     NotFound(GatewayNote),
 }
 
+/// A channel that cannot be set up from its config: `key` is the config key
+/// at fault (`wechat.cert_file`, `alipay.gateway_url`, …), `message` says
+/// what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct SetupError {
+    pub key: String,
+    pub message: String,
+}
+
+impl From<String> for SetupError {
+    /// From a message that begins with the config key ("wechat.base_url
+    /// \"x\": no host"): the key is split off.
+    fn from(text: String) -> SetupError {
+        let end = text.find([' ', ':']).unwrap_or(text.len());
+        let (key, rest) = text.split_at(end);
+        SetupError {
+            key: key.to_string(),
+            message: rest.trim_start_matches([':', ' ']).to_string(),
+        }
+    }
+}
+
 /// The CA certificates of a `ca_file` (PEM bundle), to trust beside the
 /// built-in public roots. `key` names the config key in errors.
 pub(crate) fn extra_roots(
     pem: Option<&str>,
     key: &str,
-) -> Result<Vec<reqwest::Certificate>, String> {
+) -> Result<Vec<reqwest::Certificate>, SetupError> {
     let Some(pem) = pem else {
         return Ok(Vec::new());
     };
     match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
         Ok(certs) if !certs.is_empty() => Ok(certs),
-        Ok(_) => Err(format!("{key}: no PEM certificate in it")),
-        Err(e) => Err(format!("{key}: not a PEM certificate bundle: {e}")),
+        Ok(_) => Err(format!("{key}: no PEM certificate in it").into()),
+        Err(e) => Err(format!("{key}: not a PEM certificate bundle: {e}").into()),
     }
 }
 
@@ -239,19 +262,19 @@ pub fn from_config(
     let mut out: Vec<std::sync::Arc<dyn Gateway>> = Vec::new();
     let timeout = cfg.payment.http_timeout;
     if let Some(w) = &cfg.wechat {
-        let g = wechat::WechatGateway::new(w, &cfg.till.id, timeout).map_err(|m| {
+        let g = wechat::WechatGateway::new(w, &cfg.till.id, timeout).map_err(|e| {
             crate::config::ConfigError::Invalid {
-                key: "wechat".into(),
-                message: m,
+                key: e.key,
+                message: e.message,
             }
         })?;
         out.push(std::sync::Arc::new(g));
     }
     if let Some(a) = &cfg.alipay {
-        let g = alipay::AlipayGateway::new(a, &cfg.till.id, timeout).map_err(|m| {
+        let g = alipay::AlipayGateway::new(a, &cfg.till.id, timeout).map_err(|e| {
             crate::config::ConfigError::Invalid {
-                key: "alipay".into(),
-                message: m,
+                key: e.key,
+                message: e.message,
             }
         })?;
         out.push(std::sync::Arc::new(g));

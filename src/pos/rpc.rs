@@ -222,7 +222,7 @@ async fn status(ctx: &Context) -> Result<Value, EngineError> {
     // Never "0 need attention" when the journal could not be read.
     let (attention, journal_error) = match attention {
         Ok(n) => (json!(n), Value::Null),
-        Err(e) => (Value::Null, json!(e)),
+        Err(e) => (Value::Null, json!(e.to_string())),
     };
     let scanner = match &ctx.scanner {
         Some(f) => {

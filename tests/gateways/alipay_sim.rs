@@ -511,7 +511,7 @@ fn a_key_that_does_not_parse_names_its_file() {
         "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n".into();
     let e = AlipayGateway::new(&cfg, TILL, Duration::from_secs(1)).expect_err("bad key");
     assert!(
-        e.contains("alipay.app_private_key_file") && e.contains("alipay-app-private-key.pem"),
+        e.key == "alipay.app_private_key_file" && e.message.contains("alipay-app-private-key.pem"),
         "{e}"
     );
 
@@ -519,7 +519,7 @@ fn a_key_that_does_not_parse_names_its_file() {
     cfg.alipay_public_key = "hello".into();
     let e = AlipayGateway::new(&cfg, TILL, Duration::from_secs(1)).expect_err("bad key");
     assert!(
-        e.contains("alipay.alipay_public_key_file") && e.contains("alipay-public-key.pem"),
+        e.key == "alipay.alipay_public_key_file" && e.message.contains("alipay-public-key.pem"),
         "{e}"
     );
 
@@ -527,7 +527,8 @@ fn a_key_that_does_not_parse_names_its_file() {
     let mut cfg = config("http://127.0.0.1:9/gateway.do".into());
     cfg.alipay_public_key = DEMO_APP_PUBLIC_KEY_PEM.into();
     let e = AlipayGateway::new(&cfg, TILL, Duration::from_secs(1)).expect_err("mix-up");
-    assert!(e.contains("app's own public key"), "{e}");
+    assert_eq!(e.key, "alipay.alipay_public_key_file");
+    assert!(e.message.contains("app's own public key"), "{e}");
 }
 
 #[test]

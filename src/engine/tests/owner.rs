@@ -104,13 +104,13 @@ async fn a_failed_journal_task_is_a_journal_failure_not_a_conflict() {
 async fn status_says_when_the_journal_cannot_be_read() {
     let gw = Scripted::new(Provider::Wechat);
     let t = till(&gw);
-    assert_eq!(t.engine.counts().await.2, Ok(0));
+    assert!(matches!(t.engine.counts().await.2, Ok(0)));
     let conn = rusqlite::Connection::open(&t.path).expect("open");
     conn.execute_batch("ALTER TABLE attempts RENAME TO attempts_gone")
         .expect("break the journal");
     let (_, _, attention) = t.engine.counts().await;
     let why = attention.expect_err("never 0 when the journal cannot say");
-    assert!(why.contains("attempts"), "{why}");
+    assert!(why.to_string().contains("attempts"), "{why}");
 }
 
 /// An attempt of A1 (WeChat) that ended waiting for an operator.

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::gateway::SetupError;
 use chrono::{NaiveDate, Utc};
 use ring::signature::RsaKeyPair;
 use serde_json::{json, Value};
@@ -57,7 +59,11 @@ enum Outcome {
 impl AlipayGateway {
     /// Parses the keys (an error names the file) and builds the one HTTP
     /// client every call reuses.
-    pub fn new(cfg: &AlipayConfig, till_id: &str, http_timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        cfg: &AlipayConfig,
+        till_id: &str,
+        http_timeout: Duration,
+    ) -> Result<Self, SetupError> {
         let app_key = keys::parse_private_key(&cfg.app_private_key).map_err(|e| {
             format!(
                 "alipay.app_private_key_file {}: {e}",
@@ -75,7 +81,8 @@ impl AlipayGateway {
                 "alipay.alipay_public_key_file {}: this is the app's own public key; \
                  answers are signed by Alipay, so give the Alipay public key",
                 cfg.alipay_public_key_file.display()
-            ));
+            )
+            .into());
         }
         reqwest::Url::parse(&cfg.gateway_url)
             .map_err(|e| format!("alipay.gateway_url {:?}: {e}", cfg.gateway_url))?;

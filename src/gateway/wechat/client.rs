@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::gateway::SetupError;
+
 use super::classify::{self, Fields, Reply};
 use super::sign::{self, sign_type_name, SignType};
 use super::xml;
@@ -67,14 +69,19 @@ impl std::fmt::Debug for WechatGateway {
 impl WechatGateway {
     /// Builds the client. The error names what is wrong: an unusable base
     /// URL, a certificate or key that does not load.
-    pub fn new(cfg: &WechatConfig, till_id: &str, http_timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        cfg: &WechatConfig,
+        till_id: &str,
+        http_timeout: Duration,
+    ) -> Result<Self, SetupError> {
         let url = reqwest::Url::parse(&cfg.base_url)
             .map_err(|e| format!("wechat.base_url {:?}: {e}", cfg.base_url))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(
                 "wechat.base_url {:?}: must be http:// or https://",
                 cfg.base_url
-            ));
+            )
+            .into());
         }
         let host = url
             .host_str()
