@@ -10,6 +10,14 @@ use serde::Deserialize;
 
 use crate::domain::is_valid_id;
 
+mod alipay;
+mod wechat;
+
+pub use alipay::AlipayConfig;
+use alipay::{check_alipay, RawAlipay};
+use wechat::{check_wechat, RawWechat};
+pub use wechat::{ClientIdentity, WechatConfig, WechatSignType};
+
 pub const DEFAULT_PATH: &str = "/etc/tillpay/tillpay.toml";
 
 #[derive(Debug, thiserror::Error)]
@@ -93,79 +101,6 @@ impl Default for PaymentConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WechatSignType {
-    Md5,
-    HmacSha256,
-}
-
-#[derive(Clone)]
-pub struct WechatConfig {
-    pub base_url: String,
-    pub appid: String,
-    pub mch_id: String,
-    pub sub_mch_id: Option<String>,
-    pub sub_appid: Option<String>,
-    /// The API v2 key, read from `api_key_file`.
-    pub api_key: String,
-    pub sign_type: WechatSignType,
-    /// PEM text of the client certificate and its key, for /secapi/ calls.
-    /// `None` only with an `http://` base URL (a simulator).
-    pub client_identity: Option<ClientIdentity>,
-    /// Extra CA certificates (PEM) the gateway's server certificate may
-    /// chain to: a shop's TLS-inspecting proxy, or a test gateway. The
-    /// built-in public roots are trusted either way.
-    pub ca_pem: Option<String>,
-    /// WeChat forbids a reverse sooner than 15 s after micropay. Only a
-    /// simulator may be configured with less.
-    pub min_reverse_delay: Duration,
-}
-
-impl std::fmt::Debug for WechatConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WechatConfig")
-            .field("base_url", &self.base_url)
-            .field("appid", &self.appid)
-            .field("mch_id", &self.mch_id)
-            .field("sub_mch_id", &self.sub_mch_id)
-            .field("api_key", &"<secret>")
-            .field("sign_type", &self.sign_type)
-            .finish()
-    }
-}
-
-#[derive(Clone)]
-pub struct ClientIdentity {
-    pub cert_pem: String,
-    pub key_pem: String,
-    pub cert_file: PathBuf,
-}
-
-#[derive(Clone)]
-pub struct AlipayConfig {
-    pub gateway_url: String,
-    pub app_id: String,
-    /// Key text as found in the files (PEM or bare base64); the Alipay
-    /// gateway module parses it and names the file when it cannot.
-    pub app_private_key: String,
-    pub app_private_key_file: PathBuf,
-    pub alipay_public_key: String,
-    pub alipay_public_key_file: PathBuf,
-    /// Extra CA certificates (PEM), as `WechatConfig::ca_pem`.
-    pub ca_pem: Option<String>,
-}
-
-impl std::fmt::Debug for AlipayConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AlipayConfig")
-            .field("gateway_url", &self.gateway_url)
-            .field("app_id", &self.app_id)
-            .field("app_private_key_file", &self.app_private_key_file)
-            .field("alipay_public_key_file", &self.alipay_public_key_file)
-            .finish()
-    }
-}
-
 // ---- raw TOML shape -------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -212,32 +147,6 @@ struct RawPayment {
     revoke_max_attempts: Option<u32>,
     http_timeout_ms: Option<u64>,
     max_amount: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWechat {
-    base_url: Option<String>,
-    appid: Option<String>,
-    mch_id: Option<String>,
-    sub_mch_id: Option<String>,
-    sub_appid: Option<String>,
-    api_key_file: Option<PathBuf>,
-    sign_type: Option<String>,
-    cert_file: Option<PathBuf>,
-    cert_key_file: Option<PathBuf>,
-    ca_file: Option<PathBuf>,
-    min_reverse_delay_ms: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAlipay {
-    gateway_url: Option<String>,
-    app_id: Option<String>,
-    app_private_key_file: Option<PathBuf>,
-    alipay_public_key_file: Option<PathBuf>,
-    ca_file: Option<PathBuf>,
 }
 
 // ---- loading -------------------------------------------------------------
@@ -453,115 +362,6 @@ fn resolve(base: &Path, p: PathBuf) -> PathBuf {
     } else {
         base.join(p)
     }
-}
-
-fn check_wechat(raw: RawWechat, base: &Path) -> Result<WechatConfig, ConfigError> {
-    let base_url = raw
-        .base_url
-        .unwrap_or_else(|| "https://api.mch.weixin.qq.com".to_string());
-    check_url(&base_url, "wechat.base_url")?;
-    let sign_type = match raw.sign_type.as_deref().unwrap_or("HMAC-SHA256") {
-        "HMAC-SHA256" => WechatSignType::HmacSha256,
-        "MD5" => WechatSignType::Md5,
-        other => {
-            return Err(invalid(
-                "wechat.sign_type",
-                format!("{other:?} must be \"HMAC-SHA256\" or \"MD5\""),
-            ))
-        }
-    };
-    let key_file = resolve(base, required(raw.api_key_file, "wechat.api_key_file")?);
-    let api_key = read_secret(&key_file, "wechat.api_key_file")?
-        .trim()
-        .to_string();
-    if api_key.len() != 32 || !api_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(invalid(
-            "wechat.api_key_file",
-            format!(
-                "{} must hold the 32-character API v2 key and nothing else",
-                key_file.display()
-            ),
-        ));
-    }
-    let client_identity = match (raw.cert_file, raw.cert_key_file) {
-        (Some(cert), Some(key)) => {
-            let cert = resolve(base, cert);
-            let key = resolve(base, key);
-            Some(ClientIdentity {
-                cert_pem: read_public(&cert, "wechat.cert_file")?,
-                key_pem: read_secret(&key, "wechat.cert_key_file")?,
-                cert_file: cert,
-            })
-        }
-        (None, None) if base_url.starts_with("http://") => None,
-        (None, None) => return Err(invalid(
-            "wechat.cert_file",
-            "is required with an https:// base_url: reverse and refund need the client certificate",
-        )),
-        (Some(_), None) => {
-            return Err(invalid(
-                "wechat.cert_key_file",
-                "is required with wechat.cert_file",
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(invalid(
-                "wechat.cert_file",
-                "is required with wechat.cert_key_file",
-            ))
-        }
-    };
-    let ca_pem = match raw.ca_file {
-        Some(p) => Some(read_public(&resolve(base, p), "wechat.ca_file")?),
-        None => None,
-    };
-    let min_reverse_delay = Duration::from_millis(raw.min_reverse_delay_ms.unwrap_or(15_000));
-    if min_reverse_delay < Duration::from_millis(15_000) && !base_url.starts_with("http://") {
-        return Err(invalid(
-            "wechat.min_reverse_delay_ms",
-            "WeChat forbids a reverse sooner than 15000 ms after micropay; only a simulator (http:// base_url) may use less",
-        ));
-    }
-    Ok(WechatConfig {
-        base_url: base_url.trim_end_matches('/').to_string(),
-        appid: nonempty(raw.appid, "wechat.appid")?,
-        mch_id: nonempty(raw.mch_id, "wechat.mch_id")?,
-        sub_mch_id: raw.sub_mch_id.filter(|s| !s.is_empty()),
-        sub_appid: raw.sub_appid.filter(|s| !s.is_empty()),
-        api_key,
-        sign_type,
-        client_identity,
-        ca_pem,
-        min_reverse_delay,
-    })
-}
-
-fn check_alipay(raw: RawAlipay, base: &Path) -> Result<AlipayConfig, ConfigError> {
-    let gateway_url = raw
-        .gateway_url
-        .unwrap_or_else(|| "https://openapi.alipay.com/gateway.do".to_string());
-    check_url(&gateway_url, "alipay.gateway_url")?;
-    let app_id = nonempty(raw.app_id, "alipay.app_id")?;
-    let private_file = resolve(
-        base,
-        required(raw.app_private_key_file, "alipay.app_private_key_file")?,
-    );
-    let public_file = resolve(
-        base,
-        required(raw.alipay_public_key_file, "alipay.alipay_public_key_file")?,
-    );
-    Ok(AlipayConfig {
-        gateway_url,
-        app_id,
-        app_private_key: read_secret(&private_file, "alipay.app_private_key_file")?,
-        app_private_key_file: private_file,
-        alipay_public_key: read_public(&public_file, "alipay.alipay_public_key_file")?,
-        alipay_public_key_file: public_file,
-        ca_pem: match raw.ca_file {
-            Some(p) => Some(read_public(&resolve(base, p), "alipay.ca_file")?),
-            None => None,
-        },
-    })
 }
 
 fn read_public(path: &Path, key: &str) -> Result<String, ConfigError> {
