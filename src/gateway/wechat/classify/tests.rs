@@ -1,4 +1,5 @@
 use super::*;
+use crate::gateway::RefundAnswer;
 
 fn fields(pairs: &[(&str, &str)]) -> Fields {
     pairs
