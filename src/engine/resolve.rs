@@ -134,3 +134,6 @@ pub fn offline(j: &Journal, req: &ResolveRequest) -> Result<(AttemptRow, Attempt
     let next = apply(j, &row, req)?;
     Ok((row, next))
 }
+
+#[cfg(test)]
+mod tests;
