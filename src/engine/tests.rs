@@ -55,6 +55,15 @@ fn paid_info() -> PaidInfo {
     }
 }
 
+/// The pay answer of a customer on the password screen (WeChat
+/// USERPAYING, Alipay 10003).
+fn user_paying(code: &str) -> PayAnswer {
+    PayAnswer::Unknown {
+        note: note(code),
+        user_paying: true,
+    }
+}
+
 fn pending() -> QueryAnswer {
     QueryAnswer::Pending {
         note: note("USERPAYING"),
@@ -102,6 +111,13 @@ impl Scripted {
     }
     fn sent(&self) -> Vec<(Sent, Duration)> {
         self.sent.lock().expect("lock").clone()
+    }
+    /// When the first `call` went out (from the first pay request).
+    fn first(&self, call: &Sent) -> Option<Duration> {
+        self.sent()
+            .into_iter()
+            .find(|(s, _)| s == call)
+            .map(|(_, at)| at)
     }
     fn count(&self, f: impl Fn(&Sent) -> bool) -> usize {
         self.sent().iter().filter(|(s, _)| f(s)).count()

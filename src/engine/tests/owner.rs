@@ -36,22 +36,14 @@ async fn wechat_waits_15s_from_the_pay_answer_however_long_the_connect_took() {
     // Address lookup and connect took 6 s before the gateway answered
     // USERPAYING; the cashier cancels at 1 s. WeChat counts 15 s from the
     // request it got, so the reverse goes out no sooner than 21 s.
-    let gw = Scripted::new(Provider::Wechat).pays(PayAnswer::Unknown {
-        note: note("USERPAYING"),
-        user_paying: true,
-    });
+    let gw = Scripted::new(Provider::Wechat).pays(user_paying("USERPAYING"));
     *gw.pay_delay.lock().expect("lock") = Duration::from_secs(6);
     let t = till(&gw);
     let charge_task = spawn_charge(&t, "A1", Some(WECHAT_CODE));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let p = t.engine.cancel("A1").await.expect("cancel");
     assert_eq!(p.status, PaymentStatus::Revoked);
-    let revoke_at = gw
-        .sent()
-        .iter()
-        .find(|(s, _)| *s == Sent::Revoke)
-        .map(|(_, at)| *at)
-        .expect("revoked");
+    let revoke_at = gw.first(&Sent::Revoke).expect("revoked");
     assert_eq!(revoke_at, Duration::from_secs(21));
     assert_eq!(
         charge_task.await.expect("join").expect("charge").status,
@@ -121,10 +113,7 @@ async fn stuck(t: &Till) {
 
 fn refusing_gateway() -> Arc<Scripted> {
     Scripted::new(Provider::Wechat)
-        .pays(PayAnswer::Unknown {
-            note: note("USERPAYING"),
-            user_paying: true,
-        })
+        .pays(user_paying("USERPAYING"))
         .revokes([RevokeAnswer::Refused(note("REVERSE_EXPIRE"))])
 }
 

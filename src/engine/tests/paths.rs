@@ -18,10 +18,7 @@ async fn paid_at_once() {
 #[tokio::test(start_paused = true)]
 async fn customer_confirms_after_two_polls() {
     let gw = Scripted::new(Provider::Alipay)
-        .pays(PayAnswer::Unknown {
-            note: note("10003"),
-            user_paying: true,
-        })
+        .pays(user_paying("10003"))
         .queries([pending(), QueryAnswer::Paid(paid_info())]);
     let t = till(&gw);
     let mut events = t.engine.subscribe();
@@ -47,10 +44,7 @@ async fn customer_confirms_after_two_polls() {
 
 #[tokio::test(start_paused = true)]
 async fn never_confirms_is_revoked_at_the_deadline() {
-    let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Unknown {
-        note: note("10003"),
-        user_paying: true,
-    });
+    let gw = Scripted::new(Provider::Alipay).pays(user_paying("10003"));
     let t = till(&gw);
     let p = charged(&t, "A1", ALIPAY_CODE).await;
     assert_eq!(p.status, PaymentStatus::Revoked);
@@ -65,10 +59,7 @@ async fn never_confirms_is_revoked_at_the_deadline() {
 async fn revoke_that_keeps_asking_to_retry_needs_attention() {
     let retry = || RevokeAnswer::Retry(note("SYSTEMERROR"));
     let gw = Scripted::new(Provider::Wechat)
-        .pays(PayAnswer::Unknown {
-            note: note("USERPAYING"),
-            user_paying: true,
-        })
+        .pays(user_paying("USERPAYING"))
         .revokes((0..10).map(|_| retry()));
     let t = till(&gw);
     let p = charged(&t, "A1", WECHAT_CODE).await;
@@ -163,20 +154,13 @@ async fn a_scan_reaches_the_waiting_charge_and_a_second_charge_is_busy() {
 
 #[tokio::test(start_paused = true)]
 async fn wechat_cancel_at_3s_waits_until_15s_before_revoking() {
-    let gw = Scripted::new(Provider::Wechat).pays(PayAnswer::Unknown {
-        note: note("USERPAYING"),
-        user_paying: true,
-    });
+    let gw = Scripted::new(Provider::Wechat).pays(user_paying("USERPAYING"));
     let t = till(&gw);
     let pending_charge = spawn_charge(&t, "A1", Some(WECHAT_CODE));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let p = t.engine.cancel("A1").await.expect("cancel");
     assert_eq!(p.status, PaymentStatus::Revoked);
-    let revoke_at = gw
-        .sent()
-        .iter()
-        .find(|(s, _)| *s == Sent::Revoke)
-        .map(|(_, at)| *at);
+    let revoke_at = gw.first(&Sent::Revoke);
     assert_eq!(revoke_at, Some(Duration::from_secs(15)));
     assert!(gw.count(|s| *s == Sent::Query) >= 2, "polls meanwhile");
     assert_eq!(
@@ -187,20 +171,13 @@ async fn wechat_cancel_at_3s_waits_until_15s_before_revoking() {
 
 #[tokio::test(start_paused = true)]
 async fn alipay_cancel_while_paying_revokes_at_once() {
-    let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Unknown {
-        note: note("10003"),
-        user_paying: true,
-    });
+    let gw = Scripted::new(Provider::Alipay).pays(user_paying("10003"));
     let t = till(&gw);
     let _charge = spawn_charge(&t, "A1", Some(ALIPAY_CODE));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let p = t.engine.cancel("A1").await.expect("cancel");
     assert_eq!(p.status, PaymentStatus::Revoked);
-    let revoke_at = gw
-        .sent()
-        .iter()
-        .find(|(s, _)| *s == Sent::Revoke)
-        .map(|(_, at)| *at);
+    let revoke_at = gw.first(&Sent::Revoke);
     assert_eq!(revoke_at, Some(Duration::from_secs(3)));
 }
 
@@ -232,10 +209,7 @@ async fn a_paid_order_is_never_charged_again() {
 
 #[tokio::test(start_paused = true)]
 async fn a_second_code_for_a_sale_in_flight_is_an_order_conflict() {
-    let gw = Scripted::new(Provider::Wechat).pays(PayAnswer::Unknown {
-        note: note("USERPAYING"),
-        user_paying: true,
-    });
+    let gw = Scripted::new(Provider::Wechat).pays(user_paying("USERPAYING"));
     let t = till(&gw);
     let _charge = spawn_charge(&t, "A1", Some(WECHAT_CODE));
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -307,10 +281,7 @@ async fn refunds_are_bounded_and_idempotent() {
 
 #[tokio::test(start_paused = true)]
 async fn a_revoked_attempt_is_never_refunded() {
-    let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Unknown {
-        note: note("10003"),
-        user_paying: true,
-    });
+    let gw = Scripted::new(Provider::Alipay).pays(user_paying("10003"));
     let t = till(&gw);
     t.engine
         .charge(charge("A1", Some(ALIPAY_CODE)))

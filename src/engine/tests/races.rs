@@ -5,10 +5,7 @@ use super::*;
 
 #[tokio::test(start_paused = true)]
 async fn a_cancel_during_an_in_flight_query_still_revokes() {
-    let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Unknown {
-        note: note("10003"),
-        user_paying: true,
-    });
+    let gw = Scripted::new(Provider::Alipay).pays(user_paying("10003"));
     *gw.query_delay.lock().expect("lock") = Duration::from_secs(2);
     let t = till(&gw);
     let charge_task = spawn_charge(&t, "A1", Some(ALIPAY_CODE));

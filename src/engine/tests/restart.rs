@@ -29,11 +29,7 @@ async fn recovery_of_a_paying_attempt_polls_to_the_original_deadline() {
     );
     let p = recover_and_wait(&t).await;
     assert_eq!(p.status, PaymentStatus::Revoked);
-    let revoke_at = gw
-        .sent()
-        .iter()
-        .find(|(s, _)| *s == Sent::Revoke)
-        .map(|(_, at)| *at);
+    let revoke_at = gw.first(&Sent::Revoke);
     let revoke_at = revoke_at.expect("revoked");
     assert!(
         revoke_at <= Duration::from_secs(11),

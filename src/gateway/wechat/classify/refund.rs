@@ -4,22 +4,35 @@
 use super::{get, level, note_of, Fields, Level, Reply};
 use crate::gateway::{GatewayNote, RefundAnswer};
 
+/// The business fields of a signed answer, or the refund answer it is
+/// without them. No answer (never sent, or lost) is unknown: the same
+/// out_refund_no may be sent again, it is idempotent. A `return_code`
+/// failure is `on_request_error` when its text is a documented request
+/// error, else unknown.
+fn business(
+    reply: &Reply,
+    on_request_error: fn(GatewayNote) -> RefundAnswer,
+) -> Result<&Fields, RefundAnswer> {
+    let f = match reply {
+        Reply::NotSent(note) | Reply::Lost(note) => {
+            return Err(RefundAnswer::Unknown(note.clone()))
+        }
+        Reply::Answer(f) => f,
+    };
+    match level(f) {
+        Level::Business(f) => Ok(f),
+        Level::ReturnFail { note, config: true } => Err(on_request_error(note)),
+        Level::ReturnFail { note, .. } => Err(RefundAnswer::Unknown(note)),
+    }
+}
+
 /// A `/secapi/pay/refund` answer for the refund `refund_no` of the trade
 /// `out_trade_no`.
 pub fn refund(reply: &Reply, out_trade_no: &str, refund_no: &str) -> RefundAnswer {
-    let f = match reply {
-        // Even a refund that never left is reported unknown: the caller
-        // retries with the same out_refund_no, which is idempotent.
-        Reply::NotSent(note) | Reply::Lost(note) => return RefundAnswer::Unknown(note.clone()),
-        Reply::Answer(f) => f,
-    };
-    let f = match level(f) {
-        Level::Business(f) => f,
-        Level::ReturnFail { note, config: true } => return RefundAnswer::Failed(note),
-        Level::ReturnFail {
-            note,
-            config: false,
-        } => return RefundAnswer::Unknown(note),
+    // A request error refuses this refund call for good.
+    let f = match business(reply, RefundAnswer::Failed) {
+        Ok(f) => f,
+        Err(answer) => return answer,
     };
     if get(f, "result_code") == "SUCCESS" {
         if let Some(note) = not_about(f, out_trade_no, refund_no) {
@@ -79,17 +92,11 @@ fn not_about(f: &Fields, out_trade_no: &str, refund_no: &str) -> Option<GatewayN
 /// A refund query asked by `out_refund_no`: finds that refund among the
 /// indexed `*_$n` fields and reads its `refund_status_$n`.
 pub fn refund_query(reply: &Reply, out_trade_no: &str, refund_no: &str) -> RefundAnswer {
-    let f = match reply {
-        Reply::NotSent(note) | Reply::Lost(note) => return RefundAnswer::Unknown(note.clone()),
-        Reply::Answer(f) => f,
-    };
-    let f = match level(f) {
-        Level::Business(f) => f,
-        Level::ReturnFail { note, config: true } => return RefundAnswer::Failed(note),
-        Level::ReturnFail {
-            note,
-            config: false,
-        } => return RefundAnswer::Unknown(note),
+    // A request error refuses the query, and says nothing about the refund:
+    // "failed" here could lead to a second refund of money already back.
+    let f = match business(reply, RefundAnswer::Unknown) {
+        Ok(f) => f,
+        Err(answer) => return answer,
     };
     if get(f, "result_code") != "SUCCESS" {
         let note = note_of(f);

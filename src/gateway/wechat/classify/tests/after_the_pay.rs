@@ -182,3 +182,21 @@ fn a_signed_answer_about_another_order_is_never_taken_as_this_ones() {
         PayAnswer::Unknown { .. }
     ));
 }
+
+#[test]
+fn a_refund_query_refused_as_a_request_error_leaves_the_refund_unknown() {
+    let fail = Reply::Answer(fields(&[
+        ("return_code", "FAIL"),
+        ("return_msg", "签名错误"),
+    ]));
+    // The refund call itself is refused for good ...
+    assert!(matches!(
+        super::refund(&fail, "T1_A1_1", "T1_R1"),
+        RefundAnswer::Failed(_)
+    ));
+    // ... but a refused query says nothing about a refund that may be back.
+    assert!(matches!(
+        super::refund_query(&fail, "T1_A1_1", "T1_R1"),
+        RefundAnswer::Unknown(_)
+    ));
+}
