@@ -7,9 +7,10 @@ use std::io::{BufReader, Write};
 use std::time::Instant;
 
 use tillpay::domain::{Fen, Provider};
+use tillpay::gateway::{alipay, wechat};
 use tillpay::journal::AttemptRow;
 use tillpay::machine::{Attempt, Phase};
-use tillpay::reconcile::{alipay_bill, matching, wechat_bill};
+use tillpay::reconcile::matching;
 
 /// rows: 1_000_000, or 20_000 with `TILLPAY_BENCH_QUICK` (CI runs the
 /// benches that way, so their figures cannot rot).
@@ -166,7 +167,7 @@ fn parse(dir: &std::path::Path) {
     }
     let t = Instant::now();
     let f = std::fs::File::open(&wx).expect("open");
-    let bill = wechat_bill::parse(BufReader::with_capacity(1 << 16, f), "T1").expect("parses");
+    let bill = wechat::bill::parse(BufReader::with_capacity(1 << 16, f), "T1").expect("parses");
     let report = matching::reconcile("2026-11-22", &attempts, &[], &[(Provider::Wechat, bill)]);
     let s = t.elapsed().as_secs_f64();
     assert_eq!(report.matched, rows / MINE_EVERY);
@@ -182,7 +183,7 @@ fn alipay(ap: &std::path::Path, attempts: &mut [AttemptRow]) {
     let rows = rows();
     let t = Instant::now();
     let f = std::fs::File::open(ap).expect("open");
-    let bill = alipay_bill::parse_reader(f, "T1").expect("parses");
+    let bill = alipay::bill::parse_reader(f, "T1").expect("parses");
     for a in attempts.iter_mut() {
         a.provider = Provider::Alipay;
     }

@@ -2,21 +2,15 @@
 //! checked, and every error names its key. Secrets live in files named by the
 //! config, read here with an OpenSSH-style permission check.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::domain::is_valid_id;
-
-mod alipay;
-mod wechat;
-
-pub use alipay::AlipayConfig;
-use alipay::{check_alipay, RawAlipay};
-use wechat::{check_wechat, RawWechat};
-pub use wechat::{ClientIdentity, WechatConfig, WechatSignType};
+use crate::domain::{is_valid_id, Provider};
+use crate::gateway::channel::ChannelConfig;
+use crate::gateway::{Gateway, SetupError, CHANNELS};
 
 pub const DEFAULT_PATH: &str = "/etc/tillpay/tillpay.toml";
 
@@ -33,6 +27,15 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
+impl From<SetupError> for ConfigError {
+    fn from(e: SetupError) -> ConfigError {
+        ConfigError::Invalid {
+            key: e.key,
+            message: e.message,
+        }
+    }
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
@@ -46,8 +49,9 @@ pub struct Config {
     pub pos: PosConfig,
     pub scanner: Option<ScannerConfig>,
     pub payment: PaymentConfig,
-    pub wechat: Option<WechatConfig>,
-    pub alipay: Option<AlipayConfig>,
+    /// One checked table per configured channel (`[wechat]`, `[alipay]`,
+    /// …), in the order of the registry.
+    pub channels: Vec<Arc<dyn ChannelConfig>>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,8 +114,6 @@ struct Raw {
     pos: Option<RawPos>,
     scanner: Option<RawScanner>,
     payment: Option<RawPayment>,
-    wechat: Option<RawWechat>,
-    alipay: Option<RawAlipay>,
 }
 
 #[derive(Deserialize)]
@@ -164,31 +166,76 @@ impl Config {
     /// Checks config text; `origin` names it in errors and anchors relative
     /// secret paths.
     pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        let syntax = |message: String| ConfigError::Syntax {
             path: origin.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
-        })?;
+            message: message.trim_end().replace('\n', " "),
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax(e.to_string()))?;
         let base = origin.parent().unwrap_or(Path::new("."));
-        let till = check_till(raw.till)?;
-        let pos = check_pos(raw.pos.unwrap_or_default())?;
-        let scanner = raw.scanner.map(check_scanner).transpose()?;
-        let payment = check_payment(raw.payment.unwrap_or_default())?;
-        let wechat = raw.wechat.map(|w| check_wechat(w, base)).transpose()?;
-        let alipay = raw.alipay.map(|a| check_alipay(a, base)).transpose()?;
-        if wechat.is_none() && alipay.is_none() {
+        // Each channel checks its own table; what is left is tillpay's.
+        let mut channels = Vec::new();
+        for channel in CHANNELS {
+            if let Some(t) = table.remove(channel.provider().as_str()) {
+                channels.push(channel.check_config(t, base)?);
+            }
+        }
+        const OWN: [&str; 4] = ["till", "pos", "scanner", "payment"];
+        if let Some(key) = table.keys().find(|k| !OWN.contains(&k.as_str())) {
+            let channels: Vec<&str> = CHANNELS.iter().map(|c| c.provider().as_str()).collect();
             return Err(invalid(
-                "wechat / alipay",
-                "no payment provider is configured: add a [wechat] or an [alipay] table",
+                key,
+                format!(
+                    "unknown table: tillpay knows {} and the channels {}",
+                    OWN.join(", "),
+                    channels.join(", ")
+                ),
+            ));
+        }
+        let raw: Raw = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| syntax(e.to_string()))?;
+        if channels.is_empty() {
+            let names: Vec<String> = CHANNELS
+                .iter()
+                .map(|c| format!("[{}]", c.provider()))
+                .collect();
+            return Err(invalid(
+                &names.join(" / "),
+                format!(
+                    "no payment provider is configured: add one of the tables {}",
+                    names.join(", ")
+                ),
             ));
         }
         Ok(Config {
-            till,
-            pos,
-            scanner,
-            payment,
-            wechat,
-            alipay,
+            till: check_till(raw.till)?,
+            pos: check_pos(raw.pos.unwrap_or_default())?,
+            scanner: raw.scanner.map(check_scanner).transpose()?,
+            payment: check_payment(raw.payment.unwrap_or_default())?,
+            channels,
         })
+    }
+
+    /// The config of `provider`'s channel, when it is configured.
+    pub fn channel(&self, provider: Provider) -> Option<&dyn ChannelConfig> {
+        self.channels
+            .iter()
+            .map(|c| c.as_ref())
+            .find(|c| c.provider() == provider)
+    }
+
+    /// The concrete config of one channel, for code that knows it.
+    pub fn channel_as<T: 'static>(&self) -> Option<&T> {
+        self.channels.iter().find_map(|c| c.as_any().downcast_ref())
+    }
+
+    /// The gateway clients of the configured channels. A key or
+    /// certificate that does not load is an error naming its config key.
+    pub fn gateways(&self) -> Result<Vec<Arc<dyn Gateway>>, ConfigError> {
+        self.channels
+            .iter()
+            .map(|c| Ok(c.gateway(&self.till.id, self.payment.http_timeout)?))
+            .collect()
     }
 }
 
@@ -336,56 +383,6 @@ fn check_payment(raw: RawPayment) -> Result<PaymentConfig, ConfigError> {
         )?,
         max_amount,
     })
-}
-
-fn check_url(url: &str, key: &str) -> Result<(), ConfigError> {
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(invalid(
-            key,
-            format!("{url:?} must start with https:// or http://"),
-        ));
-    }
-    Ok(())
-}
-
-fn nonempty(v: Option<String>, key: &str) -> Result<String, ConfigError> {
-    let v = required(v, key)?;
-    if v.trim().is_empty() || v.len() > 32 {
-        return Err(invalid(key, "must be 1-32 characters"));
-    }
-    Ok(v)
-}
-
-fn resolve(base: &Path, p: PathBuf) -> PathBuf {
-    if p.is_absolute() {
-        p
-    } else {
-        base.join(p)
-    }
-}
-
-fn read_public(path: &Path, key: &str) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
-}
-
-/// Reads a secret file, refusing one that group or others may read, as
-/// OpenSSH does for private keys.
-pub fn read_secret(path: &Path, key: &str) -> Result<String, ConfigError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(invalid(
-            key,
-            format!(
-                "{} is readable by group or others (mode {mode:04o}); it holds a secret: run `chmod 600 {}`",
-                path.display(),
-                path.display()
-            ),
-        ));
-    }
-    read_public(path, key)
 }
 
 #[cfg(test)]

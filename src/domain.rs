@@ -119,14 +119,13 @@ pub struct AuthCode {
 }
 
 impl AuthCode {
-    /// Recognises a payment code: WeChat 18 digits starting 10-15, Alipay
-    /// 16-24 digits starting 25-30 (payment-rules.md §19). Anything else is `None`.
-    pub fn parse(s: &str) -> Option<AuthCode> {
-        let provider = classify_code(s)?;
-        Some(AuthCode {
-            digits: s.to_string(),
+    /// A payment code of `provider`'s. Which channel a scanned string
+    /// belongs to is the channels' business: `gateway::recognise` asks them.
+    pub fn new(digits: &str, provider: Provider) -> AuthCode {
+        AuthCode {
+            digits: digits.to_string(),
             provider,
-        })
+        }
     }
 
     pub fn provider(&self) -> Provider {
@@ -153,19 +152,6 @@ impl fmt::Debug for AuthCode {
 impl fmt::Display for AuthCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.masked())
-    }
-}
-
-/// Which provider a scanned string belongs to, if it is a payment code.
-pub fn classify_code(s: &str) -> Option<Provider> {
-    if !s.bytes().all(|b| b.is_ascii_digit()) || s.len() < 2 {
-        return None;
-    }
-    let prefix: u32 = s[..2].parse().ok()?;
-    match (s.len(), prefix) {
-        (18, 10..=15) => Some(Provider::Wechat),
-        (16..=24, 25..=30) => Some(Provider::Alipay),
-        _ => None,
     }
 }
 
@@ -271,29 +257,8 @@ mod tests {
     }
 
     #[test]
-    fn codes_are_classified_by_length_and_prefix() {
-        assert_eq!(classify_code("134567890123456789"), Some(Provider::Wechat));
-        assert_eq!(classify_code("104567890123456789"), Some(Provider::Wechat));
-        assert_eq!(classify_code("164567890123456789"), None);
-        assert_eq!(classify_code("13456789012345678"), None);
-        assert_eq!(classify_code("2845678901234567"), Some(Provider::Alipay));
-        assert_eq!(
-            classify_code("304567890123456789012345"),
-            Some(Provider::Alipay)
-        );
-        assert_eq!(classify_code("3045678901234567890123456"), None);
-        assert_eq!(classify_code("244567890123456789"), None);
-        assert_eq!(
-            classify_code("6901234567892"),
-            None,
-            "an EAN-13 is not a code"
-        );
-        assert_eq!(classify_code("13456789012345678x"), None);
-    }
-
-    #[test]
     fn masked_code_keeps_first_and_last_four() {
-        let code = AuthCode::parse("134567890123456789").expect("valid code");
+        let code = AuthCode::new("134567890123456789", Provider::Wechat);
         assert_eq!(code.masked(), "1345**********6789");
         assert_eq!(format!("{code:?}"), "AuthCode(1345**********6789)");
         assert_eq!(format!("{code}"), "1345**********6789");

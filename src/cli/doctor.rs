@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::gateway::channel::Health;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Level {
@@ -71,7 +72,7 @@ pub async fn main(path: &Path) -> ExitCode {
 }
 
 fn keys(c: &mut Checks, cfg: &Config) {
-    match crate::gateway::from_config(cfg) {
+    match cfg.gateways() {
         Ok(g) => c.add(
             Level::Ok,
             "keys",
@@ -82,36 +83,13 @@ fn keys(c: &mut Checks, cfg: &Config) {
         ),
         Err(e) => c.add(Level::Fail, "keys", format!("{e}")),
     }
-    if let Some(id) = cfg.wechat.as_ref().and_then(|w| w.client_identity.as_ref()) {
-        match super::cert::not_after(&id.cert_pem) {
-            Ok(t) => {
-                let left = t - chrono::Utc::now();
-                let file = id.cert_file.display();
-                if left < chrono::Duration::zero() {
-                    c.add(Level::Fail, "wechat certificate", format!("{file} expired on {t}: download a new one in the merchant portal (API安全)"));
-                } else if left < chrono::Duration::days(30) {
-                    c.add(
-                        Level::Warn,
-                        "wechat certificate",
-                        format!(
-                            "{file} expires on {t}, in {} days: renew it soon",
-                            left.num_days()
-                        ),
-                    );
-                } else {
-                    c.add(
-                        Level::Ok,
-                        "wechat certificate",
-                        format!("{file} valid until {t}"),
-                    );
-                }
-            }
-            Err(e) => c.add(
-                Level::Fail,
-                "wechat certificate",
-                format!("{}: {e}", id.cert_file.display()),
-            ),
-        }
+    for finding in cfg.channels.iter().flat_map(|ch| ch.doctor()) {
+        let level = match finding.health {
+            Health::Ok => Level::Ok,
+            Health::Warn => Level::Warn,
+            Health::Fail => Level::Fail,
+        };
+        c.add(level, finding.what, finding.detail);
     }
 }
 
@@ -303,13 +281,11 @@ fn journal(c: &mut Checks, cfg: &Config) {
 }
 
 async fn gateways(c: &mut Checks, cfg: &Config) {
-    let mut urls = Vec::new();
-    if let Some(w) = &cfg.wechat {
-        urls.push(("wechat", w.base_url.clone()));
-    }
-    if let Some(a) = &cfg.alipay {
-        urls.push(("alipay", a.gateway_url.clone()));
-    }
+    let urls: Vec<(String, String)> = cfg
+        .channels
+        .iter()
+        .map(|ch| (ch.provider().to_string(), ch.endpoint().to_string()))
+        .collect();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build();

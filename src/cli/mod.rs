@@ -1,6 +1,5 @@
 //! The `tillpay` command line (docs/operations.md).
 
-mod cert;
 mod client_cmds;
 mod doctor;
 mod journal_cmds;
@@ -170,7 +169,7 @@ async fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
-    let gateways = match crate::gateway::from_config(&cfg) {
+    let gateways = match cfg.gateways() {
         Ok(g) => g,
         Err(e) => {
             eprintln!("tillpay: config: {e}");

@@ -1,15 +1,16 @@
 //! `tillpay reconcile`: exit 0 when nothing differs, 1 when something
 //! does, 2 when it could not run (payment-rules.md §20).
 
-use std::io::BufReader;
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::domain::Provider;
 use crate::gateway::BillAnswer;
+use crate::gateway::CHANNELS;
 use crate::journal::Journal;
-use crate::reconcile::{alipay_bill, matching, report, wechat_bill, Bill};
+use crate::reconcile::{matching, report, Bill};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,12 +19,8 @@ pub struct Args {
     /// The day to reconcile, YYYY-MM-DD (local time).
     #[arg(long)]
     pub date: String,
-    /// WeChat's `downloadbill` text (bill_type ALL); else downloaded.
-    #[arg(long)]
-    pub wechat_bill: Option<PathBuf>,
-    /// Alipay's bill zip, or the detail CSV inside it; else downloaded.
-    #[arg(long)]
-    pub alipay_bill: Option<PathBuf>,
+    #[command(flatten)]
+    pub bills: BillFiles,
     #[arg(long)]
     pub json: bool,
     /// Also write the discrepancies as CSV, for the accountant.
@@ -36,28 +33,65 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn parse(provider: Provider, bytes: &[u8], till: &str) -> Result<Bill, String> {
-    match provider {
-        Provider::Wechat => {
-            wechat_bill::parse(BufReader::new(bytes), till).map_err(|e| e.to_string())
-        }
-        Provider::Alipay => alipay_bill::parse_file(bytes, till).map_err(|e| e.to_string()),
+/// `--<channel>-bill FILE` for each registered channel (`--wechat-bill`,
+/// `--alipay-bill`): the bill from a file instead of the gateway.
+#[derive(Debug, Default)]
+pub struct BillFiles(Vec<(Provider, PathBuf)>);
+
+fn bill_flag(p: Provider) -> String {
+    format!("{p}-bill")
+}
+
+impl clap::FromArgMatches for BillFiles {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let files = CHANNELS
+            .iter()
+            .filter_map(|ch| {
+                let file = m.get_one::<PathBuf>(&bill_flag(ch.provider()))?;
+                Some((ch.provider(), file.clone()))
+            })
+            .collect();
+        Ok(BillFiles(files))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
     }
 }
 
-fn parse_path(provider: Provider, path: &Path, till: &str) -> Result<Bill, String> {
-    match provider {
-        // Streamed: a million-row bill is never held whole.
-        Provider::Wechat => {
-            let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            wechat_bill::parse(BufReader::with_capacity(1 << 16, f), till)
-                .map_err(|e| e.to_string())
-        }
-        Provider::Alipay => {
-            let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            alipay_bill::parse_reader(f, till).map_err(|e| e.to_string())
-        }
+impl clap::Args for BillFiles {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        CHANNELS.iter().fold(cmd, |cmd, ch| {
+            let flag = bill_flag(ch.provider());
+            cmd.arg(
+                clap::Arg::new(flag.clone())
+                    .long(flag)
+                    .value_name("FILE")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help(format!("{}; else downloaded", ch.bill_help())),
+            )
+        })
     }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+fn parse(provider: Provider, bytes: &[u8], till: &str) -> Result<Bill, String> {
+    let ch =
+        crate::gateway::channel(provider).ok_or_else(|| format!("{provider}: no such channel"))?;
+    ch.parse_bill(&mut Cursor::new(bytes), till)
+        .map_err(|e| e.to_string())
+}
+
+/// Streamed: a million-row bill is never held whole.
+fn parse_path(provider: Provider, path: &Path, till: &str) -> Result<Bill, String> {
+    let ch =
+        crate::gateway::channel(provider).ok_or_else(|| format!("{provider}: no such channel"))?;
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    ch.parse_bill(&mut f, till).map_err(|e| e.to_string())
 }
 
 pub async fn main(args: Args) -> ExitCode {
@@ -72,22 +106,14 @@ pub async fn main(args: Args) -> ExitCode {
     // Each provider of the config, and any whose bill file is given: from
     // the file when given, else downloaded. A file for one provider never
     // leaves the other unchecked.
-    let wanted: Vec<(Provider, Option<&PathBuf>)> = [
-        (
-            Provider::Wechat,
-            cfg.wechat.is_some(),
-            args.wechat_bill.as_ref(),
-        ),
-        (
-            Provider::Alipay,
-            cfg.alipay.is_some(),
-            args.alipay_bill.as_ref(),
-        ),
-    ]
-    .into_iter()
-    .filter(|(_, configured, file)| *configured || file.is_some())
-    .map(|(p, _, file)| (p, file))
-    .collect();
+    let wanted: Vec<(Provider, Option<&PathBuf>)> = CHANNELS
+        .iter()
+        .map(|ch| ch.provider())
+        .filter_map(|p| {
+            let file = args.bills.0.iter().find(|(q, _)| *q == p).map(|(_, f)| f);
+            (cfg.channel(p).is_some() || file.is_some()).then_some((p, file))
+        })
+        .collect();
     let mut gateways = None;
     let mut bills = Vec::new();
     for (p, file) in wanted {
@@ -99,7 +125,7 @@ pub async fn main(args: Args) -> ExitCode {
             continue;
         }
         if gateways.is_none() {
-            match crate::gateway::from_config(&cfg) {
+            match cfg.gateways() {
                 Ok(g) => gateways = Some(g),
                 Err(e) => return fail(format!("config: {e}")),
             }

@@ -1,6 +1,8 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
+use crate::gateway::alipay::AlipayConfig;
+use crate::gateway::wechat::{WechatConfig, WechatSignType};
 
 struct Dir(tempfile::TempDir);
 
@@ -55,11 +57,16 @@ fn a_good_config_gets_the_contract_defaults() {
     assert_eq!(c.pos.socket_mode, 0o660);
     assert_eq!(c.pos.socket, PathBuf::from("/run/tillpay/pos.sock"));
     assert!(c.scanner.is_none());
-    let w = c.wechat.expect("wechat");
+    let w = c.channel_as::<WechatConfig>().expect("wechat");
     assert_eq!(w.api_key, "192006250b4c09247ec02edce69f6a2d");
     assert_eq!(w.sign_type, WechatSignType::HmacSha256);
     assert_eq!(w.min_reverse_delay, Duration::from_secs(15));
-    assert_eq!(c.alipay.expect("alipay").app_private_key, "PRIVATE");
+    assert_eq!(
+        c.channel_as::<AlipayConfig>()
+            .expect("alipay")
+            .app_private_key,
+        "PRIVATE"
+    );
 }
 
 #[test]
@@ -69,6 +76,9 @@ fn an_unknown_key_is_an_error_that_names_it() {
     assert!(e.contains("app_idd"), "{e}");
     let e = err(d.parse(&format!("{GOOD}\n[payment]\npoll_intervall_ms = 5\n")));
     assert!(e.contains("poll_intervall_ms"), "{e}");
+    let e = err(d.parse(&format!("{GOOD}\n[wechatpay]\nappid = \"x\"\n")));
+    assert!(e.starts_with("wechatpay"), "{e}");
+    assert!(e.contains("wechat, alipay"), "{e}");
 }
 
 #[test]
@@ -162,7 +172,9 @@ fn a_short_reverse_delay_only_for_simulators() {
         .parse(&GOOD.replace("api_key_file", "min_reverse_delay_ms = 300\napi_key_file"))
         .expect("simulator may shorten");
     assert_eq!(
-        c.wechat.expect("wechat").min_reverse_delay,
+        c.channel_as::<WechatConfig>()
+            .expect("wechat")
+            .min_reverse_delay,
         Duration::from_millis(300)
     );
 }

@@ -7,6 +7,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -62,10 +63,12 @@ async fn start() -> Result<Till, String> {
             frame_gap: Duration::from_millis(50),
         }),
         payment: demo_payment(),
-        wechat: Some(sim.wechat_config(Duration::from_millis(3000))),
-        alipay: Some(sim.alipay_config()),
+        channels: vec![
+            Arc::new(sim.wechat_config(Duration::from_millis(3000))),
+            Arc::new(sim.alipay_config()),
+        ],
     };
-    let gateways = crate::gateway::from_config(&cfg).map_err(|e| e.to_string())?;
+    let gateways = cfg.gateways().map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         if let Err(e) = crate::daemon::run(cfg, gateways).await {
             eprintln!("demo daemon stopped: {e}");
@@ -288,7 +291,7 @@ async fn interactive(mut till: Till) -> ExitCode {
             break;
         };
         let code = code.trim();
-        if crate::domain::AuthCode::parse(code).is_none() {
+        if crate::gateway::recognise(code).is_none() {
             println!("  not a payment code (WeChat: 18 digits 10-15…, Alipay: 16-24 digits 25-30…): the scanner would ignore it");
             continue;
         }

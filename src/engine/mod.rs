@@ -297,10 +297,15 @@ impl Engine {
         let code = match &req.auth_code {
             None => None,
             Some(c) => {
-                let code = AuthCode::parse(c.trim()).ok_or_else(|| {
-                    EngineError::InvalidParams(
-                        "auth_code is not a WeChat or Alipay payment code".into(),
-                    )
+                let code = crate::gateway::recognise(c.trim()).ok_or_else(|| {
+                    let names: Vec<&str> = crate::gateway::CHANNELS
+                        .iter()
+                        .map(|ch| ch.provider().as_str())
+                        .collect();
+                    EngineError::InvalidParams(format!(
+                        "auth_code is not a payment code of any channel ({})",
+                        names.join(", ")
+                    ))
                 })?;
                 if !self.gateways.contains_key(&code.provider()) {
                     return Err(EngineError::ProviderUnavailable(code.provider()));

@@ -257,7 +257,7 @@ fn crashed_journal(phase: &str, ago: Duration, provider: Provider) -> tempfile::
         } else {
             ALIPAY_CODE
         };
-        j.begin_attempt("A1", &AuthCode::parse(code).expect("code"))
+        j.begin_attempt("A1", &crate::gateway::recognise(code).expect("code"))
             .expect("attempt");
     }
     let conn = rusqlite::Connection::open(&path).expect("open");

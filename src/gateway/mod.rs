@@ -6,8 +6,25 @@
 //! `Paid`, `Failed` or `Revoked`: the client turns it into `Unknown` /
 //! `Pending` / `Retry` (payment-rules.md §7).
 
-pub mod alipay;
-pub mod wechat;
+pub mod bill;
+pub mod channel;
+pub mod setup;
+
+/// The channels tillpay knows, in the order a payment code is offered to
+/// them: each name is a folder of `gateway/` exporting `CHANNEL`.
+macro_rules! channels {
+    ($($name:ident),+ $(,)?) => {
+        $(pub mod $name;)+
+        /// Every registered channel.
+        pub static CHANNELS: &[&dyn channel::Channel] = &[$(&$name::CHANNEL),+];
+    };
+}
+
+channels![wechat, alipay];
+
+pub use bill::BillAnswer;
+pub use channel::{channel, recognise};
+pub use setup::SetupError;
 
 use std::time::Duration;
 
@@ -29,16 +46,6 @@ impl GatewayNote {
             code: code.into(),
             message: message.into(),
         }
-    }
-
-    /// The pay answer says this `out_trade_no` is already paid or used:
-    /// WeChat ORDERPAID / OUT_TRADE_NO_USED, Alipay ACQ.TRADE_HAS_SUCCESS.
-    /// A third channel adds its own code here.
-    pub fn says_order_number_used(&self) -> bool {
-        matches!(
-            self.code.as_str(),
-            "ORDERPAID" | "OUT_TRADE_NO_USED" | "ACQ.TRADE_HAS_SUCCESS"
-        )
     }
 }
 
@@ -84,6 +91,11 @@ pub enum PayAnswer {
     /// The request provably never left (connection refused, DNS, connect
     /// timeout, TLS handshake): safe to call it failed (payment-rules.md §4).
     NotSent(GatewayNote),
+    /// The gateway says this `out_trade_no` is already paid or used (WeChat
+    /// ORDERPAID / OUT_TRADE_NO_USED, Alipay ACQ.TRADE_HAS_SUCCESS). As
+    /// unknown as `Unknown`, and a payment the query then finds may belong
+    /// to an earlier sale under the same number (payment-rules.md §1).
+    OrderNumberUsed(GatewayNote),
 }
 
 /// Classified answer to an order query (payment-rules.md §9).
@@ -158,45 +170,6 @@ pub enum RefundAnswer {
     NotFound(GatewayNote),
 }
 
-/// A channel that cannot be set up from its config: `key` is the config key
-/// at fault (`wechat.cert_file`, `alipay.gateway_url`, …), `message` says
-/// what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct SetupError {
-    pub key: String,
-    pub message: String,
-}
-
-impl From<String> for SetupError {
-    /// From a message that begins with the config key ("wechat.base_url
-    /// \"x\": no host"): the key is split off.
-    fn from(text: String) -> SetupError {
-        let end = text.find([' ', ':']).unwrap_or(text.len());
-        let (key, rest) = text.split_at(end);
-        SetupError {
-            key: key.to_string(),
-            message: rest.trim_start_matches([':', ' ']).to_string(),
-        }
-    }
-}
-
-/// The CA certificates of a `ca_file` (PEM bundle), to trust beside the
-/// built-in public roots. `key` names the config key in errors.
-pub(crate) fn extra_roots(
-    pem: Option<&str>,
-    key: &str,
-) -> Result<Vec<reqwest::Certificate>, SetupError> {
-    let Some(pem) = pem else {
-        return Ok(Vec::new());
-    };
-    match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
-        Ok(certs) if !certs.is_empty() => Ok(certs),
-        Ok(_) => Err(format!("{key}: no PEM certificate in it").into()),
-        Err(e) => Err(format!("{key}: not a PEM certificate bundle: {e}").into()),
-    }
-}
-
 /// The HTTP client settings both gateways share: rustls with the public
 /// roots plus `roots`, a connect timeout of its own (so "never connected"
 /// stays apart from "sent, then silence"), no redirects (a request that
@@ -216,19 +189,6 @@ pub(crate) fn http_client(
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("tillpay/", env!("CARGO_PKG_VERSION")))
-}
-
-/// A day's bill as the gateway serves it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BillAnswer {
-    /// WeChat: the CSV text's bytes; Alipay: the zip's bytes.
-    File(Vec<u8>),
-    /// Not generated yet (WeChat "Bill Creating", before 10:00 next day).
-    NotYet(GatewayNote),
-    /// No bill for that day (no trades): WeChat "No Bill Exist", Alipay
-    /// `isp.bill_not_exist`.
-    NoBill(GatewayNote),
-    Failed(GatewayNote),
 }
 
 /// One payment channel. Implementations hold their credentials and one HTTP
@@ -252,32 +212,4 @@ pub trait Gateway: Send + Sync {
     async fn refund_query(&self, out_trade_no: &str, refund_no: &str) -> RefundAnswer;
     /// The bill of `date` (`YYYY-MM-DD`).
     async fn bill(&self, date: &str) -> BillAnswer;
-}
-
-/// The gateways the config enables. A key or certificate that does not
-/// load is a config error naming its file.
-pub fn from_config(
-    cfg: &crate::config::Config,
-) -> Result<Vec<std::sync::Arc<dyn Gateway>>, crate::config::ConfigError> {
-    let mut out: Vec<std::sync::Arc<dyn Gateway>> = Vec::new();
-    let timeout = cfg.payment.http_timeout;
-    if let Some(w) = &cfg.wechat {
-        let g = wechat::WechatGateway::new(w, &cfg.till.id, timeout).map_err(|e| {
-            crate::config::ConfigError::Invalid {
-                key: e.key,
-                message: e.message,
-            }
-        })?;
-        out.push(std::sync::Arc::new(g));
-    }
-    if let Some(a) = &cfg.alipay {
-        let g = alipay::AlipayGateway::new(a, &cfg.till.id, timeout).map_err(|e| {
-            crate::config::ConfigError::Invalid {
-                key: e.key,
-                message: e.message,
-            }
-        })?;
-        out.push(std::sync::Arc::new(g));
-    }
-    Ok(out)
 }

@@ -133,21 +133,29 @@ fn on_pay(a: Attempt, ans: PayAnswer, c: Clock, t: &Timing) -> Step {
             fail(a, rec)
         }
         PayAnswer::NotSent(note) => fail(a, Record::new("pay_not_sent").note(note)),
-        PayAnswer::Unknown { note, user_paying } => {
+        PayAnswer::OrderNumberUsed(note) => {
             let a = Attempt {
-                phase: Phase::Paying,
-                used_number: a.used_number || note.says_order_number_used(),
+                used_number: true,
                 ..a
             };
-            let mut actions = vec![Action::Record(Record::new("pay_unknown").note(note))];
-            if user_paying {
-                actions.push(Action::Notify(Notice::UserPaying));
-            }
-            let (a, more) = keep_polling(a, c, t);
-            actions.extend(more);
-            (a, actions)
+            on_pay_unknown(a, note, false, c, t)
         }
+        PayAnswer::Unknown { note, user_paying } => on_pay_unknown(a, note, user_paying, c, t),
     }
+}
+
+fn on_pay_unknown(a: Attempt, note: GatewayNote, user_paying: bool, c: Clock, t: &Timing) -> Step {
+    let a = Attempt {
+        phase: Phase::Paying,
+        ..a
+    };
+    let mut actions = vec![Action::Record(Record::new("pay_unknown").note(note))];
+    if user_paying {
+        actions.push(Action::Notify(Notice::UserPaying));
+    }
+    let (a, more) = keep_polling(a, c, t);
+    actions.extend(more);
+    (a, actions)
 }
 
 fn on_query(a: Attempt, ans: QueryAnswer, c: Clock, t: &Timing) -> Step {

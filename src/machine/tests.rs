@@ -55,6 +55,11 @@ fn unknown(code: &str, user_paying: bool) -> Event {
     })
 }
 
+/// "This order number is already paid / used" (ORDERPAID, ACQ.TRADE_HAS_SUCCESS).
+fn number_used(code: &str) -> Event {
+    Event::PayAnswered(PayAnswer::OrderNumberUsed(note(code)))
+}
+
 fn pending() -> Event {
     Event::QueryAnswered(QueryAnswer::Pending {
         note: note("USERPAYING"),
@@ -130,13 +135,16 @@ fn policy_5_unknown_answers_poll_and_user_paying_tells_the_pos() {
         ("ACQ.SYSTEM_ERROR", false),
         ("ACQ.TRADE_HAS_SUCCESS", false),
     ] {
-        let (a, acts) = step(
-            Attempt::submitting(),
-            unknown(code, user_paying),
-            S(1),
-            &alipay(),
-        );
+        // The "order number used" answers arrive as their own variant.
+        let used = matches!(code, "ORDERPAID" | "ACQ.TRADE_HAS_SUCCESS");
+        let event = if used {
+            number_used(code)
+        } else {
+            unknown(code, user_paying)
+        };
+        let (a, acts) = step(Attempt::submitting(), event, S(1), &alipay());
         assert_eq!(a.phase, Phase::Paying, "{code}");
+        assert_eq!(a.used_number, used, "{code}");
         assert_eq!(scheduled(&acts), Some((Call::Query, S(5))), "{code}");
         assert_eq!(
             notices(&acts).contains(&Notice::UserPaying),

@@ -112,7 +112,7 @@ mod tests {
     use super::*;
 
     fn code(s: &str) -> AuthCode {
-        AuthCode::parse(s).expect("test code")
+        crate::gateway::recognise(s).expect("test code")
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub const DOUBLE_READ: &str = "double read";
 /// frame masked, e.g. `"not a payment code: 6901*****7892 (13 characters)"`).
 pub fn classify(text: &FrameText) -> Result<AuthCode, String> {
     let s = text.as_str();
-    AuthCode::parse(s).ok_or_else(|| {
+    crate::gateway::recognise(s).ok_or_else(|| {
         format!(
             "{NOT_A_PAYMENT_CODE}: {} ({} characters)",
             mask_code(s),

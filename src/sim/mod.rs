@@ -15,7 +15,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{AlipayConfig, WechatConfig, WechatSignType};
+use crate::gateway::alipay::AlipayConfig;
+use crate::gateway::wechat::{WechatConfig, WechatSignType};
 use http::{BoxFuture, Handler, SimRequest, SimResponse};
 use ledger::Ledger;
 

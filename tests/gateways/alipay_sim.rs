@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tillpay::config::AlipayConfig;
-use tillpay::domain::{AuthCode, Fen, Provider};
+use tillpay::domain::{Fen, Provider};
+use tillpay::gateway::alipay::AlipayConfig;
 use tillpay::gateway::alipay::AlipayGateway;
 use tillpay::gateway::{
     BillAnswer, Gateway, PayAnswer, PayRequest, QueryAnswer, RefundAnswer, RefundRequest,
@@ -75,7 +75,7 @@ fn pay_req(b: Behaviour, serial: u64, otn: &str, fen: u64) -> PayRequest {
     PayRequest {
         out_trade_no: otn.into(),
         amount: Fen(fen),
-        auth_code: AuthCode::parse(&code).expect("alipay code"),
+        auth_code: tillpay::gateway::recognise(&code).expect("alipay code"),
         subject: "咖啡 {大杯} \"热\"".into(),
     }
 }
@@ -93,7 +93,8 @@ fn code_of(a: &PayAnswer) -> &str {
     match a {
         PayAnswer::Failed { note, .. }
         | PayAnswer::Unknown { note, .. }
-        | PayAnswer::NotSent(note) => &note.code,
+        | PayAnswer::NotSent(note)
+        | PayAnswer::OrderNumberUsed(note) => &note.code,
         PayAnswer::Paid(_) => "PAID",
     }
 }
@@ -124,7 +125,7 @@ async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
                 // A retried pay of a paid order: query decides, not "failed".
                 let again = r.gw.pay(&req).await;
                 assert!(
-                    matches!(&again, PayAnswer::Unknown { note, user_paying: false } if note.code == "ACQ.TRADE_HAS_SUCCESS"),
+                    matches!(&again, PayAnswer::OrderNumberUsed(note) if note.code == "ACQ.TRADE_HAS_SUCCESS"),
                     "{again:?}"
                 );
                 (fen, 1)

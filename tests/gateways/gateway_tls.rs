@@ -10,9 +10,9 @@ use crate::wechat_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tillpay::config::{ClientIdentity, WechatSignType};
-use tillpay::domain::{AuthCode, Fen, Provider};
+use tillpay::domain::{Fen, Provider};
 use tillpay::gateway::wechat::WechatGateway;
+use tillpay::gateway::wechat::{ClientIdentity, WechatSignType};
 use tillpay::gateway::{Gateway, PayAnswer, PayRequest, RevokeAnswer, RevokeEffect};
 use tillpay::sim::behaviour::Behaviour;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -98,7 +98,7 @@ fn request(behaviour: Behaviour, serial: u64) -> PayRequest {
     PayRequest {
         out_trade_no: format!("MTLS_{serial}"),
         amount: Fen(800),
-        auth_code: AuthCode::parse(&code).expect("code"),
+        auth_code: tillpay::gateway::recognise(&code).expect("code"),
         subject: "mTLS".into(),
     }
 }
@@ -197,7 +197,7 @@ async fn alipay_over_tls_trusts_the_configured_ca() {
     let req = PayRequest {
         out_trade_no: "TLS_3".into(),
         amount: Fen(1),
-        auth_code: AuthCode::parse(&code).expect("code"),
+        auth_code: tillpay::gateway::recognise(&code).expect("code"),
         subject: "TLS".into(),
     };
     // Without the CA the handshake fails: nothing reached Alipay, and the

@@ -6,9 +6,9 @@ use crate::wechat_support;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tillpay::config::{ClientIdentity, WechatSignType};
 use tillpay::domain::Provider;
 use tillpay::gateway::wechat::WechatGateway;
+use tillpay::gateway::wechat::{ClientIdentity, WechatSignType};
 use tillpay::gateway::Gateway;
 use wechat_support::*;
 

@@ -7,8 +7,8 @@ use crate::wechat_support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use tillpay::config::WechatSignType;
-use tillpay::domain::{AuthCode, Fen, Provider};
+use tillpay::domain::{Fen, Provider};
+use tillpay::gateway::wechat::WechatSignType;
 use tillpay::gateway::wechat::{sign, xml, WechatGateway};
 use tillpay::gateway::{
     BillAnswer, Gateway, PayAnswer, PayRequest, QueryAnswer, RefundAnswer, RefundRequest,
@@ -135,7 +135,7 @@ fn pay_request() -> PayRequest {
     PayRequest {
         out_trade_no: "F1".into(),
         amount: Fen(100),
-        auth_code: AuthCode::parse(&code).expect("valid"),
+        auth_code: tillpay::gateway::recognise(&code).expect("valid"),
         subject: "x".into(),
     }
 }

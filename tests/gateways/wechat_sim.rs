@@ -8,9 +8,9 @@ use crate::wechat_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tillpay::config::WechatSignType;
-use tillpay::domain::{AuthCode, Fen, Provider};
+use tillpay::domain::{Fen, Provider};
 use tillpay::gateway::wechat::WechatGateway;
+use tillpay::gateway::wechat::WechatSignType;
 use tillpay::gateway::{
     BillAnswer, Gateway, PayAnswer, PayRequest, QueryAnswer, RefundAnswer, RefundRequest,
     RevokeAnswer, RevokeEffect,
@@ -42,7 +42,7 @@ async fn drive(gw: &WechatGateway, req: &PayRequest, seen: &mut Vec<String>) -> 
         PayAnswer::Paid(info) => return Final::Paid(info.transaction_id),
         PayAnswer::Failed { note, .. } => return Final::Failed(note.code),
         PayAnswer::NotSent(note) => return Final::Failed(note.code),
-        PayAnswer::Unknown { .. } => {}
+        PayAnswer::Unknown { .. } | PayAnswer::OrderNumberUsed(_) => {}
     }
     loop {
         let q = gw.query(&req.out_trade_no).await;
@@ -75,7 +75,7 @@ fn request(b: Behaviour, serial: u64, amount: u64) -> PayRequest {
     PayRequest {
         out_trade_no: format!("S001T03_B{serial}_1"),
         amount: Fen(amount),
-        auth_code: AuthCode::parse(&code).expect("a valid WeChat code"),
+        auth_code: tillpay::gateway::recognise(&code).expect("a valid WeChat code"),
         subject: format!("{} 测试", b.describe()),
     }
 }
@@ -284,10 +284,7 @@ async fn a_retry_of_a_paid_order_is_not_a_failure() {
     assert!(matches!(gw.pay(&req).await, PayAnswer::Unknown { .. }));
     // The same request again: ORDERPAID, which only a query may settle.
     match gw.pay(&req).await {
-        PayAnswer::Unknown { note, user_paying } => {
-            assert_eq!(note.code, "ORDERPAID");
-            assert!(!user_paying);
-        }
+        PayAnswer::OrderNumberUsed(note) => assert_eq!(note.code, "ORDERPAID"),
         other => panic!("{other:?}"),
     }
     assert_eq!(

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use bank::{kept, Bank, Behaviour, Counter, History, TradeState};
 use tillpay::config::PaymentConfig;
-use tillpay::domain::{AuthCode, Provider};
+use tillpay::domain::Provider;
 use tillpay::engine::view::Live;
 use tillpay::engine::{ChargeRequest, Engine, Payment, PaymentStatus};
 use tillpay::gateway::Gateway;
@@ -253,7 +253,7 @@ fn daemon(
                     }
                     Op::Query { order } => (order, "query", engine.payment(&order_no(order)).await),
                     Op::Scan { code } => {
-                        if let Some(c) = AuthCode::parse(&code) {
+                        if let Some(c) = tillpay::gateway::recognise(&code) {
                             let _ = engine.scan(c).await;
                         }
                         return;

@@ -12,7 +12,7 @@ fn journal() -> (tempfile::TempDir, Journal) {
 }
 
 fn code(s: &str) -> AuthCode {
-    AuthCode::parse(s).expect("valid code")
+    crate::gateway::recognise(s).expect("valid code")
 }
 
 fn finish(j: &Journal, row: &AttemptRow, phase: Phase) {

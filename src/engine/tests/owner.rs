@@ -296,7 +296,7 @@ async fn a_second_charge_of_a_waiting_sale_does_not_free_the_scanner() {
     assert_eq!(t.engine.counts().await.0.as_deref(), Some("A1"));
     let out = t
         .engine
-        .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
+        .scan(crate::gateway::recognise(WECHAT_CODE).expect("code"))
         .await;
     assert_eq!(
         out,

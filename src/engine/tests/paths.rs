@@ -124,7 +124,7 @@ async fn cancel_before_any_scan_is_cancelled() {
     assert!(gw.sent().is_empty());
     assert!(matches!(
         t.engine
-            .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
+            .scan(crate::gateway::recognise(WECHAT_CODE).expect("code"))
             .await,
         ScanOutcome::Ignored(_)
     ));
@@ -140,7 +140,7 @@ async fn a_scan_reaches_the_waiting_charge_and_a_second_charge_is_busy() {
     assert_eq!(busy.map_err(|e| code(&e)), Err(1001));
     let out = t
         .engine
-        .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
+        .scan(crate::gateway::recognise(WECHAT_CODE).expect("code"))
         .await;
     assert_eq!(
         out,

@@ -172,7 +172,7 @@ async fn a_code_used_before_is_never_sent_again() {
     wait_armed(&t).await;
     let again = t
         .engine
-        .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
+        .scan(crate::gateway::recognise(WECHAT_CODE).expect("code"))
         .await;
     let ScanOutcome::Ignored(why) = again else {
         panic!("a used code was taken: {again:?}")
@@ -181,7 +181,7 @@ async fn a_code_used_before_is_never_sent_again() {
     assert_eq!(t.engine.counts().await.0.as_deref(), Some("C3"));
     let fresh = t
         .engine
-        .scan(AuthCode::parse("134567890123450000").expect("code"))
+        .scan(crate::gateway::recognise("134567890123450000").expect("code"))
         .await;
     assert_eq!(
         fresh,
@@ -274,7 +274,7 @@ async fn a_charge_armed_before_a_journal_failure_sends_nothing() {
         .fail_stop(&JournalError::Internal("disk I/O error".into()));
     let _ = t
         .engine
-        .scan(AuthCode::parse(WECHAT_CODE).expect("code"))
+        .scan(crate::gateway::recognise(WECHAT_CODE).expect("code"))
         .await;
     let r = waiting.await.expect("join");
     assert_eq!(r.map_err(|e| code(&e)), Err(1004));
@@ -290,10 +290,7 @@ async fn an_order_number_paid_long_before_this_attempt_is_another_sales() {
     // of the sale's amount made at `paid_at`.
     let sale = |paid_at: String| {
         let gw = Scripted::new(Provider::Wechat)
-            .pays(PayAnswer::Unknown {
-                note: note("ORDERPAID"),
-                user_paying: false,
-            })
+            .pays(PayAnswer::OrderNumberUsed(note("ORDERPAID")))
             .queries([QueryAnswer::Paid(PaidInfo {
                 paid_at: Some(paid_at),
                 amount: Some(Fen(1234)),

@@ -99,7 +99,7 @@ fn crashed_with_refunds() -> tempfile::TempDir {
     let j = Journal::open(&dir.path().join("journal.sqlite"), "T1").expect("journal");
     j.ensure_sale("A1", Fen(1234), "x").expect("sale");
     let row = j
-        .begin_attempt("A1", &AuthCode::parse(WECHAT_CODE).expect("code"))
+        .begin_attempt("A1", &crate::gateway::recognise(WECHAT_CODE).expect("code"))
         .expect("attempt");
     let paid = machine::Attempt {
         phase: machine::Phase::Paid,

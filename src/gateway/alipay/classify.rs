@@ -200,7 +200,7 @@ pub fn classify_pay(r: &Reply, out_trade_no: &str) -> PayAnswer {
         },
         // Paid already, perhaps by this very attempt's earlier try: only
         // the query can tell whose money it was (gateway-facts.md §A4).
-        "40004" if r.sub_code == "ACQ.TRADE_HAS_SUCCESS" => unknown(r.note()),
+        "40004" if r.sub_code == "ACQ.TRADE_HAS_SUCCESS" => PayAnswer::OrderNumberUsed(r.note()),
         "40004" if is_config_error(&r.code, &r.sub_code) => PayAnswer::Failed {
             note: r.note(),
             config_error: true,

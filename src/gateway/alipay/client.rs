@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::classify::{self, china, Reply};
 use super::{form, json_scan, keys, sign};
-use crate::config::AlipayConfig;
+use super::config::AlipayConfig;
 use crate::domain::{AuthCode, Provider};
 use crate::gateway::{
     BillAnswer, Gateway, GatewayNote, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
@@ -89,7 +89,7 @@ impl AlipayGateway {
         // A separate, shorter connect timeout keeps "never connected" (safe
         // to call failed) apart from "sent, then silence" (unknown).
         let connect_timeout = (http_timeout / 2).max(Duration::from_millis(1));
-        let roots = crate::gateway::extra_roots(cfg.ca_pem.as_deref(), "alipay.ca_file")?;
+        let roots = crate::gateway::setup::extra_roots(cfg.ca_pem.as_deref(), "alipay.ca_file")?;
         let build = |redirect: reqwest::redirect::Policy| {
             crate::gateway::http_client(&roots, connect_timeout, http_timeout)
                 .redirect(redirect)
@@ -295,6 +295,7 @@ fn scrub_pay(answer: PayAnswer, code: &AuthCode) -> PayAnswer {
             user_paying,
         },
         PayAnswer::NotSent(note) => PayAnswer::NotSent(scrub(note, code)),
+        PayAnswer::OrderNumberUsed(note) => PayAnswer::OrderNumberUsed(scrub(note, code)),
     }
 }
 

@@ -7,15 +7,22 @@
 //! - `classify`: verified answers → the engine's classified answers.
 //! - `client`: [`AlipayGateway`], the [`crate::gateway::Gateway`] impl.
 //! - `form`: form encoding, shared with the simulator.
+//! - `config`: the `[alipay]` table; `bill`: the bill zip and its CSV;
+//!   `channel`: all of it registered as one channel.
 
+pub mod bill;
+pub mod channel;
 pub mod classify;
 pub mod client;
+pub mod config;
 pub mod form;
 pub mod json_scan;
 pub mod keys;
 pub mod sign;
 
+pub use channel::CHANNEL;
 pub use client::{verify_answer, AlipayGateway};
+pub use config::AlipayConfig;
 
 #[cfg(test)]
 mod tests;

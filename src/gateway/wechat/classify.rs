@@ -70,6 +70,11 @@ pub fn pay_err_class(err_code: &str) -> PayClass {
     }
 }
 
+/// The micropay codes that say this `out_trade_no` was paid or used before.
+pub fn is_order_number_used(err_code: &str) -> bool {
+    matches!(err_code, "ORDERPAID" | "OUT_TRADE_NO_USED")
+}
+
 /// How an order-query `trade_state` is to be taken (gateway-facts.md §W6, payment-rules.md §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TradeStateClass {
@@ -234,6 +239,8 @@ pub fn pay(reply: &Reply) -> PayAnswer {
                 user_paying: false,
             },
         },
+        // The number names an earlier trade (payment-rules.md §1).
+        "FAIL" if is_order_number_used(get(f, "err_code")) => PayAnswer::OrderNumberUsed(note),
         "FAIL" => match pay_err_class(get(f, "err_code")) {
             PayClass::UserPaying => PayAnswer::Unknown {
                 note,

@@ -14,7 +14,7 @@ use crate::gateway::SetupError;
 use super::classify::{self, Fields, Reply};
 use super::sign::{self, sign_type_name, SignType};
 use super::xml;
-use crate::config::WechatConfig;
+use super::config::WechatConfig;
 use crate::domain::{AuthCode, Provider};
 use crate::gateway::{
     BillAnswer, Gateway, GatewayNote, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
@@ -89,7 +89,7 @@ impl WechatGateway {
             .to_string();
         let port = url.port_or_known_default().unwrap_or(443);
         let connect_timeout = http_timeout.min(MAX_CONNECT_TIMEOUT);
-        let extra_roots = crate::gateway::extra_roots(cfg.ca_pem.as_deref(), "wechat.ca_file")?;
+        let extra_roots = crate::gateway::setup::extra_roots(cfg.ca_pem.as_deref(), "wechat.ca_file")?;
         let builder = || {
             crate::gateway::http_client(&extra_roots, connect_timeout, http_timeout)
                 .pool_idle_timeout(Duration::from_secs(30))
@@ -383,7 +383,8 @@ impl Gateway for WechatGateway {
         match &mut answer {
             PayAnswer::Failed { note, .. }
             | PayAnswer::Unknown { note, .. }
-            | PayAnswer::NotSent(note) => scrub(note, &req.auth_code),
+            | PayAnswer::NotSent(note)
+            | PayAnswer::OrderNumberUsed(note) => scrub(note, &req.auth_code),
             PayAnswer::Paid(_) => {}
         }
         if let PayAnswer::Failed {
@@ -496,7 +497,7 @@ mod tests {
 
     #[test]
     fn scrub_masks_an_echoed_code() {
-        let code = AuthCode::parse("134567890123456789").expect("valid");
+        let code = crate::gateway::recognise("134567890123456789").expect("valid");
         let mut note = GatewayNote::new("X", "bad code 134567890123456789!");
         scrub(&mut note, &code);
         assert_eq!(note.message, "bad code 1345**********6789!");

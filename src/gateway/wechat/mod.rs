@@ -4,11 +4,21 @@
 //! - [`sign`]: MD5 / HMAC-SHA256 signatures and their verification;
 //! - [`xml`]: the flat request/response documents, parsed with caps;
 //! - [`classify`]: WeChat's codes mapped to the trait's answers (payment-rules.md);
-//! - [`client`]: [`WechatGateway`], the `Gateway` implementation.
+//! - [`client`]: [`WechatGateway`], the `Gateway` implementation;
+//! - [`config`]: the `[wechat]` table; [`bill`]: the `downloadbill` text;
+//!   `cert`: the client certificate's expiry, for `tillpay doctor`;
+//! - [`channel`]: all of it registered as one channel.
 
+pub mod bill;
+mod cert;
+pub mod channel;
 pub mod classify;
 pub mod client;
+pub mod config;
 pub mod sign;
 pub mod xml;
 
+pub use channel::CHANNEL;
 pub use client::WechatGateway;
+pub use config::{ClientIdentity, WechatConfig};
+pub use sign::SignType as WechatSignType;

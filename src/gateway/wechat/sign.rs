@@ -6,7 +6,13 @@ use std::collections::BTreeMap;
 
 use md5::{Digest, Md5};
 
-pub use crate::config::WechatSignType as SignType;
+/// The v2 signature algorithms; HMAC-SHA256 unless the merchant's
+/// account is set for MD5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignType {
+    Md5,
+    HmacSha256,
+}
 
 /// The wire name of a sign type, as sent in `sign_type`.
 pub fn sign_type_name(t: SignType) -> &'static str {

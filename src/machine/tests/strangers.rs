@@ -58,7 +58,7 @@ fn an_order_number_used_long_before_this_attempt_is_another_sales() {
     // payment from a day before the attempt was journaled: another sale's.
     let (a, acts) = step(
         Attempt::submitting(),
-        unknown("ORDERPAID", false),
+        number_used("ORDERPAID"),
         S(0),
         &wechat(),
     );

@@ -360,7 +360,7 @@ proptest! {
         let codes: Vec<String> = found
             .iter()
             .filter_map(|frame| match frame {
-                Frame::Text(text) => crate::domain::AuthCode::parse(text.as_str())
+                Frame::Text(text) => crate::gateway::recognise(text.as_str())
                     .map(|c| c.expose().to_string()),
                 Frame::Dropped { .. } => None,
             })

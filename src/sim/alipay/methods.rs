@@ -5,9 +5,10 @@ use chrono::{DateTime, Local};
 use serde_json::{Map, Value};
 
 use super::{code_msg, gateway_error, AlipaySim, Answer};
-use crate::domain::{classify_code, Fen, Provider};
+use crate::domain::{Fen, Provider};
 use crate::gateway::alipay::classify::CHINA;
 use crate::gateway::RevokeEffect;
+use crate::sim::behaviour::is_alipay_code;
 use crate::sim::behaviour::Behaviour;
 use crate::sim::ledger::{Order, OrderState, PayOutcome, RefundOutcome, RevokeOutcome};
 
@@ -128,7 +129,7 @@ fn pay(sim: &AlipaySim, biz: &Biz<'_>) -> Answer {
         return invalid("total_amount");
     };
     let code = biz("auth_code").unwrap_or_default();
-    if classify_code(code) != Some(Provider::Alipay) {
+    if !is_alipay_code(code) {
         return Answer::Node(business_error(
             "ACQ.PAYMENT_AUTH_CODE_INVALID",
             "支付授权码无效",

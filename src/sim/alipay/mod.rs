@@ -17,7 +17,7 @@ use chrono::NaiveDate;
 use ring::signature::RsaKeyPair;
 use serde_json::{Map, Value};
 
-use crate::config::AlipayConfig;
+use crate::gateway::alipay::AlipayConfig;
 use crate::gateway::alipay::{form, keys as key_parse, sign};
 use crate::sim::http::{BoxFuture, Handler, SimRequest, SimResponse};
 use crate::sim::ledger::Ledger;

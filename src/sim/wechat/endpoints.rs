@@ -4,8 +4,9 @@
 use chrono::{DateTime, FixedOffset, Local};
 
 use super::{openid, Outcome, WechatSim};
-use crate::domain::{classify_code, Fen, Provider};
+use crate::domain::{Fen, Provider};
 use crate::gateway::wechat::classify::Fields;
+use crate::sim::behaviour::is_wechat_code;
 use crate::sim::behaviour::Behaviour;
 use crate::sim::http::SimResponse;
 use crate::sim::ledger::{Order, OrderState, PayOutcome, RefundOutcome, RevokeOutcome, SimRefund};
@@ -164,7 +165,7 @@ fn micropay(sim: &WechatSim, req: &Fields) -> Outcome {
     if field(req, "fee_type").is_some_and(|t| t != "CNY") {
         return Outcome::fail("PARAM_ERROR", "fee_type参数错误");
     }
-    if classify_code(auth_code) != Some(Provider::Wechat) {
+    if !is_wechat_code(auth_code) {
         return Outcome::fail("AUTH_CODE_INVALID", "请扫描微信支付被扫条码/二维码");
     }
     let outcome = sim.ledger.pay(

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tillpay::config::{WechatConfig, WechatSignType};
 use tillpay::gateway::wechat::xml;
+use tillpay::gateway::wechat::{WechatConfig, WechatSignType};
 use tillpay::sim::http::{serve, BoxFuture, Handler, SimRequest, SimResponse};
 use tillpay::sim::ledger::Ledger;
 use tillpay::sim::wechat::WechatSim;

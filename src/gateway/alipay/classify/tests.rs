@@ -22,6 +22,7 @@ fn pay(a: PayAnswer) -> String {
         } => "unknown_paying".into(),
         PayAnswer::Unknown { .. } => "unknown".into(),
         PayAnswer::NotSent(_) => "not_sent".into(),
+        PayAnswer::OrderNumberUsed(_) => "unknown_number_used".into(),
     }
 }
 
@@ -99,7 +100,7 @@ fn classification_table() {
         ("pay", r#""code":"40002","sub_code":"ACQ.SYSTEM_ERROR""#.into(), "unknown"),
         ("pay", r#""code":"10000","sub_code":"ACQ.SYSTEM_ERROR""#.into(), "unknown"),
         // ---- gateway-facts.md §A4 40004 sub_codes
-        ("pay", biz("ACQ.TRADE_HAS_SUCCESS"), "unknown"),
+        ("pay", biz("ACQ.TRADE_HAS_SUCCESS"), "unknown_number_used"),
         ("pay", biz("ACQ.PAYMENT_AUTH_CODE_INVALID"), "failed"),
         ("pay", biz("ACQ.BUYER_BALANCE_NOT_ENOUGH"), "failed"),
         ("pay", biz("ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH"), "failed"),

@@ -205,7 +205,11 @@ fn every_micropay_err_code_is_taken_as_the_official_table_says() {
         );
         let answer = pay(&pay_fail(code));
         let note = GatewayNote::new(*code, "描述");
+        // The reason says the order number was submitted before: it names
+        // an earlier trade.
+        let number_used = reason.contains("订单号重复") || reason.contains("不能多次提交");
         let expected = match class {
+            PayClass::Unknown if number_used => PayAnswer::OrderNumberUsed(note),
             PayClass::UserPaying => PayAnswer::Unknown {
                 note,
                 user_paying: true,

@@ -6,15 +6,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{
-    check_url, invalid, nonempty, read_public, read_secret, required, resolve, ConfigError,
+use super::sign::SignType as WechatSignType;
+use crate::gateway::setup::{
+    check_url, invalid, nonempty, read_public, read_secret, required, resolve, SetupError,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WechatSignType {
-    Md5,
-    HmacSha256,
-}
 
 #[derive(Clone)]
 pub struct WechatConfig {
@@ -60,7 +55,7 @@ pub struct ClientIdentity {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawWechat {
+struct RawWechat {
     base_url: Option<String>,
     appid: Option<String>,
     mch_id: Option<String>,
@@ -74,7 +69,11 @@ pub(super) struct RawWechat {
     min_reverse_delay_ms: Option<u64>,
 }
 
-pub(super) fn check_wechat(raw: RawWechat, base: &Path) -> Result<WechatConfig, ConfigError> {
+/// Checks the `[wechat]` table; `base` anchors relative paths.
+pub fn check(table: toml::Value, base: &Path) -> Result<WechatConfig, SetupError> {
+    let raw: RawWechat = table
+        .try_into()
+        .map_err(|e: toml::de::Error| invalid("wechat", e.message()))?;
     let base_url = raw
         .base_url
         .unwrap_or_else(|| "https://api.mch.weixin.qq.com".to_string());

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 
-use super::{bill_amount, check_width, fields, Bill, BillError, BillRow, RowKind};
+use crate::gateway::bill::{bill_amount, check_width, fields, Bill, BillError, BillRow, RowKind};
 use crate::domain::{Fen, Provider};
 
 const WHAT: &str = "Alipay";

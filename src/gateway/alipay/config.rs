@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{check_url, nonempty, read_public, read_secret, required, resolve, ConfigError};
+use crate::gateway::setup::{
+    check_url, invalid, nonempty, read_public, read_secret, required, resolve, SetupError,
+};
 
 #[derive(Clone)]
 pub struct AlipayConfig {
@@ -34,7 +36,7 @@ impl std::fmt::Debug for AlipayConfig {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawAlipay {
+struct RawAlipay {
     gateway_url: Option<String>,
     app_id: Option<String>,
     app_private_key_file: Option<PathBuf>,
@@ -42,7 +44,11 @@ pub(super) struct RawAlipay {
     ca_file: Option<PathBuf>,
 }
 
-pub(super) fn check_alipay(raw: RawAlipay, base: &Path) -> Result<AlipayConfig, ConfigError> {
+/// Checks the `[alipay]` table; `base` anchors relative paths.
+pub fn check(table: toml::Value, base: &Path) -> Result<AlipayConfig, SetupError> {
+    let raw: RawAlipay = table
+        .try_into()
+        .map_err(|e: toml::de::Error| invalid("alipay", e.message()))?;
     let gateway_url = raw
         .gateway_url
         .unwrap_or_else(|| "https://openapi.alipay.com/gateway.do".to_string());
