@@ -94,6 +94,7 @@ fn parse_path(provider: Provider, path: &Path, till: &str) -> Result<Bill, Strin
     ch.parse_bill(&mut f, till).map_err(|e| e.to_string())
 }
 
+// Long because it reports each way a bill can be missing in words a shop owner can act on.
 pub async fn main(args: Args) -> ExitCode {
     if chrono::NaiveDate::parse_from_str(&args.date, "%Y-%m-%d").is_err() {
         return fail(format!("--date {:?}: give YYYY-MM-DD", args.date));

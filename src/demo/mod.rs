@@ -173,6 +173,7 @@ fn yuan(v: &Value) -> String {
     Fen(v.as_u64().unwrap_or(0)).to_yuan()
 }
 
+// A script: the demo's scenes in the order they are shown.
 async fn scripted(mut till: Till) -> ExitCode {
     let plan = [
         (

@@ -15,6 +15,7 @@ mod order;
 mod recovery;
 mod refunds;
 pub mod resolve;
+mod scanner;
 pub mod view;
 
 use std::collections::{HashMap, HashSet};
@@ -178,14 +179,6 @@ impl Engine {
         let _ = self.notify.send(Notification::Payment(params));
     }
 
-    pub fn emit_scanner(&self, event: &str, extra: serde_json::Value) {
-        let mut params = json!({"event": event});
-        if let (Some(p), serde_json::Value::Object(extra)) = (params.as_object_mut(), extra) {
-            p.extend(extra);
-        }
-        let _ = self.notify.send(Notification::Scanner(params));
-    }
-
     pub(crate) fn emit_refund(&self, view: &RefundView) {
         tracing::info!(order = %view.order_no, refund_no = %view.refund_no, status = %view.status, "refund ended");
         if let Ok(params) = serde_json::to_value(view) {
@@ -329,64 +322,6 @@ impl Engine {
         let order_no = req.order_no.clone();
         self.ask(&order_no, |reply| Msg::Charge { req, code, reply })
             .await
-    }
-
-    /// Takes the scanner for `order_no`. True only when this call took it:
-    /// a sale that already holds it (a duplicate charge) did not, and must
-    /// not let go of it when that charge is refused.
-    fn claim_scanner(&self, order_no: &str) -> bool {
-        let mut reg = self.registry();
-        match &reg.scanner {
-            Some(_) => false,
-            None => {
-                reg.scanner = Some(order_no.to_string());
-                true
-            }
-        }
-    }
-
-    fn release_scanner(&self, order_no: &str) {
-        let mut reg = self.registry();
-        if reg.scanner.as_deref() == Some(order_no) {
-            reg.scanner = None;
-        }
-    }
-
-    fn set_in_flight(&self, order_no: &str, on: bool) {
-        let mut reg = self.registry();
-        if on {
-            reg.in_flight.insert(order_no.to_string());
-        } else {
-            reg.in_flight.remove(order_no);
-        }
-    }
-
-    /// A code from the scanner: to the charge that holds the scanner, or
-    /// ignored with the reason. The holder's owner checks the journal for
-    /// an earlier use of the code (payment codes are single-use).
-    pub async fn scan(self: &Arc<Self>, code: AuthCode) -> ScanOutcome {
-        if !self.gateways.contains_key(&code.provider()) {
-            return ScanOutcome::Ignored(format!(
-                "{} is not configured on this till",
-                code.provider()
-            ));
-        }
-        let holder = {
-            let reg = self.registry();
-            match &reg.scanner {
-                Some(o) => Ok(o.clone()),
-                None if reg.in_flight.is_empty() => Err("no charge waiting"),
-                None => Err("a charge is already paying"),
-            }
-        };
-        let order_no = match holder {
-            Ok(o) => o,
-            Err(why) => return ScanOutcome::Ignored(why.into()),
-        };
-        let (tx, rx) = oneshot::channel();
-        self.send(&order_no, Msg::Scan { code, reply: tx });
-        rx.await
-            .unwrap_or_else(|_| ScanOutcome::Ignored("no charge waiting".into()))
     }
 
     /// Cancels a sale (docs/pos-protocol.md `cancel`) and answers once it is final.

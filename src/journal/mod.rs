@@ -5,6 +5,7 @@
 //! masked form and a keyed hash (the key lives in the journal itself, so a
 //! hash is useless outside this till).
 
+mod reads;
 mod refunds;
 mod resolutions;
 mod rows;
@@ -351,44 +352,6 @@ impl Journal {
         Ok(())
     }
 
-    /// Every attempt that is not final (for recovery, payment-rules.md §15).
-    pub fn unfinished(&self) -> Result<Vec<AttemptRow>> {
-        let conn = self.lock();
-        rows::attempts_where(
-            &conn,
-            "phase IN ('submitting', 'paying', 'revoking') ORDER BY submitted_at",
-            [],
-        )
-        .map_err(Into::into)
-    }
-
-    pub fn attention(&self) -> Result<Vec<AttemptRow>> {
-        let conn = self.lock();
-        Ok(rows::attempts_where(
-            &conn,
-            "phase = 'needs_attention' ORDER BY submitted_at",
-            [],
-        )?)
-    }
-
-    /// The sales of one local day (`YYYY-MM-DD`), each with its attempts.
-    pub fn day(&self, date: &str) -> Result<Vec<(SaleRow, Vec<AttemptRow>)>> {
-        let conn = self.lock();
-        let sales = rows::sales_on(&conn, date)?;
-        let mut out = Vec::with_capacity(sales.len());
-        for s in sales {
-            let attempts =
-                rows::attempts_where(&conn, "order_no = ?1 ORDER BY seq", [&s.order_no])?;
-            out.push((s, attempts));
-        }
-        Ok(out)
-    }
-
-    pub fn events(&self, order_no: &str) -> Result<Vec<EventRow>> {
-        let conn = self.lock();
-        Ok(rows::events_of(&conn, order_no)?)
-    }
-
     /// Sales left waiting for a scan when the daemon stopped (or rung up
     /// and never sent): that round is cancelled.
     pub fn cancel_orphan_sales(&self) -> Result<usize> {
@@ -418,27 +381,6 @@ impl Journal {
         }
         tx.commit()?;
         Ok(orphans.len())
-    }
-
-    /// The attempts that one day's bills account for (reconciliation).
-    ///
-    /// An attempt the gateway booked belongs to the day of its `paid_at`,
-    /// which is the gateway's own time, read in the till's local time. For a
-    /// till in China that is Beijing time, the bills' day. That is the bill
-    /// its payment row is in. A sale rung up at 23:59:58 and paid at 00:00:03
-    /// is in the next day's bill, so it belongs to the next day's
-    /// reconciliation. An attempt nothing was booked for goes by its sale's
-    /// local date.
-    pub fn attempts_on(&self, date: &str) -> Result<Vec<AttemptRow>> {
-        let conn = self.lock();
-        rows::attempts_where(
-            &conn,
-            "(paid_at IS NOT NULL AND date(paid_at, 'localtime') = ?1)
-             OR (paid_at IS NULL AND order_no IN (SELECT order_no FROM sales WHERE local_date = ?1))
-             ORDER BY submitted_at",
-            [date],
-        )
-        .map_err(Into::into)
     }
 }
 

@@ -77,6 +77,7 @@ impl Out<'_> {
 }
 
 /// Reconciles one provider's attempts and refunds against its bill.
+// One function: the matching rules read as one list, journal side then bill side.
 pub fn reconcile(
     date: &str,
     attempts: &[AttemptRow],

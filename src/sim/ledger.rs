@@ -4,6 +4,8 @@
 //!
 //! Time: a customer who "confirms after N" does so N `time_unit`s after the
 //! pay request, measured on the monotonic clock when the order is looked at.
+//!
+//! Over 400 lines: the ledger is the simulator's one source of truth about money, kept together so its invariants can be read at once.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -194,6 +196,7 @@ impl Ledger {
     }
 
     #[allow(clippy::too_many_arguments)]
+    // One function: the behaviour table of a pay, as the simulator's documents describe it, reads best as one match.
     pub fn pay(
         &self,
         provider: Provider,

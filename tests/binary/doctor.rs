@@ -112,6 +112,7 @@ async fn a_good_config_passes() {
     let _ = &s.sim;
 }
 
+// One fault after another on one set-up, each undone before the next.
 #[tokio::test]
 async fn each_fault_gives_its_fail_line() {
     let s = setup().await;

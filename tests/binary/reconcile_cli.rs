@@ -103,6 +103,7 @@ async fn a_day_reconciles_clean_including_revoke_refunds_and_partial_refunds() {
     );
 }
 
+// One day of a till, then its reconciliation: the steps depend on each other.
 #[tokio::test]
 async fn a_sale_the_gateway_does_not_know_is_missing_remote_and_a_garbled_file_exits_2() {
     let t = E2eTill::start(Speed::Fast).await;

@@ -1,6 +1,8 @@
 //! The Alipay client against the simulator over loopback: every customer
 //! behaviour, final state checked against the simulator's ledger; plus
 //! tampered answers and transport faults.
+//!
+//! Over 400 lines: one test per Alipay behaviour family, sharing one rig; split by method would scatter the rig.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -99,6 +101,7 @@ fn code_of(a: &PayAnswer) -> &str {
     }
 }
 
+// One arm per simulator behaviour: long because there are many behaviours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
     let r = rig().await;

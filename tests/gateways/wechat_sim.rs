@@ -80,6 +80,7 @@ fn request(b: Behaviour, serial: u64, amount: u64) -> PayRequest {
     }
 }
 
+// One arm per simulator behaviour: long because there are many behaviours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_behaviour_ends_as_the_ledger_says() {
     let sim = start_sim(TIME_UNIT).await;
@@ -293,6 +294,7 @@ async fn a_retry_of_a_paid_order_is_not_a_failure() {
     );
 }
 
+// One order refunded step by step, then the day's bill: the steps depend on each other.
 #[tokio::test]
 async fn refunds_and_the_bill() {
     let sim = start_sim(TIME_UNIT).await;

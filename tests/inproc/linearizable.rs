@@ -21,6 +21,8 @@
 //! a failure prints its seed, and `TILLPAY_MODEL_SEED=s` replays it. The
 //! journal's blocking I/O runs on real threads, so a replay follows the
 //! same plan but not always the very same interleaving.
+//!
+//! Over 400 lines: the model, the run and the checker of one model test; the scripted bank is in `linearizable/bank.rs`.
 
 mod bank;
 
@@ -203,6 +205,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// One daemon's life: start (recovering when asked), take `ops`, run for
 /// `run_for` of paused time; then the runtime is dropped: a kill.
+// The daemon under test with every fault hook of the model in one place.
 fn daemon(
     run: &Run,
     offset: Duration,
@@ -325,6 +328,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
 }
 
 /// The invariants, from the journal, the bank and what clients were told.
+// The checker: every property of a run in one list, so none is skipped.
 fn check(run: &Run, orders: usize) -> Result<(), String> {
     let journal = Journal::open(&run.path, "T1").map_err(|e| e.to_string())?;
     let trades = run.bank.trades();

@@ -1,4 +1,6 @@
 //! The POS socket over a real Unix socket (docs/pos-protocol.md).
+//!
+//! Over 400 lines: the POS protocol's cases, one test each, against one daemon harness.
 
 use crate::common;
 

@@ -18,6 +18,7 @@ use crate::machine::sale::{self, Refusal, SaleAction, SaleEvent, SalePhase};
 use crate::machine::Event;
 
 impl Owner {
+    // Long because a charge answers every state of the sale; each arm is short and the order matters.
     pub(super) async fn charge(
         &mut self,
         req: ChargeRequest,

@@ -100,6 +100,7 @@ impl Columns {
 }
 
 /// Parses the detail CSV (GBK), keeping rows whose 终端号 is `till_id`.
+// One pass over the file, so one function: the header, the rows and the footer share the column map and the running totals.
 pub fn parse_detail(input: impl BufRead, till_id: &str) -> Result<Bill, BillError> {
     let mut bill = Bill::default();
     let mut cols: Option<Columns> = None;

@@ -74,6 +74,7 @@ fn amount(f: &[&str], i: usize, line: usize) -> Result<Fen, BillError> {
 }
 
 /// Parses the bill, keeping rows whose 设备号 is `till_id`.
+// One pass over the stream, so one function: the detail rows, the summary header and the summary row share the column map and the counts.
 pub fn parse(input: impl BufRead, till_id: &str) -> Result<Bill, BillError> {
     let mut bill = Bill::default();
     let mut cols: Option<Columns> = None;

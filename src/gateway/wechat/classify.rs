@@ -1,6 +1,8 @@
 //! From a WeChat answer to the trait's classified answers (payment-rules.md §4-13).
 //! Pure functions: the client hands in a [`Reply`] (already parsed, and
 //! signature-checked when `return_code=SUCCESS`), they say what it means.
+//!
+//! Over 400 lines because it holds every WeChat code table of pay, query and reverse side by side; refunds are in `classify/refund.rs`.
 
 use std::collections::BTreeMap;
 

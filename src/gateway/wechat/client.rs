@@ -3,7 +3,7 @@
 //! `/secapi/`), verifies the answer and hands it to [`classify`].
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -13,9 +13,10 @@ use crate::gateway::SetupError;
 
 use super::classify::{self, Fields, Reply};
 use super::sign::{self, sign_type_name, SignType};
+use super::transport::{cut, local_ip_towards, scrub, transport_error};
 use super::xml;
 use super::config::WechatConfig;
-use crate::domain::{AuthCode, Provider};
+use crate::domain::Provider;
 use crate::gateway::{
     BillAnswer, Gateway, GatewayNote, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
     RefundRequest, RevokeAnswer, RevokeEffect,
@@ -277,76 +278,6 @@ impl WechatGateway {
     }
 }
 
-async fn local_ip_towards(host: &str, port: u16) -> Option<IpAddr> {
-    let target: SocketAddr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-        .await
-        .ok()?
-        .next()?;
-    let bind: SocketAddr = if target.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let sock = tokio::net::UdpSocket::bind(bind).await.ok()?;
-    sock.connect(target).await.ok()?;
-    let ip = sock.local_addr().ok()?.ip();
-    (!ip.is_unspecified()).then_some(ip)
-}
-
-/// payment-rules.md §4: only a failure to connect (DNS, refused, connect timeout, TLS
-/// handshake) proves nothing was sent.
-fn transport_error(path: &str, e: &reqwest::Error) -> Reply {
-    let text = error_chain(e);
-    if e.is_connect() {
-        tracing::warn!(path, error = %text, "could not reach wechat; nothing was sent");
-        Reply::NotSent(GatewayNote::new("NOT_SENT", text))
-    } else {
-        let code = if e.is_timeout() {
-            "TIMEOUT"
-        } else {
-            "NO_ANSWER"
-        };
-        tracing::warn!(path, error = %text, "no answer from wechat after the request left");
-        Reply::Lost(GatewayNote::new(code, text))
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
-
-/// Cuts `s` to at most `max` bytes on a character boundary.
-pub fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// The full code must not reach a log, note or journal even if a gateway
-/// echoed it back in a message.
-fn scrub(note: &mut GatewayNote, code: &AuthCode) {
-    let full = code.expose();
-    if !full.is_empty() {
-        note.message = note.message.replace(full, &code.masked());
-        note.code = note.code.replace(full, &code.masked());
-    }
-}
-
 #[async_trait]
 impl Gateway for WechatGateway {
     fn provider(&self) -> Provider {
@@ -478,28 +409,5 @@ impl Gateway for WechatGateway {
                 Reply::Answer(_) => GatewayNote::new("BAD_RESPONSE", "unexpected answer"),
             });
         classify::bill(body)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cut_keeps_whole_characters() {
-        assert_eq!(cut("abc", 128), "abc");
-        let long = "咖".repeat(100); // 300 bytes
-        let c = cut(&long, 128);
-        assert_eq!(c.len(), 126);
-        assert_eq!(c.chars().count(), 42);
-        assert_eq!(cut(&"a".repeat(200), 128).len(), 128);
-    }
-
-    #[test]
-    fn scrub_masks_an_echoed_code() {
-        let code = crate::gateway::recognise("134567890123456789").expect("valid");
-        let mut note = GatewayNote::new("X", "bad code 134567890123456789!");
-        scrub(&mut note, &code);
-        assert_eq!(note.message, "bad code 1345**********6789!");
     }
 }

@@ -70,6 +70,7 @@ struct RawWechat {
 }
 
 /// Checks the `[wechat]` table; `base` anchors relative paths.
+// Long because the `[wechat]` table has many keys; each check is a few lines and independent.
 pub fn check(table: toml::Value, base: &Path) -> Result<WechatConfig, SetupError> {
     let raw: RawWechat = table
         .try_into()

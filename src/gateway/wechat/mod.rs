@@ -16,6 +16,7 @@ pub mod classify;
 pub mod client;
 pub mod config;
 pub mod sign;
+mod transport;
 pub mod xml;
 
 pub use channel::CHANNEL;

@@ -71,6 +71,7 @@ fn is_xml_char(c: char) -> bool {
 /// and each child a leaf whose text (CDATA and escaped text, concatenated)
 /// is the value; whitespace between children is ignored, whitespace inside
 /// a value is kept (it is signed as sent).
+// One function on purpose: a single-pass tokenizer whose caps (size, depth, fields) are easiest to check when read top to bottom.
 pub fn parse(body: &[u8]) -> Result<BTreeMap<String, String>, XmlError> {
     if body.len() > MAX_BODY {
         return Err(XmlError::TooLarge);

@@ -89,6 +89,7 @@ fn can_arrive(a: Attempt, ev: &Event) -> bool {
     }
 }
 
+// Every state against every event, checked in one loop: the length is the cases.
 #[test]
 fn every_state_and_event_has_a_next_call_or_ends_and_keeps_the_rules() {
     // Exhaustive over states (counters at their edges) x events x a grid of

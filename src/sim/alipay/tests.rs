@@ -62,6 +62,7 @@ fn unzip(bytes: &[u8]) -> Vec<Entry> {
         .collect()
 }
 
+// One bill, checked field by field against the documented layout.
 #[test]
 fn bill_zip_is_the_real_layout_with_correct_rows_and_totals() {
     let ledger = Arc::new(Ledger::new(Duration::from_millis(1)));

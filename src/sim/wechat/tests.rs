@@ -201,6 +201,7 @@ fn behaviours_read_as_wechat_err_codes() {
     assert_eq!(a["err_code"], "ORDERPAID");
 }
 
+// One order through every endpoint in turn: the steps depend on each other.
 #[test]
 fn query_reverse_and_refund_speak_wechat() {
     let s = sim();
@@ -308,6 +309,7 @@ fn csv_lines(s: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+// One bill, checked field by field against the documented layout.
 #[test]
 fn the_bill_is_wechats_all_format() {
     let s = sim();

@@ -71,6 +71,7 @@ fn bill(a: Result<String, BillAnswer>) -> String {
 
 const PAID: &str = r#""trade_no":"2024010222001","out_trade_no":"T1_A100_1","total_amount":"12.34","gmt_payment":"2024-01-02 03:04:05""#;
 
+// A table, one row per documented code: long by nature.
 #[test]
 fn classification_table() {
     let biz = |sub: &str| format!(r#""code":"40004","sub_code":"{sub}","sub_msg":"s""#);
