@@ -135,6 +135,10 @@ pub enum RevokeAnswer {
     Retry(GatewayNote),
     /// The gateway refuses for good (e.g. REVERSE_EXPIRE): an operator must look.
     Refused(GatewayNote),
+    /// The gateway has no order under this number (Alipay answers a cancel
+    /// so with `ACQ.TRADE_NOT_EXIST`, gateway-facts.md §A6): the pay request
+    /// has not arrived, or never will (payment-rules.md §12).
+    NotFound(GatewayNote),
 }
 
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{
     Action, Attempt, Call, Clock, Event, Facts, Notice, Phase, Record, Step, Timing, Verdict,
+    PAY_WINDOW,
 };
 use crate::domain::Fen;
 use crate::gateway::{GatewayNote, PaidInfo, PayAnswer, QueryAnswer, RevokeAnswer, RevokeEffect};
@@ -237,6 +238,7 @@ fn on_revoke(a: Attempt, ans: RevokeAnswer, c: Clock, t: &Timing) -> Step {
                 ],
             )
         }
+        RevokeAnswer::NotFound(note) => not_found(a, note, c, t),
         RevokeAnswer::Refused(note) => attention(
             Attempt {
                 revoke_tries: a.revoke_tries.saturating_add(1),
@@ -245,6 +247,46 @@ fn on_revoke(a: Attempt, ans: RevokeAnswer, c: Clock, t: &Timing) -> Step {
             Record::new("revoke_refused").note(note),
         ),
     }
+}
+
+/// The revoke found no order under the number. Until the pay window has
+/// passed, a pay request still on its way could land: ask again at its end,
+/// without counting a failed try. After it, nothing can be taken any more,
+/// and the sale ends with no money moved — unless an answer showed it paid,
+/// which an operator must untangle (payment-rules.md §12).
+fn not_found(a: Attempt, note: GatewayNote, c: Clock, t: &Timing) -> Step {
+    if a.seen_paid {
+        return attention(
+            Attempt {
+                revoke_tries: a.revoke_tries.saturating_add(1),
+                ..a
+            },
+            Record::new("revoke_refused").note(note),
+        );
+    }
+    if c.since_sent < PAY_WINDOW {
+        let wait = (PAY_WINDOW - c.since_sent).max(t.revoke_interval);
+        return (
+            a,
+            vec![
+                Action::Record(Record::new("revoke_not_found_yet").note(note)),
+                Action::Schedule {
+                    call: Call::Revoke,
+                    after: wait,
+                },
+            ],
+        );
+    }
+    let a = Attempt {
+        phase: Phase::Revoked,
+        ..a
+    };
+    let mut rec = Record::new("revoke_not_found").note(note);
+    rec.revoke_effect = Some(RevokeEffect::Closed);
+    (
+        a,
+        vec![Action::Record(rec), Action::Notify(Notice::Revoked)],
+    )
 }
 
 fn paid(a: Attempt, info: PaidInfo, c: Clock, t: &Timing) -> Step {

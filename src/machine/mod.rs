@@ -74,6 +74,12 @@ impl Phase {
     }
 }
 
+/// How long after a pay request was sent it may still take money. Payment
+/// codes are good for about a minute (gateway-facts.md §W12, §A10); twice
+/// that covers a request delayed on its way. After it, an order the gateway
+/// does not know will never be paid (payment-rules.md §12).
+pub const PAY_WINDOW: Duration = Duration::from_secs(120);
+
 /// The timing rules, from `[payment]` and the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {

@@ -30,10 +30,29 @@ pub enum Behaviour {
     RevokeFails,
     /// 09: the money is taken but the answer to the pay call is lost.
     AnswerLost,
+    /// 10: the customer is asked for the password and, after `N` time
+    /// units, gives up (or enters it wrong, or runs short): WeChat's query
+    /// turns to PAYERROR, Alipay's to TRADE_CLOSED.
+    GivesUp(u32),
+    /// 11: the bank fails the payment: WeChat answers BANKERROR (Alipay
+    /// ACQ.SYSTEM_ERROR); nothing is taken, and the query shows it failed.
+    BankError,
+    /// 12: the customer stays on the password screen: the first `N`
+    /// reverses are refused with USERPAYING ("正在支付中不能发起撤销").
+    ReverseWhilePaying(u32),
+    /// 13: pays at once; a refund stays PROCESSING, then closes
+    /// (REFUNDCLOSE): the money never went back.
+    RefundCloses,
+    /// 14: pays at once; a refund stays PROCESSING, then needs the merchant
+    /// to act (CHANGE: the customer's card is gone).
+    RefundChange,
+    /// 15: pays at once; the first refund call answers SYSTEMERROR although
+    /// the refund went through.
+    RefundSystemError,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 10] = [
+    pub const ALL: [Behaviour; 16] = [
         Behaviour::PaysAtOnce,
         Behaviour::ConfirmsAfter(3),
         Behaviour::NeverConfirms,
@@ -44,6 +63,12 @@ impl Behaviour {
         Behaviour::RevokeRetries(2),
         Behaviour::RevokeFails,
         Behaviour::AnswerLost,
+        Behaviour::GivesUp(2),
+        Behaviour::BankError,
+        Behaviour::ReverseWhilePaying(2),
+        Behaviour::RefundCloses,
+        Behaviour::RefundChange,
+        Behaviour::RefundSystemError,
     ];
 
     /// The behaviour a payment code asks for.
@@ -64,6 +89,12 @@ impl Behaviour {
             (Some(0), Some(7)) => Behaviour::RevokeRetries(n),
             (Some(0), Some(8)) => Behaviour::RevokeFails,
             (Some(0), Some(9)) => Behaviour::AnswerLost,
+            (Some(1), Some(0)) => Behaviour::GivesUp(n),
+            (Some(1), Some(1)) => Behaviour::BankError,
+            (Some(1), Some(2)) => Behaviour::ReverseWhilePaying(n),
+            (Some(1), Some(3)) => Behaviour::RefundCloses,
+            (Some(1), Some(4)) => Behaviour::RefundChange,
+            (Some(1), Some(5)) => Behaviour::RefundSystemError,
             _ => Behaviour::PaysAtOnce,
         }
     }
@@ -80,6 +111,12 @@ impl Behaviour {
             Behaviour::RevokeRetries(n) => (7, n),
             Behaviour::RevokeFails => (8, 0),
             Behaviour::AnswerLost => (9, 0),
+            Behaviour::GivesUp(n) => (10, n),
+            Behaviour::BankError => (11, 0),
+            Behaviour::ReverseWhilePaying(n) => (12, n),
+            Behaviour::RefundCloses => (13, 0),
+            Behaviour::RefundChange => (14, 0),
+            Behaviour::RefundSystemError => (15, 0),
         }
     }
 
@@ -96,6 +133,18 @@ impl Behaviour {
             Behaviour::RevokeRetries(n) => format!("never confirms; revoke retried {n} times"),
             Behaviour::RevokeFails => "never confirms; revoke keeps failing".into(),
             Behaviour::AnswerLost => "paid, but the answer is lost".into(),
+            Behaviour::GivesUp(n) => format!("asked for the password, gives up after {n} s"),
+            Behaviour::BankError => "the bank fails the payment".into(),
+            Behaviour::ReverseWhilePaying(n) => {
+                format!("stays on the password screen; {n} reverses refused")
+            }
+            Behaviour::RefundCloses => "pays; a refund is processed, then closed".into(),
+            Behaviour::RefundChange => {
+                "pays; a refund is processed, then needs the merchant".into()
+            }
+            Behaviour::RefundSystemError => {
+                "pays; the refund answers a system error, yet goes through".into()
+            }
         }
     }
 
@@ -147,6 +196,35 @@ mod tests {
         assert_eq!(
             Behaviour::of_code("134567890123456789"),
             Behaviour::PaysAtOnce
+        );
+    }
+
+    /// The table of ready-made codes in docs/simulator.md stays true.
+    #[test]
+    fn the_documented_example_codes_ask_for_their_behaviours() {
+        let doc = include_str!("../../docs/simulator.md");
+        let mut rows = 0;
+        for line in doc
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains('`'))
+        {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let Ok(bb) = cells[1].parse::<u32>() else {
+                continue;
+            };
+            for (cell, provider) in [(cells[3], Provider::Wechat), (cells[4], Provider::Alipay)] {
+                let code = cell.trim_matches('`');
+                let b = Behaviour::of_code(code);
+                assert_eq!(b.digits().0, bb, "{line}");
+                let taken = crate::gateway::recognise(code).map(|c| c.provider());
+                assert_eq!(taken, Some(provider), "{code}");
+            }
+            rows += 1;
+        }
+        assert_eq!(
+            rows,
+            Behaviour::ALL.len(),
+            "every behaviour is in the table"
         );
     }
 }

@@ -41,12 +41,37 @@ pub struct SimRefund {
     /// first and lands later, "20 minutes to the balance, 3 working days to
     /// a card"); `None`: at once.
     pub lands_at: Option<Instant>,
+    /// How the refund ends once processed (the order's behaviour decides).
+    pub ends: RefundEnd,
+    /// When it was made, on the monotonic clock.
+    made: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundEnd {
+    /// The money went back (WeChat SUCCESS).
+    Returned,
+    /// Closed without the money going back (WeChat REFUNDCLOSE).
+    Closed,
+    /// The money could not be returned to the customer's account and waits
+    /// for the merchant (WeChat CHANGE).
+    Change,
 }
 
 impl SimRefund {
-    /// The money is back with the customer.
+    /// Processing is over (the refund query shows its end).
     pub fn landed(&self) -> bool {
         self.lands_at.is_none_or(|t| t <= Instant::now())
+    }
+
+    /// The money is back with the customer.
+    pub fn returned(&self) -> bool {
+        self.landed() && self.ends == RefundEnd::Returned
+    }
+
+    /// Still counts against what is left to refund: processing, or returned.
+    fn holds(&self) -> bool {
+        !self.landed() || self.ends == RefundEnd::Returned
     }
 }
 
@@ -70,12 +95,26 @@ pub struct Order {
     /// How many times money was taken for this order (must never exceed 1).
     pub charges: u32,
     confirm_at: Option<Instant>,
+    /// When a customer who gives up does so.
+    fail_at: Option<Instant>,
+    /// When the order was created, on the monotonic clock.
+    created_mono: Instant,
     code_hash: u64,
 }
 
 impl Order {
+    /// Time since the pay request created the order.
+    pub fn age(&self) -> Duration {
+        self.created_mono.elapsed()
+    }
+
     pub fn refunded(&self) -> Fen {
-        Fen(self.refunds.iter().map(|r| r.amount.0).sum())
+        Fen(self
+            .refunds
+            .iter()
+            .filter(|r| r.holds())
+            .map(|r| r.amount.0)
+            .sum())
     }
 
     /// Money the merchant keeps from this order: refunds count once landed.
@@ -86,7 +125,7 @@ impl Order {
         let back: u64 = self
             .refunds
             .iter()
-            .filter(|r| r.landed())
+            .filter(|r| r.returned())
             .map(|r| r.amount.0)
             .sum();
         self.amount.0.saturating_sub(back)
@@ -106,6 +145,8 @@ pub enum PayOutcome {
     CodeUsed,
     /// Answer "system error" (the order may or may not be paid).
     SystemError(Order),
+    /// The bank failed the payment; the order is kept as `Failed`.
+    BankError(Order),
     /// Money taken, and the answer must be lost on the way back.
     AnswerLost(Order),
     /// The same out_trade_no was already submitted: its order as it stands,
@@ -128,6 +169,20 @@ pub enum RevokeOutcome {
     Done(RevokeEffect),
     /// The customer's behaviour asks for the revoke to be retried.
     Retry,
+    /// The customer is on the password screen (WeChat refuses a reverse
+    /// then with USERPAYING).
+    UserPaying,
+    /// Refused for good: the order was refunded, or is past the window in
+    /// which it may be revoked.
+    Refused(Refusal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A merchant refund exists: a revoke cannot follow it.
+    Refunded,
+    /// Older than the dialect's revoke window.
+    TooLate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +197,12 @@ pub enum RefundOutcome {
 pub struct Ledger {
     inner: Mutex<Inner>,
     time_unit: Duration,
+    early_reverses: std::sync::atomic::AtomicU32,
 }
+
+/// WeChat closes an unpaid payment-code order by itself 45 s after it was
+/// created (gateway-facts.md §W5); in time units here.
+pub const WECHAT_AUTO_CLOSE_UNITS: u32 = 45;
 
 #[derive(Default)]
 struct Inner {
@@ -163,6 +223,7 @@ impl Ledger {
         Ledger {
             inner: Mutex::new(Inner::default()),
             time_unit,
+            early_reverses: Default::default(),
         }
     }
 
@@ -171,16 +232,44 @@ impl Ledger {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Looks at every order whose customer confirmed since the last look.
-    fn settle(inner: &mut Inner) {
+    /// Looks at every open order whose customer acted since the last look:
+    /// confirmed, gave up, or (WeChat) was closed by the gateway itself.
+    fn settle(inner: &mut Inner, unit: Duration) {
         let now = Instant::now();
         for o in inner.orders.values_mut() {
-            if o.state == OrderState::Open && o.confirm_at.is_some_and(|t| t <= now) {
+            if o.state != OrderState::Open {
+                continue;
+            }
+            let auto_close = (o.provider == Provider::Wechat)
+                .then(|| o.created_mono + unit * WECHAT_AUTO_CLOSE_UNITS);
+            let first = [o.confirm_at, o.fail_at, auto_close]
+                .into_iter()
+                .flatten()
+                .filter(|t| *t <= now)
+                .min();
+            let Some(first) = first else { continue };
+            if Some(first) == o.confirm_at {
                 o.state = OrderState::Paid;
                 o.paid_at = Some(Local::now());
                 o.charges += 1;
-                o.confirm_at = None;
+            } else if Some(first) == o.fail_at {
+                o.state = OrderState::Failed;
+            } else {
+                o.state = OrderState::Revoked(RevokeEffect::Closed);
             }
+            o.confirm_at = None;
+            o.fail_at = None;
+        }
+    }
+
+    /// Makes an order look `age` older (its creation and payment times on
+    /// the wall clock), so tests reach windows counted in days.
+    pub fn backdate(&self, out_trade_no: &str, age: Duration) {
+        let mut inner = self.lock();
+        if let Some(o) = inner.orders.get_mut(out_trade_no) {
+            let by = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::zero());
+            o.created -= by;
+            o.paid_at = o.paid_at.map(|t| t - by);
         }
     }
 
@@ -207,7 +296,7 @@ impl Ledger {
         subject: &str,
     ) -> PayOutcome {
         let mut inner = self.lock();
-        Self::settle(&mut inner);
+        Self::settle(&mut inner, self.time_unit);
         let code_hash = hash_code(code);
         if let Some(o) = inner.orders.get(out_trade_no) {
             let mismatch = o.code_hash != code_hash || o.amount != amount;
@@ -241,6 +330,8 @@ impl Ledger {
             revoke_calls: 0,
             charges: 0,
             confirm_at: None,
+            fail_at: None,
+            created_mono: Instant::now(),
             code_hash,
         };
         let pay_now = |o: &mut Order| {
@@ -249,7 +340,10 @@ impl Ledger {
             o.charges = 1;
         };
         let outcome = match behaviour {
-            Behaviour::PaysAtOnce => {
+            Behaviour::PaysAtOnce
+            | Behaviour::RefundCloses
+            | Behaviour::RefundChange
+            | Behaviour::RefundSystemError => {
                 pay_now(&mut order);
                 PayOutcome::Paid(order.clone())
             }
@@ -261,8 +355,17 @@ impl Ledger {
                 }
                 PayOutcome::UserPaying(order.clone())
             }
-            Behaviour::NeverConfirms | Behaviour::RevokeRetries(_) | Behaviour::RevokeFails => {
+            Behaviour::NeverConfirms
+            | Behaviour::RevokeRetries(_)
+            | Behaviour::RevokeFails
+            | Behaviour::ReverseWhilePaying(_) => PayOutcome::UserPaying(order.clone()),
+            Behaviour::GivesUp(n) => {
+                order.fail_at = Some(Instant::now() + self.time_unit * n);
                 PayOutcome::UserPaying(order.clone())
+            }
+            Behaviour::BankError => {
+                order.state = OrderState::Failed;
+                PayOutcome::BankError(order.clone())
             }
             Behaviour::InsufficientFunds => {
                 order.state = OrderState::Failed;
@@ -286,22 +389,29 @@ impl Ledger {
 
     pub fn order(&self, out_trade_no: &str) -> Option<Order> {
         let mut inner = self.lock();
-        Self::settle(&mut inner);
+        Self::settle(&mut inner, self.time_unit);
         inner.orders.get(out_trade_no).cloned()
     }
 
     pub fn orders(&self) -> Vec<Order> {
         let mut inner = self.lock();
-        Self::settle(&mut inner);
+        Self::settle(&mut inner, self.time_unit);
         inner.orders.values().cloned().collect()
     }
 
     /// Revokes (WeChat reverse / Alipay cancel). Revoking an order that was
     /// never created leaves a closed tombstone, so a pay request that
     /// arrives late cannot take money for it.
-    pub fn revoke(&self, provider: Provider, out_trade_no: &str) -> RevokeOutcome {
+    /// `window`: how long after its creation the dialect lets an order be
+    /// revoked (`None`: always).
+    pub fn revoke(
+        &self,
+        provider: Provider,
+        out_trade_no: &str,
+        window: Option<Duration>,
+    ) -> RevokeOutcome {
         let mut inner = self.lock();
-        Self::settle(&mut inner);
+        Self::settle(&mut inner, self.time_unit);
         let Some(o) = inner.orders.get_mut(out_trade_no) else {
             let now = Local::now();
             inner.orders.insert(
@@ -322,6 +432,8 @@ impl Ledger {
                     revoke_calls: 1,
                     charges: 0,
                     confirm_at: None,
+                    fail_at: None,
+                    created_mono: Instant::now(),
                     code_hash: 0,
                 },
             );
@@ -331,7 +443,22 @@ impl Ledger {
         match o.behaviour {
             Behaviour::RevokeRetries(n) if o.revoke_calls <= n => return RevokeOutcome::Retry,
             Behaviour::RevokeFails => return RevokeOutcome::Retry,
+            // Alipay closes a trade that waits for the buyer; WeChat does not.
+            Behaviour::ReverseWhilePaying(n)
+                if o.provider == Provider::Wechat
+                    && o.state == OrderState::Open
+                    && o.revoke_calls <= n =>
+            {
+                return RevokeOutcome::UserPaying
+            }
             _ => {}
+        }
+        if o.refunds.iter().any(|r| !r.by_revoke) {
+            return RevokeOutcome::Refused(Refusal::Refunded);
+        }
+        let age = (Local::now() - o.created).to_std().unwrap_or_default();
+        if window.is_some_and(|w| age > w) {
+            return RevokeOutcome::Refused(Refusal::TooLate);
         }
         let effect = match o.state {
             OrderState::Open | OrderState::Failed => RevokeEffect::Closed,
@@ -345,6 +472,8 @@ impl Ledger {
                     at: Local::now(),
                     by_revoke: true,
                     lands_at: None,
+                    ends: RefundEnd::Returned,
+                    made: Instant::now(),
                 });
                 RevokeEffect::Refunded
             }
@@ -370,7 +499,7 @@ impl Ledger {
     ) -> RefundOutcome {
         let lands_at = (units > 0).then(|| Instant::now() + self.time_unit * units);
         let mut inner = self.lock();
-        Self::settle(&mut inner);
+        Self::settle(&mut inner, self.time_unit);
         let Some(o) = inner.orders.get_mut(out_trade_no) else {
             return RefundOutcome::NotFound;
         };
@@ -393,9 +522,61 @@ impl Ledger {
             at: Local::now(),
             by_revoke: false,
             lands_at,
+            ends: match o.behaviour {
+                Behaviour::RefundCloses => RefundEnd::Closed,
+                Behaviour::RefundChange => RefundEnd::Change,
+                _ => RefundEnd::Returned,
+            },
+            made: Instant::now(),
         };
         o.refunds.push(r.clone());
         RefundOutcome::Refunded(r)
+    }
+
+    /// The order of `provider`'s other than `out_trade_no` that already
+    /// holds the refund number `refund_no`.
+    pub fn refund_no_elsewhere(
+        &self,
+        provider: Provider,
+        out_trade_no: &str,
+        refund_no: &str,
+    ) -> Option<String> {
+        let inner = self.lock();
+        inner
+            .orders
+            .values()
+            .filter(|o| o.provider == provider && o.out_trade_no != out_trade_no)
+            .find(|o| o.refunds.iter().any(|r| r.refund_no == refund_no))
+            .map(|o| o.out_trade_no.clone())
+    }
+
+    /// Merchant refunds of the order so far, and how long ago the last
+    /// was made.
+    pub fn refund_history(&self, out_trade_no: &str) -> (usize, Option<Duration>) {
+        let inner = self.lock();
+        let Some(o) = inner.orders.get(out_trade_no) else {
+            return (0, None);
+        };
+        let mine: Vec<&SimRefund> = o.refunds.iter().filter(|r| !r.by_revoke).collect();
+        let last = mine.iter().map(|r| r.made.elapsed()).min();
+        (mine.len(), last)
+    }
+
+    /// A reverse came sooner after its pay than the gateway allows.
+    pub fn note_early_reverse(&self) {
+        self.early_reverses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many reverses came too soon: a client that keeps the rule has 0.
+    pub fn early_reverses(&self) -> u32 {
+        self.early_reverses
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// One "second" of simulated behaviour.
+    pub fn time_unit(&self) -> Duration {
+        self.time_unit
     }
 
     pub fn refund_of(&self, out_trade_no: &str, refund_no: &str) -> Option<SimRefund> {

@@ -46,6 +46,7 @@ impl Handler for Router {
 pub struct Simulator {
     pub addr: SocketAddr,
     pub ledger: Arc<Ledger>,
+    wechat: Arc<wechat::WechatSim>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -62,13 +63,14 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let ledger = Arc::new(Ledger::new(time_unit));
+        let wechat = Arc::new(wechat::WechatSim::new(
+            ledger.clone(),
+            WECHAT_APPID,
+            WECHAT_MCH_ID,
+            WECHAT_API_KEY,
+        ));
         let router = Arc::new(Router {
-            wechat: Arc::new(wechat::WechatSim::new(
-                ledger.clone(),
-                WECHAT_APPID,
-                WECHAT_MCH_ID,
-                WECHAT_API_KEY,
-            )),
+            wechat: wechat.clone(),
             // Training and tests only have today: serve today's bill too.
             alipay: Arc::new(
                 alipay::AlipaySim::demo(ledger.clone())
@@ -77,7 +79,12 @@ impl Simulator {
             ),
         });
         let task = tokio::spawn(http::serve(listener, router));
-        Ok(Simulator { addr, ledger, task })
+        Ok(Simulator {
+            addr,
+            ledger,
+            wechat,
+            task,
+        })
     }
 
     pub fn wechat_base_url(&self) -> String {
@@ -88,8 +95,10 @@ impl Simulator {
         format!("http://{}/gateway.do", self.addr)
     }
 
-    /// A till's `[wechat]` config for this simulator.
+    /// A till's `[wechat]` config for this simulator, which from now on
+    /// refuses (and counts) a reverse sooner than `min_reverse_delay`.
     pub fn wechat_config(&self, min_reverse_delay: Duration) -> WechatConfig {
+        self.wechat.enforce_min_reverse_delay(min_reverse_delay);
         WechatConfig {
             base_url: self.wechat_base_url(),
             appid: WECHAT_APPID.into(),
@@ -110,12 +119,16 @@ impl Simulator {
     }
 
     /// Writes the credential files into `dir` (secrets 0600) and returns
-    /// the `[wechat]` and `[alipay]` tables of a config for this simulator.
+    /// the `[wechat]` and `[alipay]` tables of a config for this simulator,
+    /// which from now on refuses (and counts) a reverse sooner than
+    /// `min_reverse_delay_ms`.
     pub fn write_config_tables(
         &self,
         dir: &Path,
         min_reverse_delay_ms: u64,
     ) -> std::io::Result<String> {
+        self.wechat
+            .enforce_min_reverse_delay(Duration::from_millis(min_reverse_delay_ms));
         use std::os::unix::fs::PermissionsExt;
         let write = |name: &str, text: &str, mode: u32| -> std::io::Result<String> {
             let p = dir.join(name);

@@ -10,6 +10,7 @@ mod common;
 mod till;
 
 mod crash;
+mod customers;
 mod daemon_run;
 mod demo;
 mod doctor;

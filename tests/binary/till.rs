@@ -108,13 +108,18 @@ impl E2eTill {
         panic!("{order} never waited for a scan");
     }
 
-    /// Money kept at the gateway if and only if the POS was told paid, and
-    /// never more than one charge.
+    /// Money kept at the gateway if and only if the POS was told paid,
+    /// never more than one charge, and no reverse too soon.
     pub fn assert_ledger_agrees(&self, out_trade_no: &str, payment: &Value) {
         let amount = payment["amount"].as_u64().expect("amount");
         let kept = self.sim.ledger.money_kept(out_trade_no);
         let charges = self.sim.ledger.order(out_trade_no).map_or(0, |o| o.charges);
         assert!(charges <= 1, "{out_trade_no} charged {charges} times");
+        assert_eq!(
+            self.sim.ledger.early_reverses(),
+            0,
+            "a reverse came sooner after its pay than the till is configured for"
+        );
         if payment["status"] == "paid" {
             assert_eq!(
                 kept, amount,

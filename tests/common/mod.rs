@@ -69,6 +69,7 @@ impl Gateway for LedgerGateway {
                 config_error: false,
             },
             PayOutcome::SystemError(_)
+            | PayOutcome::BankError(_)
             | PayOutcome::AnswerLost(_)
             | PayOutcome::Existing { .. } => PayAnswer::Unknown {
                 note: note("SYSTEMERROR"),
@@ -88,9 +89,12 @@ impl Gateway for LedgerGateway {
         }
     }
     async fn revoke(&self, out_trade_no: &str) -> RevokeAnswer {
-        match self.ledger.revoke(self.provider, out_trade_no) {
+        match self.ledger.revoke(self.provider, out_trade_no, None) {
             RevokeOutcome::Done(e) => RevokeAnswer::Revoked(e),
-            RevokeOutcome::Retry => RevokeAnswer::Retry(note("SYSTEMERROR")),
+            RevokeOutcome::Retry | RevokeOutcome::UserPaying => {
+                RevokeAnswer::Retry(note("SYSTEMERROR"))
+            }
+            RevokeOutcome::Refused(r) => RevokeAnswer::Refused(note(&format!("{r:?}"))),
         }
     }
     async fn refund(&self, req: &RefundRequest) -> RefundAnswer {

@@ -261,6 +261,43 @@ async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
                 assert!(matches!(r.gw.query(&otn).await, QueryAnswer::NotPaid(_)));
                 (0, 1)
             }
+            Behaviour::GivesUp(n) => {
+                // Waiting, then the customer gives up: TRADE_CLOSED.
+                assert!(
+                    matches!(
+                        answer,
+                        PayAnswer::Unknown {
+                            user_paying: true,
+                            ..
+                        }
+                    ),
+                    "{answer:?}"
+                );
+                tokio::time::sleep(UNIT * (n + 1)).await;
+                let q = r.gw.query(&otn).await;
+                assert!(
+                    matches!(&q, QueryAnswer::NotPaid(note) if note.code == "TRADE_CLOSED"),
+                    "{q:?}"
+                );
+                (0, 0)
+            }
+            Behaviour::BankError => {
+                assert_eq!(code_of(&answer), "ACQ.SYSTEM_ERROR", "{answer:?}");
+                assert!(matches!(r.gw.query(&otn).await, QueryAnswer::NotPaid(_)));
+                (0, 0)
+            }
+            Behaviour::ReverseWhilePaying(_) => {
+                // Alipay closes a trade that waits for the buyer.
+                assert_eq!(
+                    r.gw.revoke(&otn).await,
+                    RevokeAnswer::Revoked(RevokeEffect::Closed)
+                );
+                (0, 0)
+            }
+            Behaviour::RefundCloses | Behaviour::RefundChange | Behaviour::RefundSystemError => {
+                assert!(matches!(answer, PayAnswer::Paid(_)), "{answer:?}");
+                (fen, 1)
+            }
         };
         assert_eq!(r.ledger.money_kept(&otn), kept, "{b:?}: money kept");
         let order_charges = r.ledger.order(&otn).map_or(0, |o| o.charges);

@@ -63,7 +63,7 @@ async fn drive(gw: &WechatGateway, req: &PayRequest, seen: &mut Vec<String>) -> 
         seen.push(format!("revoke:{r:?}"));
         match r {
             RevokeAnswer::Revoked(_) => return Final::Revoked,
-            RevokeAnswer::Refused(_) => return Final::NeedsAttention,
+            RevokeAnswer::Refused(_) | RevokeAnswer::NotFound(_) => return Final::NeedsAttention,
             RevokeAnswer::Retry(_) => tokio::time::sleep(REVOKE_INTERVAL).await,
         }
     }
@@ -153,16 +153,47 @@ async fn every_behaviour_ends_as_the_ledger_says() {
                 );
             }
             Behaviour::RevokeFails => {}
+            Behaviour::GivesUp(_) | Behaviour::BankError => {
+                // Failed at the customer's or the bank's end: PAYERROR, and
+                // still reversed to close the loop.
+                assert!(
+                    seen.iter().any(|s| s.starts_with("query:PayError")),
+                    "{ctx}"
+                );
+                assert!(
+                    seen.iter().any(|s| s.starts_with("revoke:Revoked")),
+                    "{ctx}"
+                );
+                if b == Behaviour::BankError {
+                    assert!(first.contains("BANKERROR"), "{ctx}");
+                }
+            }
+            Behaviour::ReverseWhilePaying(n) => {
+                let refused = seen
+                    .iter()
+                    .filter(|s| s.starts_with("revoke:Retry") && s.contains("USERPAYING"))
+                    .count();
+                assert_eq!(refused, n as usize, "{ctx}");
+            }
+            Behaviour::RefundCloses | Behaviour::RefundChange | Behaviour::RefundSystemError => {
+                assert!(first.starts_with("pay:Paid"), "{ctx}");
+            }
         }
         let expected_final = match b {
             Behaviour::PaysAtOnce
             | Behaviour::ConfirmsAfter(_)
             | Behaviour::SystemErrorPaid
-            | Behaviour::AnswerLost => "paid",
+            | Behaviour::AnswerLost
+            | Behaviour::RefundCloses
+            | Behaviour::RefundChange
+            | Behaviour::RefundSystemError => "paid",
             Behaviour::InsufficientFunds | Behaviour::ExpiredCode => "failed",
             Behaviour::NeverConfirms
             | Behaviour::SystemErrorUnpaid
-            | Behaviour::RevokeRetries(_) => "revoked",
+            | Behaviour::RevokeRetries(_)
+            | Behaviour::GivesUp(_)
+            | Behaviour::BankError
+            | Behaviour::ReverseWhilePaying(_) => "revoked",
             Behaviour::RevokeFails => "needs_attention",
         };
         match (&end, expected_final) {
@@ -348,6 +379,12 @@ async fn refunds_and_the_bill() {
         gw.refund(&refund("R1", 300)).await,
         RefundAnswer::Processing(_)
     ));
+    // A new refund of the order within a minute: later, not refused.
+    assert!(matches!(
+        gw.refund(&refund("R2", 800)).await,
+        RefundAnswer::Later(_)
+    ));
+    tokio::time::sleep(TIME_UNIT * 61).await;
     assert!(matches!(
         gw.refund(&refund("R2", 800)).await,
         RefundAnswer::Failed(_)

@@ -108,3 +108,39 @@ async fn recovery_cancels_a_sale_left_waiting_for_a_scan() {
         PaymentStatus::Cancelled
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pay_that_never_reached_the_gateway_ends_unpaid_once_the_pay_window_has_passed() {
+    // The till died before its pay request left. Alipay has never heard of
+    // the order: the query finds nothing, and so does the cancel.
+    let gone = || RevokeAnswer::NotFound(note("ACQ.TRADE_NOT_EXIST"));
+    let nothing = || QueryAnswer::Pending {
+        note: note("ACQ.TRADE_NOT_EXIST"),
+        user_paying: false,
+    };
+    let gw = Scripted::new(Provider::Alipay)
+        .queries(std::iter::repeat_n(nothing(), 200))
+        .revokes([gone(), gone()]);
+    let ago = Duration::from_secs(40);
+    let t = till_with(
+        vec![gw.clone()],
+        crashed_journal("submitting", ago, Provider::Alipay),
+    );
+    let p = recover_and_wait(&t).await;
+    assert_eq!(p.status, PaymentStatus::Revoked, "{p:?}");
+    let revokes: Vec<Duration> = gw
+        .sent()
+        .into_iter()
+        .filter(|(s, _)| *s == Sent::Revoke)
+        .map(|(_, at)| at)
+        .collect();
+    assert_eq!(revokes.len(), 2, "asked again once the window was over");
+    // The second cancel waits until the pay window since the request has
+    // passed: a pay still on its way would have landed by then.
+    let window_end = crate::machine::PAY_WINDOW - ago;
+    assert!(revokes[1] >= window_end, "{revokes:?}");
+    let (_, attempts) = t.engine.journal().sale("A1").expect("read").expect("sale");
+    assert_eq!(attempts[0].revoke_effect, Some(RevokeEffect::Closed));
+    assert_eq!(attempts[0].state.revoke_tries, 0, "not counted as failures");
+    assert!(t.engine.journal().attention().expect("read").is_empty());
+}

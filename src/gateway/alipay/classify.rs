@@ -264,6 +264,11 @@ pub fn classify_cancel(r: &Reply) -> RevokeAnswer {
     if retry_flag || r.is_system_error() {
         return RevokeAnswer::Retry(r.note());
     }
+    // No such trade: the pay has not arrived, or never will; the engine
+    // tells which by the time since it was sent (payment-rules.md §12).
+    if r.code == "40004" && r.sub_code == "ACQ.TRADE_NOT_EXIST" {
+        return RevokeAnswer::NotFound(r.note());
+    }
     if r.code == "40004" || r.is_request_error() {
         return RevokeAnswer::Refused(r.note());
     }

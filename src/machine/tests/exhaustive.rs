@@ -39,6 +39,7 @@ fn all_events() -> Vec<Event> {
         Event::RevokeAnswered(RevokeAnswer::Revoked(RevokeEffect::Closed)),
         Event::RevokeAnswered(RevokeAnswer::Retry(note("x"))),
         Event::RevokeAnswered(RevokeAnswer::Refused(note("x"))),
+        Event::RevokeAnswered(RevokeAnswer::NotFound(note("ACQ.TRADE_NOT_EXIST"))),
         Event::CancelRequested,
         Event::Resumed,
         Event::ProviderMissing,

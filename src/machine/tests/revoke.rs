@@ -172,3 +172,33 @@ fn policy_15_resume_asks_the_gateway_first_even_past_the_deadline() {
     );
     assert_eq!(a.phase, Phase::Revoking);
 }
+
+#[test]
+fn policy_12_a_revoke_that_finds_no_order_waits_out_the_pay_window_then_ends_unpaid() {
+    let t = alipay();
+    let not_found = || Event::RevokeAnswered(RevokeAnswer::NotFound(note("ACQ.TRADE_NOT_EXIST")));
+    // 30 s after the pay was sent it could still land: ask again when the
+    // window is over, and count no failed try.
+    let (a, acts) = step(in_phase(Phase::Revoking), not_found(), S(30), &t);
+    assert_eq!(a.phase, Phase::Revoking);
+    assert_eq!(a.revoke_tries, 0);
+    assert_eq!(scheduled(&acts), Some((Call::Revoke, PAY_WINDOW - S(30))));
+    assert_eq!(records(&acts)[0].kind, "revoke_not_found_yet");
+    // Past the window nothing can be taken any more: ended, closed, no
+    // operator needed.
+    let (a, acts) = step(a, not_found(), PAY_WINDOW, &t);
+    assert_eq!(a.phase, Phase::Revoked);
+    assert_eq!(notices(&acts), vec![Notice::Revoked]);
+    let rec = records(&acts)[0];
+    assert_eq!(rec.kind, "revoke_not_found");
+    assert_eq!(rec.revoke_effect, Some(RevokeEffect::Closed));
+    assert_eq!(scheduled(&acts), None);
+    // But an order once seen paid that the gateway no longer knows is a
+    // contradiction an operator must look at.
+    let paid = Attempt {
+        seen_paid: true,
+        ..in_phase(Phase::Revoking)
+    };
+    let (a, _) = step(paid, not_found(), PAY_WINDOW * 2, &t);
+    assert_eq!(a.phase, Phase::NeedsAttention);
+}

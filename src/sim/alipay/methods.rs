@@ -10,7 +10,7 @@ use crate::gateway::alipay::classify::CHINA;
 use crate::gateway::RevokeEffect;
 use crate::sim::behaviour::is_alipay_code;
 use crate::sim::behaviour::Behaviour;
-use crate::sim::ledger::{Order, OrderState, PayOutcome, RefundOutcome, RevokeOutcome};
+use crate::sim::ledger::{Order, OrderState, PayOutcome, RefundOutcome, Refusal, RevokeOutcome};
 
 /// How the simulator shows the buyer's account (masked, as Alipay does).
 pub(super) const BUYER_LOGON_ID: &str = "sim***@example.com";
@@ -154,6 +154,9 @@ fn pay(sim: &AlipaySim, biz: &Biz<'_>) -> Answer {
             business_error("ACQ.SYSTEM_ERROR", "系统错误")
         }
         PayOutcome::SystemError(_) => gateway_error("20000", "isp.unknow-error", "系统繁忙"),
+        // Alipay has no bank-error code of its own: a system error, and the
+        // query then shows the trade closed.
+        PayOutcome::BankError(_) => business_error("ACQ.SYSTEM_ERROR", "系统错误"),
         PayOutcome::AnswerLost(_) => return Answer::Hangup,
         PayOutcome::Existing { mismatch: true, .. } => {
             business_error("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
@@ -192,6 +195,10 @@ fn query(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
     node("10000", &fields)
 }
 
+/// How long after its creation a trade may be cancelled: "same day only"
+/// for a paid one in the global API, unconfirmed here (gateway-facts.md §U 8).
+const CANCEL_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 fn cancel(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
     let otn = match (biz("out_trade_no"), biz("trade_no")) {
         (Some(otn), _) => otn.to_string(),
@@ -205,8 +212,32 @@ fn cancel(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
         },
         (None, None) => return business_error("ACQ.INVALID_PARAMETER", "参数无效: out_trade_no"),
     };
-    let behaviour = sim.ledger.order(&otn).map(|o| o.behaviour);
-    match sim.ledger.revoke(Provider::Alipay, &otn) {
+    let Some(behaviour) = sim.ledger.order(&otn).map(|o| o.behaviour) else {
+        // Alipay documents ACQ.TRADE_NOT_EXIST for a cancel of a trade it
+        // never saw (gateway-facts.md §A6); it keeps no record of the call.
+        let mut n = business_error("ACQ.TRADE_NOT_EXIST", "交易不存在");
+        n.insert("retry_flag".into(), "N".into());
+        return n;
+    };
+    let behaviour = Some(behaviour);
+    match sim
+        .ledger
+        .revoke(Provider::Alipay, &otn, Some(CANCEL_WINDOW))
+    {
+        // Documented refusals (gateway-facts.md §A6): a trade with a refund
+        // cannot be cancelled, nor one past the cancel window.
+        RevokeOutcome::Refused(Refusal::Refunded) => {
+            let mut n = business_error("ACQ.REASON_TRADE_REFUND_FEE_ERR", "交易已退款，不能撤销");
+            n.insert("retry_flag".into(), "N".into());
+            n
+        }
+        RevokeOutcome::Refused(Refusal::TooLate) => {
+            let mut n = business_error("ACQ.TRADE_CANCEL_TIME_OUT", "超过撤销时间范围");
+            n.insert("retry_flag".into(), "N".into());
+            n
+        }
+        // Alipay closes a trade that is waiting for the buyer.
+        RevokeOutcome::UserPaying => business_error("ACQ.SYSTEM_ERROR", "系统错误"),
         RevokeOutcome::Retry => {
             let mut n = if behaviour == Some(Behaviour::RevokeFails) {
                 gateway_error("20000", "isp.unknow-error", "系统繁忙")
@@ -251,6 +282,13 @@ fn refund(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
     let Some(amount) = amount else {
         return business_error("ACQ.INVALID_PARAMETER", "参数无效: refund_amount");
     };
+    // A partial refund must name itself (gateway-facts.md §A7).
+    if biz("out_request_no").is_none() && amount != Fen(order.amount.0 - order.refunded().0) {
+        return business_error(
+            "ACQ.INVALID_PARAMETER",
+            "参数无效: 部分退款时out_request_no必填",
+        );
+    }
     // Without out_request_no Alipay treats the call as a full refund keyed
     // by the order itself.
     let request_no = biz("out_request_no")

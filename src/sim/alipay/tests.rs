@@ -91,8 +91,8 @@ fn bill_zip_is_the_real_layout_with_correct_rows_and_totals() {
     pay("E", 90, Behaviour::PaysAtOnce, 5, "T1", Provider::Wechat);
     pay("F", 1_234, Behaviour::PaysAtOnce, 6, "T2", Provider::Alipay);
     ledger.refund("A", "R1", Fen(3_000));
-    ledger.revoke(Provider::Alipay, "B");
-    ledger.revoke(Provider::Alipay, "C");
+    ledger.revoke(Provider::Alipay, "B", None);
+    ledger.revoke(Provider::Alipay, "C", None);
     let trade_b = ledger.order("B").expect("B").transaction_id;
 
     let today = Local::now().date_naive();

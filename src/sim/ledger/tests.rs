@@ -46,17 +46,17 @@ fn revoke_refunds_a_paid_order_and_closes_an_open_one() {
         "x",
     );
     assert_eq!(
-        l.revoke(Provider::Alipay, "p"),
+        l.revoke(Provider::Alipay, "p", None),
         RevokeOutcome::Done(RevokeEffect::Refunded)
     );
     assert_eq!(
-        l.revoke(Provider::Alipay, "u"),
+        l.revoke(Provider::Alipay, "u", None),
         RevokeOutcome::Done(RevokeEffect::Closed)
     );
     assert_eq!(l.money_kept("p"), 0);
     assert_eq!(l.order("p").map(|o| o.charges), Some(1));
     assert_eq!(
-        l.revoke(Provider::Alipay, "ghost"),
+        l.revoke(Provider::Alipay, "ghost", None),
         RevokeOutcome::Done(RevokeEffect::Closed)
     );
 }
@@ -72,10 +72,10 @@ fn revoke_retries_as_the_behaviour_asks() {
         "T1",
         "x",
     );
-    assert_eq!(l.revoke(Provider::Wechat, "r"), RevokeOutcome::Retry);
-    assert_eq!(l.revoke(Provider::Wechat, "r"), RevokeOutcome::Retry);
+    assert_eq!(l.revoke(Provider::Wechat, "r", None), RevokeOutcome::Retry);
+    assert_eq!(l.revoke(Provider::Wechat, "r", None), RevokeOutcome::Retry);
     assert_eq!(
-        l.revoke(Provider::Wechat, "r"),
+        l.revoke(Provider::Wechat, "r", None),
         RevokeOutcome::Done(RevokeEffect::Closed)
     );
 }

@@ -11,7 +11,9 @@ use crate::gateway::wechat::classify::Fields;
 use crate::sim::behaviour::is_wechat_code;
 use crate::sim::behaviour::Behaviour;
 use crate::sim::http::SimResponse;
-use crate::sim::ledger::{Order, OrderState, PayOutcome, RefundOutcome, RevokeOutcome, SimRefund};
+use crate::sim::ledger::{
+    Order, OrderState, PayOutcome, RefundEnd, RefundOutcome, Refusal, RevokeOutcome, SimRefund,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Endpoint {
@@ -200,6 +202,7 @@ fn micropay(sim: &WechatSim, req: &Fields) -> Outcome {
             Outcome::fail("AUTH_CODE_ERROR", "每个二维码仅限使用一次，请刷新再试")
         }
         PayOutcome::SystemError(_) => Outcome::fail("SYSTEMERROR", "系统超时"),
+        PayOutcome::BankError(_) => Outcome::fail("BANKERROR", "银行系统异常"),
         PayOutcome::AnswerLost(_) => Outcome::Hangup,
         PayOutcome::Existing { order, mismatch } => existing(&order, mismatch),
     }
@@ -255,8 +258,8 @@ fn reverse(sim: &WechatSim, req: &Fields) -> Outcome {
         put(&mut f, "recall", r);
         f
     };
-    let out_trade_no = match find_order(sim, req) {
-        Ok(Some(o)) => o.out_trade_no,
+    let (out_trade_no, age) = match find_order(sim, req) {
+        Ok(Some(o)) => (o.out_trade_no.clone(), Some(o.age())),
         Ok(None) if field(req, "transaction_id").is_some() => {
             return Outcome::Fail {
                 code: "INVALID_TRANSACTIONID",
@@ -264,20 +267,54 @@ fn reverse(sim: &WechatSim, req: &Fields) -> Outcome {
                 extra: recall("N"),
             }
         }
-        // An order WeChat never saw is closed for good, so that a late
-        // micropay cannot take money for it (the ledger keeps a tombstone).
-        Ok(None) => field(req, "out_trade_no").unwrap_or_default().to_string(),
+        // What WeChat answers for an order it never saw is not documented
+        // (gateway-facts.md §U): the simulator closes the number for good,
+        // so that a late micropay cannot take money for it.
+        Ok(None) => (
+            field(req, "out_trade_no").unwrap_or_default().to_string(),
+            None,
+        ),
         Err(o) => return o,
     };
-    match sim.ledger.revoke(Provider::Wechat, &out_trade_no) {
+    if age.is_some_and(|a| a < sim.min_reverse_delay()) {
+        // "调用支付接口后请勿立即调用撤销订单API" (gateway-facts.md §W5).
+        sim.ledger.note_early_reverse();
+        return Outcome::Fail {
+            code: "SYSTEMERROR",
+            des: "请在支付15秒后再撤销订单".into(),
+            extra: recall("Y"),
+        };
+    }
+    match sim
+        .ledger
+        .revoke(Provider::Wechat, &out_trade_no, Some(REVERSE_WINDOW))
+    {
         RevokeOutcome::Retry => Outcome::Fail {
             code: "SYSTEMERROR",
             des: "系统错误，请重试".into(),
             extra: recall("Y"),
         },
+        RevokeOutcome::UserPaying => Outcome::Fail {
+            code: "USERPAYING",
+            des: "正在支付中不能发起撤销".into(),
+            extra: recall("N"),
+        },
+        RevokeOutcome::Refused(Refusal::TooLate) => Outcome::Fail {
+            code: "REVERSE_EXPIRE",
+            des: "订单已超过撤销期限".into(),
+            extra: recall("N"),
+        },
+        RevokeOutcome::Refused(Refusal::Refunded) => Outcome::Fail {
+            code: "TRADE_ERROR",
+            des: "订单已发生退款，不能撤销".into(),
+            extra: recall("N"),
+        },
         RevokeOutcome::Done(_) => Outcome::Success(recall("N")),
     }
 }
+
+/// A reverse is taken within 7 days of the payment (gateway-facts.md §W5).
+const REVERSE_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Time units from an accepted refund to the money landing.
 pub const REFUND_LANDS_AFTER: u32 = 5;
@@ -308,11 +345,24 @@ fn refund(sim: &WechatSim, req: &Fields) -> Outcome {
     if order.amount != total {
         return Outcome::fail("PARAM_ERROR", "订单金额total_fee与实际订单金额不一致");
     }
+    if let Some(o) = rule_breach(sim, &order, refund_no) {
+        return o;
+    }
+    let first_call = sim
+        .ledger
+        .refund_of(&order.out_trade_no, refund_no)
+        .is_none();
     // WeChat accepts a refund and lands it later; refundquery tells.
     match sim
         .ledger
         .refund_landing(&order.out_trade_no, refund_no, amount, REFUND_LANDS_AFTER)
     {
+        // The refund went through, but this answer says it did not know.
+        RefundOutcome::Refunded(_)
+            if first_call && order.behaviour == Behaviour::RefundSystemError =>
+        {
+            Outcome::fail("SYSTEMERROR", "系统超时，请用相同参数再次调用")
+        }
         RefundOutcome::Refunded(r) => {
             let mut f = Fields::new();
             put(&mut f, "transaction_id", order.transaction_id.clone());
@@ -332,6 +382,44 @@ fn refund(sim: &WechatSim, req: &Fields) -> Outcome {
         }
         RefundOutcome::Rejected(_) => Outcome::fail("ERROR", "申请退款金额超过订单可退金额"),
     }
+}
+
+/// At most 50 refunds per order (gateway-facts.md §W8).
+const MAX_REFUNDS: usize = 50;
+
+/// WeChat's rules for a new refund: `out_refund_no` is unique across the
+/// merchant account (tillpay puts the till id in it for that reason), the
+/// refunds of one order come at least a minute apart, and there are at most
+/// [`MAX_REFUNDS`] of them. A retry of a known refund is not a new one.
+fn rule_breach(sim: &WechatSim, order: &Order, refund_no: &str) -> Option<Outcome> {
+    if sim
+        .ledger
+        .refund_of(&order.out_trade_no, refund_no)
+        .is_some()
+    {
+        return None;
+    }
+    if sim
+        .ledger
+        .refund_no_elsewhere(Provider::Wechat, &order.out_trade_no, refund_no)
+        .is_some()
+    {
+        return Some(Outcome::fail(
+            "PARAM_ERROR",
+            "商户退款单号重复，已用于其他订单",
+        ));
+    }
+    let (count, last) = sim.ledger.refund_history(&order.out_trade_no);
+    if count >= MAX_REFUNDS {
+        return Some(Outcome::fail("ERROR", "订单退款次数已达上限"));
+    }
+    if last.is_some_and(|ago| ago < sim.ledger.time_unit() * 60) {
+        return Some(Outcome::fail(
+            "FREQUENCY_LIMITED",
+            "同一订单的退款请求需间隔1分钟",
+        ));
+    }
+    None
 }
 
 // Long because refundquery answers with indexed fields for every refund of the order; one place builds them.
@@ -400,18 +488,20 @@ fn refund_query(sim: &WechatSim, req: &Fields) -> Outcome {
             r.amount.0.to_string(),
         );
         let landed = r.landed();
-        put(
-            &mut f,
-            &format!("refund_status_{n}"),
-            if landed { "SUCCESS" } else { "PROCESSING" },
-        );
+        let status = match (landed, r.ends) {
+            (false, _) => "PROCESSING",
+            (true, RefundEnd::Returned) => "SUCCESS",
+            (true, RefundEnd::Closed) => "REFUNDCLOSE",
+            (true, RefundEnd::Change) => "CHANGE",
+        };
+        put(&mut f, &format!("refund_status_{n}"), status);
         put(
             &mut f,
             &format!("refund_account_{n}"),
             "REFUND_SOURCE_UNSETTLED_FUNDS",
         );
         put(&mut f, &format!("refund_recv_accout_{n}"), "支付用户的零钱");
-        if landed {
+        if r.returned() {
             put(
                 &mut f,
                 &format!("refund_success_time_{n}"),

@@ -10,7 +10,9 @@
 mod bill;
 mod endpoints;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::NaiveDate;
 
@@ -28,6 +30,10 @@ pub struct WechatSim {
     appid: String,
     mch_id: String,
     api_key: String,
+    /// The least time after micropay a reverse is taken (ms). WeChat's is
+    /// 15 s (gateway-facts.md §W5); the simulator holds the client to
+    /// whatever it was configured with.
+    min_reverse_ms: AtomicU64,
 }
 
 /// What an endpoint made of a request, before it is worded and signed.
@@ -69,7 +75,19 @@ impl WechatSim {
             appid: appid.into(),
             mch_id: mch_id.into(),
             api_key: api_key.into(),
+            min_reverse_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Refuses (and counts, see [`Ledger::early_reverses`]) a reverse that
+    /// comes sooner than `d` after its micropay.
+    pub fn enforce_min_reverse_delay(&self, d: Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.min_reverse_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn min_reverse_delay(&self) -> Duration {
+        Duration::from_millis(self.min_reverse_ms.load(Ordering::Relaxed))
     }
 
     pub fn ledger(&self) -> &Arc<Ledger> {

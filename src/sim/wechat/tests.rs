@@ -269,7 +269,8 @@ fn query_reverse_and_refund_speak_wechat() {
     assert_eq!(a["refund_fee"], "234");
     assert_eq!(refund("r1", "234")["result_code"], "SUCCESS", "idempotent");
     assert_eq!(refund("r1", "235")["err_code"], "REFUND_FEE_MISMATCH");
-    assert_eq!(refund("r2", "1001")["err_code"], "ERROR");
+    // A second refund of the order within a minute is refused for now.
+    assert_eq!(refund("r2", "1001")["err_code"], "FREQUENCY_LIMITED");
     assert_eq!(q("paid")["trade_state"], "REFUND");
     let rq = answer(s.respond(&signed(
         "/pay/refundquery",
@@ -292,6 +293,9 @@ fn query_reverse_and_refund_speak_wechat() {
     )));
     assert_eq!(rq["refund_status_0"], "SUCCESS");
     assert!(rq.contains_key("refund_success_time_0"));
+    // A minute on, the second refund is looked at: more than is left.
+    std::thread::sleep(Duration::from_millis(10) * 61);
+    assert_eq!(refund("r2", "1001")["err_code"], "ERROR");
     let rq = answer(s.respond(&signed(
         "/pay/refundquery",
         &[("out_refund_no", "r9")],
@@ -327,13 +331,13 @@ fn the_bill_is_wechats_all_format() {
         "p2",
         t,
     ));
-    ledger.revoke(Provider::Wechat, "p2");
+    ledger.revoke(Provider::Wechat, "p2", None);
     s.respond(&micropay(
         &Behaviour::NeverConfirms.code(Provider::Wechat, 402),
         "p3",
         t,
     ));
-    ledger.revoke(Provider::Wechat, "p3");
+    ledger.revoke(Provider::Wechat, "p3", None);
 
     let today = Local::now().date_naive();
     let text = s.bill_csv(today);

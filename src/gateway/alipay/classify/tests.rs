@@ -45,6 +45,7 @@ fn cancel(a: RevokeAnswer) -> String {
         RevokeAnswer::Revoked(RevokeEffect::Unstated) => "revoked_unstated".into(),
         RevokeAnswer::Retry(_) => "retry".into(),
         RevokeAnswer::Refused(_) => "refused".into(),
+        RevokeAnswer::NotFound(_) => "not_found".into(),
     }
 }
 
@@ -155,9 +156,10 @@ fn classification_table() {
         ("cancel", format!(r#"{},"retry_flag":"Y""#, biz("ACQ.SYSTEM_ERROR")), "retry"),
         ("cancel", biz("ACQ.SYSTEM_ERROR"), "retry"),
         ("cancel", format!(r#"{},"retry_flag":"Y""#, biz("ACQ.TRADE_STATUS_ERROR")), "retry"),
+        ("cancel", biz("ACQ.TRADE_NOT_EXIST"), "not_found"),
         ("cancel", r#""code":"20000","sub_code":"isp.unknow-error""#.into(), "retry"),
         ("cancel", format!(r#"{},"retry_flag":"N""#, biz("ACQ.REASON_TRADE_BEEN_FREEZEN")), "refused"),
-        ("cancel", format!(r#"{},"retry_flag":"N""#, biz("ACQ.TRADE_NOT_EXIST")), "refused"),
+        ("cancel", format!(r#"{},"retry_flag":"N""#, biz("ACQ.TRADE_NOT_EXIST")), "not_found"),
         ("cancel", r#""code":"40002","sub_code":"isv.invalid-signature""#.into(), "refused"),
         ("cancel", r#""code":"99999""#.into(), "retry"),
         // ---- gateway-facts.md §A7 alipay.trade.refund
