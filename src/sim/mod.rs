@@ -63,12 +63,11 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let ledger = Arc::new(Ledger::new(time_unit));
-        let wechat = Arc::new(wechat::WechatSim::new(
-            ledger.clone(),
-            WECHAT_APPID,
-            WECHAT_MCH_ID,
-            WECHAT_API_KEY,
-        ));
+        // Training and tests only have today: serve today's bills too.
+        let wechat = Arc::new(
+            wechat::WechatSim::new(ledger.clone(), WECHAT_APPID, WECHAT_MCH_ID, WECHAT_API_KEY)
+                .with_same_day_bills(),
+        );
         let router = Arc::new(Router {
             wechat: wechat.clone(),
             // Training and tests only have today: serve today's bill too.
@@ -152,5 +151,54 @@ impl Simulator {
             self.wechat_base_url(),
             self.alipay_gateway_url(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The simulator stands for the gateways: it parses requests, checks
+    /// signatures and writes answers with code of its own. From the
+    /// clients it may take only what configures a till for it, the PEM key
+    /// decoding and the answer vocabulary. Test files may cross-check with
+    /// the clients' code on purpose.
+    #[test]
+    fn the_simulator_shares_no_protocol_code_with_the_clients() {
+        let allowed = [
+            "crate::gateway::RevokeEffect",
+            "crate::gateway::alipay::AlipayConfig",
+            "crate::gateway::alipay::keys as key_parse",
+            "crate::gateway::wechat::{WechatConfig, WechatSignType}",
+            "crate::gateway::alipay::AlipayGateway::new",
+        ];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim");
+        let mut stack = vec![root];
+        let mut offences = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("src/sim readable") {
+                let path = entry.expect("entry").path();
+                let name = path.to_string_lossy().to_string();
+                if path.is_dir() {
+                    if !name.ends_with("/tests") {
+                        stack.push(path);
+                    }
+                    continue;
+                }
+                if name.ends_with("tests.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("readable");
+                let code = text.split("#[cfg(test)]").next().unwrap_or("");
+                for line in code.lines().filter(|l| l.contains("crate::gateway::")) {
+                    if !allowed.iter().any(|a| line.contains(a)) {
+                        offences.push(format!("{name}: {}", line.trim()));
+                    }
+                }
+            }
+        }
+        assert!(
+            offences.is_empty(),
+            "simulator code using the clients':\n{}",
+            offences.join("\n")
+        );
     }
 }

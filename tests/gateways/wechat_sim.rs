@@ -437,3 +437,25 @@ async fn refunds_and_the_bill() {
     assert!(matches!(gw.bill("2001-01-01").await, BillAnswer::NoBill(_)));
     assert!(matches!(gw.bill("2001-02-30").await, BillAnswer::Failed(_)));
 }
+
+#[tokio::test]
+async fn todays_bill_is_still_being_made_as_at_the_real_gateway() {
+    // WeChat serves day D's bill from 09:00 Beijing time on D+1: asked the
+    // same day, it answers "Bill Creating", which is "not yet", never
+    // "no bill" (a day with sales would then look empty).
+    let sim = start_strict_sim(TIME_UNIT).await;
+    let gw = WechatGateway::new(
+        &config(&sim.base_url, WechatSignType::HmacSha256),
+        TILL,
+        Duration::from_secs(2),
+    )
+    .expect("client");
+    let req = request(Behaviour::PaysAtOnce, 77, 500);
+    assert!(matches!(gw.pay(&req).await, PayAnswer::Paid(_)));
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let answer = gw.bill(&today).await;
+    assert!(
+        matches!(&answer, BillAnswer::NotYet(n) if n.message == "Bill Creating"),
+        "{answer:?}"
+    );
+}

@@ -1,6 +1,6 @@
-//! `application/x-www-form-urlencoded` both ways, for the client's POST
-//! body and the simulator's parsing (which also accepts the GET query
-//! string that python-alipay-sdk sends).
+//! `application/x-www-form-urlencoded` both ways: the client's POST body,
+//! and reading one back in tests. The simulator decodes with code of its
+//! own (`sim/alipay/wire.rs`).
 
 /// Encodes pairs as a form body: unreserved bytes kept, space as `+`,
 /// everything else `%XX` of its UTF-8 bytes.

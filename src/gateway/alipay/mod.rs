@@ -6,7 +6,7 @@
 //! - `json_scan`: the raw `*_response` text the signature covers.
 //! - `classify`: verified answers → the engine's classified answers.
 //! - `client`: [`AlipayGateway`], the [`crate::gateway::Gateway`] impl.
-//! - `form`: form encoding, shared with the simulator.
+//! - `form`: form encoding.
 //! - `config`: the `[alipay]` table; `bill`: the bill zip and its CSV;
 //!   `channel`: all of it registered as one channel.
 

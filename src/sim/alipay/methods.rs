@@ -4,9 +4,10 @@
 use chrono::{DateTime, Local};
 use serde_json::{Map, Value};
 
+use super::wire::Node;
+
 use super::{code_msg, gateway_error, AlipaySim, Answer};
 use crate::domain::{Fen, Provider};
-use crate::gateway::alipay::classify::CHINA;
 use crate::gateway::RevokeEffect;
 use crate::sim::behaviour::is_alipay_code;
 use crate::sim::behaviour::Behaviour;
@@ -36,19 +37,25 @@ pub(super) fn dispatch(
 type Biz<'a> = dyn Fn(&str) -> Option<&'a str> + 'a;
 
 /// A node with `code` and its msg, plus fields.
-fn node(code: &str, fields: &[(&str, Value)]) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("code".into(), code.into());
-    m.insert("msg".into(), code_msg(code).into());
+fn node(code: &str, fields: &[(&str, Value)]) -> Node {
+    let mut m = Node::new();
+    m.insert("code", code);
+    m.insert("msg", code_msg(code));
     for (k, v) in fields {
-        m.insert((*k).into(), v.clone());
+        m.insert(*k, v.clone());
     }
     m
 }
 
-fn business_error(sub_code: &str, sub_msg: &str) -> Map<String, Value> {
+fn business_error(sub_code: &str, sub_msg: &str) -> Node {
     gateway_error("40004", sub_code, sub_msg)
 }
+
+/// Beijing time, UTC+8, the gateway's clock whatever the till's zone.
+const CHINA: chrono::FixedOffset = match chrono::FixedOffset::east_opt(8 * 3600) {
+    Some(z) => z,
+    None => panic!("UTC+8 is a valid offset"),
+};
 
 fn china_time(t: DateTime<Local>) -> String {
     t.with_timezone(&CHINA)
@@ -171,7 +178,7 @@ fn pay(sim: &AlipaySim, biz: &Biz<'_>) -> Answer {
     })
 }
 
-fn query(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
+fn query(sim: &AlipaySim, biz: &Biz<'_>) -> Node {
     let Some(o) = find(sim, biz) else {
         return business_error("ACQ.TRADE_NOT_EXIST", "交易不存在");
     };
@@ -199,14 +206,14 @@ fn query(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
 /// for a paid one in the global API, unconfirmed here (gateway-facts.md §U 8).
 const CANCEL_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-fn cancel(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
+fn cancel(sim: &AlipaySim, biz: &Biz<'_>) -> Node {
     let otn = match (biz("out_trade_no"), biz("trade_no")) {
         (Some(otn), _) => otn.to_string(),
         (None, Some(_)) => match find(sim, biz) {
             Some(o) => o.out_trade_no,
             None => {
                 let mut n = business_error("ACQ.TRADE_NOT_EXIST", "交易不存在");
-                n.insert("retry_flag".into(), "N".into());
+                n.insert("retry_flag", "N");
                 return n;
             }
         },
@@ -216,7 +223,7 @@ fn cancel(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
         // Alipay documents ACQ.TRADE_NOT_EXIST for a cancel of a trade it
         // never saw (gateway-facts.md §A6); it keeps no record of the call.
         let mut n = business_error("ACQ.TRADE_NOT_EXIST", "交易不存在");
-        n.insert("retry_flag".into(), "N".into());
+        n.insert("retry_flag", "N");
         return n;
     };
     let behaviour = Some(behaviour);
@@ -228,12 +235,12 @@ fn cancel(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
         // cannot be cancelled, nor one past the cancel window.
         RevokeOutcome::Refused(Refusal::Refunded) => {
             let mut n = business_error("ACQ.REASON_TRADE_REFUND_FEE_ERR", "交易已退款，不能撤销");
-            n.insert("retry_flag".into(), "N".into());
+            n.insert("retry_flag", "N");
             n
         }
         RevokeOutcome::Refused(Refusal::TooLate) => {
             let mut n = business_error("ACQ.TRADE_CANCEL_TIME_OUT", "超过撤销时间范围");
-            n.insert("retry_flag".into(), "N".into());
+            n.insert("retry_flag", "N");
             n
         }
         // Alipay closes a trade that is waiting for the buyer.
@@ -244,8 +251,8 @@ fn cancel(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
             } else {
                 business_error("ACQ.SYSTEM_ERROR", "系统错误")
             };
-            n.insert("retry_flag".into(), "Y".into());
-            n.insert("out_trade_no".into(), otn.into());
+            n.insert("retry_flag", "Y");
+            n.insert("out_trade_no", otn);
             n
         }
         RevokeOutcome::Done(effect) => {
@@ -274,7 +281,7 @@ fn cancel(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
     }
 }
 
-fn refund(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
+fn refund(sim: &AlipaySim, biz: &Biz<'_>) -> Node {
     let Some(order) = find(sim, biz) else {
         return business_error("ACQ.TRADE_NOT_EXIST", "交易不存在");
     };
@@ -325,7 +332,7 @@ fn refund(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
     }
 }
 
-fn refund_query(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
+fn refund_query(sim: &AlipaySim, biz: &Biz<'_>) -> Node {
     let Some(request_no) = biz("out_request_no") else {
         return business_error("ACQ.INVALID_PARAMETER", "参数无效: out_request_no");
     };
@@ -349,7 +356,7 @@ fn refund_query(sim: &AlipaySim, biz: &Biz<'_>) -> Map<String, Value> {
     node("10000", &fields)
 }
 
-fn bill_url(sim: &AlipaySim, biz: &Biz<'_>, host: &str) -> Map<String, Value> {
+fn bill_url(sim: &AlipaySim, biz: &Biz<'_>, host: &str) -> Node {
     if biz("bill_type") != Some("trade") {
         return gateway_error("40002", "isv.invalid-arguments", "参数不合法: bill_type");
     }

@@ -6,6 +6,7 @@
 pub mod bill;
 pub mod keys;
 mod methods;
+pub mod wire;
 mod zip_gbk;
 
 use std::collections::HashMap;
@@ -17,10 +18,11 @@ use chrono::NaiveDate;
 use ring::signature::RsaKeyPair;
 use serde_json::{Map, Value};
 
+use crate::gateway::alipay::keys as key_parse;
 use crate::gateway::alipay::AlipayConfig;
-use crate::gateway::alipay::{form, keys as key_parse, sign};
 use crate::sim::http::{BoxFuture, Handler, SimRequest, SimResponse};
 use crate::sim::ledger::Ledger;
+use wire::Node;
 
 /// Alipay's bill URL expires 30 s after it is issued (gateway-facts.md §A8).
 pub const BILL_URL_LIFETIME: Duration = Duration::from_secs(30);
@@ -50,7 +52,7 @@ pub struct AlipaySim {
 
 /// What a method handler decided: an answer node, or a lost answer.
 enum Answer {
-    Node(Map<String, Value>),
+    Node(Node),
     Hangup,
 }
 
@@ -119,7 +121,7 @@ impl AlipaySim {
         // fzlee's python client sends everything in the query string; the
         // Java SDK puts common params in the query and biz_content in the
         // body. Accept both, the query string first.
-        let mut params = match req.query.as_deref().map(form::decode) {
+        let mut params = match req.query.as_deref().map(wire::form_decode) {
             None => Vec::new(),
             Some(Some(p)) => p,
             Some(None) => {
@@ -130,7 +132,10 @@ impl AlipaySim {
             }
         };
         if req.method == "POST" {
-            match std::str::from_utf8(&req.body).ok().and_then(form::decode) {
+            match std::str::from_utf8(&req.body)
+                .ok()
+                .and_then(wire::form_decode)
+            {
                 Some(p) => params.extend(p),
                 None => {
                     return self.reply(
@@ -177,7 +182,7 @@ impl AlipaySim {
     }
 
     /// The common-parameter checks of the real gateway, in its order.
-    fn check_common(&self, params: &[(String, String)]) -> Result<(), Map<String, Value>> {
+    fn check_common(&self, params: &[(String, String)]) -> Result<(), Node> {
         let get = |k: &str| param(params, k);
         let Some(app_id) = get("app_id") else {
             return Err(gateway_error(
@@ -232,20 +237,20 @@ impl AlipaySim {
                 "非法的时间戳参数",
             ));
         }
-        let content = sign::content_to_sign(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        if !sign::verify(&self.app_public_key, content.as_bytes(), sign_b64) {
+        let content = wire::signed_content(params);
+        if !wire::verify(&self.app_public_key, &content, sign_b64) {
             return Err(gateway_error("40002", "isv.invalid-signature", "验签出错"));
         }
         Ok(())
     }
 
     /// Signs the node text exactly as it is written into the body.
-    fn reply(&self, node_name: &str, node: Map<String, Value>) -> SimResponse {
-        let node_text = Value::Object(node).to_string();
-        let body = match sign::sign(&self.sim_key, &node_text) {
-            Ok(sig) => format!("{{\"{node_name}\":{node_text},\"sign\":\"{sig}\"}}"),
+    fn reply(&self, node_name: &str, node: Node) -> SimResponse {
+        let node_text = node.text();
+        let body = match wire::sign(&self.sim_key, &node_text) {
+            Some(sig) => format!("{{\"{node_name}\":{node_text},\"sign\":\"{sig}\"}}"),
             // Unsigned: the client must treat it as unknown.
-            Err(_) => format!("{{\"{node_name}\":{node_text}}}"),
+            None => format!("{{\"{node_name}\":{node_text}}}"),
         };
         SimResponse::ok("text/html;charset=utf-8", body)
     }
@@ -315,12 +320,12 @@ fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 /// A node with the code, msg and sub fields of an error.
-fn gateway_error(code: &str, sub_code: &str, sub_msg: &str) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("code".into(), code.into());
-    m.insert("msg".into(), code_msg(code).into());
-    m.insert("sub_code".into(), sub_code.into());
-    m.insert("sub_msg".into(), sub_msg.into());
+fn gateway_error(code: &str, sub_code: &str, sub_msg: &str) -> Node {
+    let mut m = Node::new();
+    m.insert("code", code);
+    m.insert("msg", code_msg(code));
+    m.insert("sub_code", sub_code);
+    m.insert("sub_msg", sub_msg);
     m
 }
 

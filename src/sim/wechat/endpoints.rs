@@ -5,9 +5,9 @@
 
 use chrono::{DateTime, FixedOffset, Local};
 
+use super::wire::Fields;
 use super::{openid, Outcome, WechatSim};
 use crate::domain::{Fen, Provider};
-use crate::gateway::wechat::classify::Fields;
 use crate::sim::behaviour::is_wechat_code;
 use crate::sim::behaviour::Behaviour;
 use crate::sim::http::SimResponse;
@@ -521,8 +521,20 @@ fn bill_error(msg: &str, code: &str) -> Outcome {
     f.insert("error_code".into(), code.into());
     Outcome::Raw(SimResponse::ok(
         "text/xml; charset=utf-8",
-        crate::gateway::wechat::xml::to_xml(&f),
+        super::wire::to_xml(&f),
     ))
+}
+
+/// Day `date`'s bill is made in the night and served from 09:00 Beijing
+/// time the next day (gateway-facts.md §W9); `same_day` serves it at once.
+fn bill_ready(date: chrono::NaiveDate, same_day: bool, now: DateTime<Local>) -> bool {
+    if same_day {
+        return date <= now.date_naive();
+    }
+    let Some(from) = date.succ_opt().and_then(|d| d.and_hms_opt(9, 0, 0)) else {
+        return false;
+    };
+    beijing(now).naive_local() >= from
 }
 
 fn download_bill(sim: &WechatSim, req: &Fields) -> Outcome {
@@ -539,6 +551,9 @@ fn download_bill(sim: &WechatSim, req: &Fields) -> Outcome {
     if field(req, "tar_type").is_some() {
         return bill_error("invalid tar_type", "20001");
     }
+    if !bill_ready(date, sim.same_day_bills, Local::now()) {
+        return bill_error("Bill Creating", "20003");
+    }
     if !super::bill::has_rows(&sim.ledger.orders(), date) {
         return bill_error("No Bill Exist", "20002");
     }
@@ -546,4 +561,31 @@ fn download_bill(sim: &WechatSim, req: &Fields) -> Outcome {
         "text/plain; charset=utf-8",
         sim.bill_csv(date),
     ))
+}
+
+#[cfg(test)]
+mod bill_day_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_days_bill_is_served_from_nine_the_next_morning_beijing_time() {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).expect("date");
+        let at = |y, m, d, h| {
+            let east8 = FixedOffset::east_opt(8 * 3600).expect("UTC+8");
+            east8
+                .with_ymd_and_hms(y, m, d, h, 0, 0)
+                .single()
+                .expect("time")
+                .with_timezone(&Local)
+        };
+        assert!(
+            !bill_ready(day, false, at(2026, 11, 30, 23)),
+            "the same day"
+        );
+        assert!(!bill_ready(day, false, at(2026, 12, 1, 8)), "before nine");
+        assert!(bill_ready(day, false, at(2026, 12, 1, 9)));
+        assert!(bill_ready(day, false, at(2026, 12, 5, 12)));
+        assert!(bill_ready(day, true, at(2026, 11, 30, 23)), "training");
+    }
 }

@@ -9,6 +9,7 @@
 
 mod bill;
 mod endpoints;
+pub mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,11 +17,9 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 
-use crate::gateway::wechat::classify::Fields;
-use crate::gateway::wechat::sign::{self, SignType};
-use crate::gateway::wechat::xml;
 use crate::sim::http::{BoxFuture, Handler, SimRequest, SimResponse};
 use crate::sim::ledger::Ledger;
+use wire::{Fields, Sign};
 
 pub use bill::{DETAIL_HEADER, SUMMARY_HEADER};
 
@@ -34,6 +33,9 @@ pub struct WechatSim {
     /// 15 s (gateway-facts.md §W5); the simulator holds the client to
     /// whatever it was configured with.
     min_reverse_ms: AtomicU64,
+    /// Serve a day's bill at once (training and tests only have today);
+    /// otherwise from 09:00 Beijing time the next day, as WeChat does.
+    same_day_bills: bool,
 }
 
 /// What an endpoint made of a request, before it is worded and signed.
@@ -76,7 +78,14 @@ impl WechatSim {
             mch_id: mch_id.into(),
             api_key: api_key.into(),
             min_reverse_ms: AtomicU64::new(0),
+            same_day_bills: false,
         }
+    }
+
+    /// Serves each day's bill at once instead of from 09:00 the next day.
+    pub fn with_same_day_bills(mut self) -> Self {
+        self.same_day_bills = true;
+        self
     }
 
     /// Refuses (and counts, see [`Ledger::early_reverses`]) a reverse that
@@ -113,18 +122,17 @@ impl WechatSim {
         if req.method != "POST" {
             return return_fail("请使用post方法");
         }
-        let fields = match xml::parse(&req.body) {
+        let fields = match wire::parse(&req.body) {
             Ok(f) => f,
             Err(_) => return return_fail("XML格式错误"),
         };
-        let Some(sign_type) = sign::parse_sign_type(fields.get("sign_type").map(String::as_str))
-        else {
+        let Some(sign_type) = Sign::of_request(fields.get("sign_type").map(String::as_str)) else {
             return return_fail("sign_type参数格式错误");
         };
         if fields.get("sign").is_none_or(|s| s.is_empty()) {
             return return_fail("缺少参数sign");
         }
-        if !sign::verify(&fields, &self.api_key, sign_type) {
+        if !wire::verify(&fields, &self.api_key, sign_type) {
             return return_fail("签名错误");
         }
         if fields.get("mch_id") != Some(&self.mch_id) {
@@ -145,7 +153,7 @@ impl WechatSim {
 
     /// Words an outcome as WeChat does: the common fields, echoes of the
     /// request's merchant fields, a fresh nonce, and the signature.
-    fn word(&self, outcome: Outcome, req: &Fields, sign_type: SignType) -> SimResponse {
+    fn word(&self, outcome: Outcome, req: &Fields, sign_type: Sign) -> SimResponse {
         let (result_code, mut fields) = match outcome {
             Outcome::Hangup => return SimResponse::Hangup,
             Outcome::Raw(r) => return r,
@@ -165,15 +173,15 @@ impl WechatSim {
         put("result_code", result_code);
         put("appid", &self.appid);
         put("mch_id", &self.mch_id);
-        put("nonce_str", &sign::nonce());
+        put("nonce_str", &wire::nonce());
         for echo in ["sub_mch_id", "sub_appid"] {
             if let Some(v) = req.get(echo) {
                 put(echo, v);
             }
         }
-        let s = sign::sign(&fields, &self.api_key, sign_type);
+        let s = wire::sign(&fields, &self.api_key, sign_type);
         fields.insert("sign".into(), s);
-        SimResponse::ok("text/xml; charset=utf-8", xml::to_xml(&fields))
+        SimResponse::ok("text/xml; charset=utf-8", wire::to_xml(&fields))
     }
 }
 
@@ -195,7 +203,7 @@ fn return_fail(msg: &str) -> SimResponse {
     let mut f = Fields::new();
     f.insert("return_code".into(), "FAIL".into());
     f.insert("return_msg".into(), msg.into());
-    SimResponse::ok("text/xml; charset=utf-8", xml::to_xml(&f))
+    SimResponse::ok("text/xml; charset=utf-8", wire::to_xml(&f))
 }
 
 impl Handler for WechatSim {

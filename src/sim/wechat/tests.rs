@@ -6,7 +6,10 @@ use chrono::Local;
 
 use super::*;
 use crate::domain::{Fen, Provider};
-use crate::gateway::wechat::sign::sign_type_name;
+// The requests are built, and the answers checked, with the client's own
+// signing and XML: two implementations written apart must agree.
+use crate::gateway::wechat::sign::{self, sign_type_name, SignType};
+use crate::gateway::wechat::xml;
 use crate::sim::behaviour::Behaviour;
 
 const APPID: &str = "wx2421b1c4370ec43b";
@@ -20,6 +23,7 @@ fn sim() -> WechatSim {
         MCH,
         KEY,
     )
+    .with_same_day_bills()
 }
 
 fn post(path: &str, body: impl Into<Bytes>) -> SimRequest {

@@ -70,11 +70,28 @@ impl Drop for Running {
     }
 }
 
-/// Starts the WeChat simulator on 127.0.0.1, any free port.
+/// Starts the WeChat simulator on 127.0.0.1, any free port, serving
+/// today's bill (as training does).
 pub async fn start_sim(time_unit: Duration) -> Running {
+    start(time_unit, true).await
+}
+
+/// Starts the WeChat simulator with bills from 09:00 the next day only,
+/// as WeChat serves them.
+pub async fn start_strict_sim(time_unit: Duration) -> Running {
+    start(time_unit, false).await
+}
+
+async fn start(time_unit: Duration, same_day_bills: bool) -> Running {
     let ledger = Arc::new(Ledger::new(time_unit));
+    let sim = WechatSim::new(ledger.clone(), APPID, MCH_ID, API_KEY);
+    let sim = if same_day_bills {
+        sim.with_same_day_bills()
+    } else {
+        sim
+    };
     let recorder = Arc::new(Recorder {
-        sim: WechatSim::new(ledger.clone(), APPID, MCH_ID, API_KEY),
+        sim,
         seen: Mutex::new(Vec::new()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
