@@ -100,6 +100,8 @@ fn bill_zip_is_the_real_layout_with_correct_rows_and_totals() {
     // Entry names are GBK without the UTF-8 flag (general purpose bit 11).
     assert_eq!(&zip[..4], b"PK\x03\x04");
     assert_eq!(u16::from_le_bytes([zip[6], zip[7]]) & (1 << 11), 0);
+    // Deflated (method 8), as Alipay's are.
+    assert_eq!(u16::from_le_bytes([zip[8], zip[9]]), 8);
     let entries = unzip(&zip);
     let stem = format!("{SIM_PID}0156_{}", today.format("%Y%m%d"));
     let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();

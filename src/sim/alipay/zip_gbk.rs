@@ -1,7 +1,10 @@
 //! A minimal zip writer whose entry names are raw GBK bytes without the
 //! UTF-8 flag, as Alipay's bill zips are (gateway-facts.md §A8). The `zip` crate
-//! only writes UTF-8 names, so the container is written here; entries are
-//! stored (method 0), which every unzip reads.
+//! only writes UTF-8 names, so the container is written here. Entries are
+//! deflated (method 8), as Alipay's are: a reader that only copies stored
+//! entries fails here as it would on the real bill.
+
+use std::io::Write;
 
 use chrono::{Datelike, NaiveDateTime, Timelike};
 
@@ -14,25 +17,27 @@ pub fn write(files: &[(Vec<u8>, Vec<u8>)], modified: NaiveDateTime) -> Vec<u8> {
         let offset = out.len() as u32;
         let crc = crc32(data);
         let size = data.len() as u32;
+        let packed = deflate(data);
+        let packed_size = packed.len() as u32;
         let name_len = name.len() as u16;
-        // Local file header.
+        // Local file header: version 2.0, no flags, method 8 (deflate).
         out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        for v in [20u16, 0, 0, dos_time, dos_date] {
+        for v in [20u16, 0, 8, dos_time, dos_date] {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        for v in [crc, size, size] {
+        for v in [crc, packed_size, size] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&name_len.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(name);
-        out.extend_from_slice(data);
+        out.extend_from_slice(&packed);
         // Central directory record.
         central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-        for v in [20u16, 20, 0, 0, dos_time, dos_date] {
+        for v in [20u16, 20, 0, 8, dos_time, dos_date] {
             central.extend_from_slice(&v.to_le_bytes());
         }
-        for v in [crc, size, size] {
+        for v in [crc, packed_size, size] {
             central.extend_from_slice(&v.to_le_bytes());
         }
         for v in [name_len, 0, 0, 0, 0] {
@@ -54,6 +59,13 @@ pub fn write(files: &[(Vec<u8>, Vec<u8>)], modified: NaiveDateTime) -> Vec<u8> {
     out.extend_from_slice(&central_offset.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out
+}
+
+/// Raw deflate, as zip entries hold it. Writing to memory cannot fail.
+fn deflate(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = e.write_all(data);
+    e.finish().unwrap_or_default()
 }
 
 fn dos_datetime(t: NaiveDateTime) -> (u16, u16) {

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Local, NaiveDate};
 
 use crate::domain::{Fen, Provider};
-use crate::sim::ledger::{Order, SimRefund};
+use crate::sim::ledger::{Order, RefundEnd, SimRefund};
 
 pub const DETAIL_HEADER: &str = "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注";
 pub const SUMMARY_HEADER: &str =
@@ -23,18 +23,21 @@ struct Row {
     fields: Vec<String>,
     settled: Fen,
     refunded: Fen,
-    fee_fen: u64,
+    /// Negative on refund rows: the fee goes back with the money.
+    fee_fen: i64,
     order_amount: Fen,
     refund_applied: Fen,
 }
 
-/// The fee on a payment, rounded to the fen (half up).
-fn fee_fen(amount: Fen) -> u64 {
-    (amount.0 * 6 + 500) / 1000
+/// The fee on an amount, rounded to the fen (half up).
+fn fee_fen(amount: Fen) -> i64 {
+    i64::try_from((amount.0 * 6 + 500) / 1000).unwrap_or(i64::MAX)
 }
 
-fn fee_text(fen: u64) -> String {
-    format!("{}000", Fen(fen).to_yuan())
+/// Fees with five decimals, as WeChat prints them; a refund's negative.
+fn fee_text(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    format!("{sign}{}000", Fen(fen.unsigned_abs()).to_yuan())
 }
 
 /// The bill has no quoting: a comma or line break in a free-text field
@@ -77,8 +80,9 @@ fn payment_row(o: &Order, at: DateTime<Local>, appid: &str, mch_id: &str) -> Row
         "CNY".to_string(),
         o.amount.to_yuan(),
         "0.00".to_string(),
-        String::new(),
-        String::new(),
+        // A payment row's refund numbers are `0, not empty.
+        "0".to_string(),
+        "0".to_string(),
         "0.00".to_string(),
         "0.00".to_string(),
         String::new(),
@@ -123,10 +127,11 @@ fn refund_row(o: &Order, r: &SimRefund, appid: &str, mch_id: &str) -> Row {
         r.amount.to_yuan(),
         "0.00".to_string(),
         "ORIGINAL".to_string(),
-        "SUCCESS".to_string(),
+        // The row is written when the refund starts and not updated.
+        refund_status(r).to_string(),
         clean(&o.subject),
         String::new(),
-        fee_text(0),
+        fee_text(-fee_fen(r.amount)),
         RATE.to_string(),
         "0.00".to_string(),
         r.amount.to_yuan(),
@@ -137,9 +142,18 @@ fn refund_row(o: &Order, r: &SimRefund, appid: &str, mch_id: &str) -> Row {
         fields,
         settled: Fen(0),
         refunded: r.amount,
-        fee_fen: 0,
+        fee_fen: -fee_fen(r.amount),
         order_amount: Fen(0),
         refund_applied: r.amount,
+    }
+}
+
+fn refund_status(r: &SimRefund) -> &'static str {
+    match (r.landed(), r.ends) {
+        (false, _) => "PROCESSING",
+        (true, RefundEnd::Returned) => "SUCCESS",
+        (true, RefundEnd::Closed) => "REFUNDCLOSE",
+        (true, RefundEnd::Change) => "CHANGE",
     }
 }
 
@@ -183,6 +197,7 @@ pub(super) fn csv(orders: &[Order], appid: &str, mch_id: &str, date: NaiveDate) 
         out.push_str(EOL);
     }
     let sum = |f: fn(&Row) -> u64| Fen(rows.iter().map(f).sum());
+    let fees: i64 = rows.iter().map(|r| r.fee_fen).sum();
     out.push_str(SUMMARY_HEADER);
     out.push_str(EOL);
     out.push_str(&tick(&[
@@ -190,7 +205,7 @@ pub(super) fn csv(orders: &[Order], appid: &str, mch_id: &str, date: NaiveDate) 
         sum(|r| r.settled.0).to_yuan(),
         sum(|r| r.refunded.0).to_yuan(),
         "0.00".to_string(),
-        fee_text(sum(|r| r.fee_fen).0),
+        fee_text(fees),
         sum(|r| r.order_amount.0).to_yuan(),
         sum(|r| r.refund_applied.0).to_yuan(),
     ]));

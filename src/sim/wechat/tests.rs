@@ -330,6 +330,8 @@ fn the_bill_is_wechats_all_format() {
         t,
     ));
     ledger.refund("p1", "R1", Fen(34));
+    // A second refund still being processed when the bill is made.
+    ledger.refund_landing("p1", "R2", Fen(1000), 1000);
     s.respond(&micropay(
         &Behaviour::PaysAtOnce.code(Provider::Wechat, 401),
         "p2",
@@ -351,7 +353,7 @@ fn the_bill_is_wechats_all_format() {
     assert_eq!(header.len(), 27);
     let col = |name: &str| header.iter().position(|h| *h == name).expect("column");
     let details = &lines[1..lines.len() - 2];
-    assert_eq!(details.len(), 4, "{text}");
+    assert_eq!(details.len(), 5, "{text}");
     for row in details {
         assert_eq!(row.len(), 27, "{row:?}");
         assert!(row.iter().all(|f| f.starts_with('`')), "{row:?}");
@@ -372,19 +374,38 @@ fn the_bill_is_wechats_all_format() {
             })
             .unwrap_or_else(|| panic!("no {status} row for {no}: {text}"))
     };
-    assert_eq!(of("p1", "SUCCESS")[col("应结订单金额")], "`12.34");
-    let refund = of("p1", "REFUND");
-    assert_eq!(refund[col("商户退款单号")], "`R1");
+    let payment = of("p1", "SUCCESS");
+    assert_eq!(payment[col("应结订单金额")], "`12.34");
+    // A payment row's refund numbers are `0, and its fee positive.
+    assert_eq!(payment[col("微信退款单号")], "`0");
+    assert_eq!(payment[col("商户退款单号")], "`0");
+    assert_eq!(payment[col("手续费")], "`0.07000");
+    let refund_of = |no: &str| {
+        details
+            .iter()
+            .find(|r| r[col("商户退款单号")] == format!("`{no}"))
+            .unwrap_or_else(|| panic!("no refund row {no}: {text}"))
+    };
+    let refund = refund_of("R1");
+    assert_eq!(refund[col("交易状态")], "`REFUND");
     assert_eq!(refund[col("退款金额")], "`0.34");
+    assert_eq!(refund[col("退款状态")], "`SUCCESS");
+    // The row of a refund still on its way says so, and its fee goes back.
+    let processing = refund_of("R2");
+    assert_eq!(processing[col("退款状态")], "`PROCESSING");
+    assert_eq!(processing[col("手续费")], "`-0.06000");
     let revoked = of("p2", "REVOKED");
     assert_eq!(revoked[col("退款金额")], "`12.34");
     assert_eq!(revoked[col("商户退款单号")], "`");
 
     assert_eq!(lines[lines.len() - 2].join(","), SUMMARY_HEADER);
     let summary = &lines[lines.len() - 1];
-    assert_eq!(summary[0], "`4");
+    assert_eq!(summary[0], "`5");
     assert_eq!(summary[1], "`24.68");
-    assert_eq!(summary[2], "`12.68");
+    assert_eq!(summary[2], "`22.68");
+    // 手续费总金额: 0.07 on each payment, less what the refunds give back
+    // (0.07 with the reversed p2, 0.06 with R2, nothing on 0.34).
+    assert_eq!(summary[4], "`0.01000");
 
     // The endpoint serves it, and "No Bill Exist" for an empty day.
     let ask = |d: &str| {
