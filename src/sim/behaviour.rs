@@ -49,10 +49,19 @@ pub enum Behaviour {
     /// 15: pays at once; the first refund call answers SYSTEMERROR although
     /// the refund went through.
     RefundSystemError,
+    /// 16: pays at once, but the answer comes `N` time units late.
+    SlowAnswer(u32),
+    /// 17: pays, but a proxy in front of the gateway answers HTTP 502 with
+    /// an HTML error page.
+    BadGateway,
+    /// 18: the gateway fails the request for a system reason, unsigned:
+    /// WeChat `return_code=FAIL` ("系统繁忙"), Alipay an `error_response`
+    /// 20000 without `sign`. Nothing is taken; the query shows it failed.
+    SystemBusy,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 16] = [
+    pub const ALL: [Behaviour; 19] = [
         Behaviour::PaysAtOnce,
         Behaviour::ConfirmsAfter(3),
         Behaviour::NeverConfirms,
@@ -69,6 +78,9 @@ impl Behaviour {
         Behaviour::RefundCloses,
         Behaviour::RefundChange,
         Behaviour::RefundSystemError,
+        Behaviour::SlowAnswer(3),
+        Behaviour::BadGateway,
+        Behaviour::SystemBusy,
     ];
 
     /// The behaviour a payment code asks for.
@@ -95,6 +107,9 @@ impl Behaviour {
             (Some(1), Some(3)) => Behaviour::RefundCloses,
             (Some(1), Some(4)) => Behaviour::RefundChange,
             (Some(1), Some(5)) => Behaviour::RefundSystemError,
+            (Some(1), Some(6)) => Behaviour::SlowAnswer(n),
+            (Some(1), Some(7)) => Behaviour::BadGateway,
+            (Some(1), Some(8)) => Behaviour::SystemBusy,
             _ => Behaviour::PaysAtOnce,
         }
     }
@@ -117,6 +132,9 @@ impl Behaviour {
             Behaviour::RefundCloses => (13, 0),
             Behaviour::RefundChange => (14, 0),
             Behaviour::RefundSystemError => (15, 0),
+            Behaviour::SlowAnswer(n) => (16, n),
+            Behaviour::BadGateway => (17, 0),
+            Behaviour::SystemBusy => (18, 0),
         }
     }
 
@@ -145,6 +163,9 @@ impl Behaviour {
             Behaviour::RefundSystemError => {
                 "pays; the refund answers a system error, yet goes through".into()
             }
+            Behaviour::SlowAnswer(n) => format!("pays; the answer comes {n} s late"),
+            Behaviour::BadGateway => "pays; a proxy answers 502 with an HTML page".into(),
+            Behaviour::SystemBusy => "the gateway is busy: an unsigned system failure".into(),
         }
     }
 

@@ -45,6 +45,20 @@ pub enum SimResponse {
     },
     /// Drop the connection without answering.
     Hangup,
+    /// Answer `then`, but only `after` this long (a slow gateway).
+    Late {
+        after: std::time::Duration,
+        then: Box<SimResponse>,
+    },
+}
+
+/// The page a proxy (nginx) in front of a gateway serves for HTTP 502.
+pub fn bad_gateway_page() -> SimResponse {
+    SimResponse::Reply {
+        status: 502,
+        content_type: "text/html".to_string(),
+        body: b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n".to_vec(),
+    }
 }
 
 impl SimResponse {
@@ -120,13 +134,20 @@ async fn answer(
             .collect(),
         body,
     };
-    match handler.handle(sim_req).await {
-        SimResponse::Reply {
-            status,
-            content_type,
-            body,
-        } => Ok(reply(status, &content_type, body)),
-        SimResponse::Hangup => Err(Hangup),
+    let mut resp = handler.handle(sim_req).await;
+    loop {
+        match resp {
+            SimResponse::Reply {
+                status,
+                content_type,
+                body,
+            } => return Ok(reply(status, &content_type, body)),
+            SimResponse::Hangup => return Err(Hangup),
+            SimResponse::Late { after, then } => {
+                tokio::time::sleep(after).await;
+                resp = *then;
+            }
+        }
     }
 }
 

@@ -147,6 +147,12 @@ pub enum PayOutcome {
     SystemError(Order),
     /// The bank failed the payment; the order is kept as `Failed`.
     BankError(Order),
+    /// Paid; the answer must come this many time units late.
+    Late(Order, Duration),
+    /// Paid; the answer must be a proxy's HTTP 502 page.
+    BadGateway(Order),
+    /// Failed for a system reason, answered without a signature.
+    SystemBusy(Order),
     /// Money taken, and the answer must be lost on the way back.
     AnswerLost(Order),
     /// The same out_trade_no was already submitted: its order as it stands,
@@ -366,6 +372,18 @@ impl Ledger {
             Behaviour::BankError => {
                 order.state = OrderState::Failed;
                 PayOutcome::BankError(order.clone())
+            }
+            Behaviour::SlowAnswer(n) => {
+                pay_now(&mut order);
+                PayOutcome::Late(order.clone(), self.time_unit * n)
+            }
+            Behaviour::BadGateway => {
+                pay_now(&mut order);
+                PayOutcome::BadGateway(order.clone())
+            }
+            Behaviour::SystemBusy => {
+                order.state = OrderState::Failed;
+                PayOutcome::SystemBusy(order.clone())
             }
             Behaviour::InsufficientFunds => {
                 order.state = OrderState::Failed;

@@ -141,3 +141,27 @@ async fn wechat_refunds_are_confirmed_through_processing_to_their_end() {
     assert_eq!(t.sim.ledger.money_kept(otn), 1500, "nothing went back");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn slow_answers_proxy_error_pages_and_unsigned_failures_end_right() {
+    let t = E2eTill::start(Speed::Fast).await;
+    for (i, provider) in [Provider::Wechat, Provider::Alipay].into_iter().enumerate() {
+        let n = 140 + 10 * i as u64;
+        // 9 units of 200 ms: past the till's 1 s HTTP timeout, so unknown,
+        // then the query finds it paid.
+        let p = sale(&t, provider, Behaviour::SlowAnswer(9), &format!("S{i}"), n).await;
+        assert_eq!(p["status"], "paid", "{provider} slow: {p}");
+        // A 502 page after the request left: unknown, then paid.
+        let p = sale(&t, provider, Behaviour::BadGateway, &format!("B{i}"), n + 1).await;
+        assert_eq!(p["status"], "paid", "{provider} 502: {p}");
+        // An unsigned failure proves nothing; the query shows it failed.
+        let p = sale(&t, provider, Behaviour::SystemBusy, &format!("U{i}"), n + 2).await;
+        let want = if provider == Provider::Wechat {
+            "revoked"
+        } else {
+            "failed"
+        };
+        assert_eq!(p["status"], want, "{provider} busy: {p}");
+    }
+    t.stop().await;
+}

@@ -55,7 +55,7 @@ impl Gateway for LedgerGateway {
             &req.subject,
         );
         match out {
-            PayOutcome::Paid(o) => PayAnswer::Paid(paid(&o)),
+            PayOutcome::Paid(o) | PayOutcome::Late(o, _) => PayAnswer::Paid(paid(&o)),
             PayOutcome::UserPaying(_) => PayAnswer::Unknown {
                 note: note("USERPAYING"),
                 user_paying: true,
@@ -70,6 +70,8 @@ impl Gateway for LedgerGateway {
             },
             PayOutcome::SystemError(_)
             | PayOutcome::BankError(_)
+            | PayOutcome::BadGateway(_)
+            | PayOutcome::SystemBusy(_)
             | PayOutcome::AnswerLost(_)
             | PayOutcome::Existing { .. } => PayAnswer::Unknown {
                 note: note("SYSTEMERROR"),

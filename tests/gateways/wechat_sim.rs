@@ -175,8 +175,25 @@ async fn every_behaviour_ends_as_the_ledger_says() {
                     .count();
                 assert_eq!(refused, n as usize, "{ctx}");
             }
-            Behaviour::RefundCloses | Behaviour::RefundChange | Behaviour::RefundSystemError => {
+            Behaviour::RefundCloses
+            | Behaviour::RefundChange
+            | Behaviour::RefundSystemError
+            | Behaviour::SlowAnswer(_) => {
                 assert!(first.starts_with("pay:Paid"), "{ctx}");
+            }
+            Behaviour::BadGateway => {
+                // A 502 page after the request left: unknown, never failed.
+                assert!(first.starts_with("pay:Unknown"), "{ctx}");
+                assert!(first.contains("502"), "{ctx}");
+                assert!(seen[1].starts_with("query:Paid"), "{ctx}");
+            }
+            Behaviour::SystemBusy => {
+                // Unsigned return_code=FAIL for WeChat's own reason: unknown.
+                assert!(first.starts_with("pay:Unknown"), "{ctx}");
+                assert!(
+                    seen.iter().any(|s| s.starts_with("query:PayError")),
+                    "{ctx}"
+                );
             }
         }
         let expected_final = match b {
@@ -186,14 +203,17 @@ async fn every_behaviour_ends_as_the_ledger_says() {
             | Behaviour::AnswerLost
             | Behaviour::RefundCloses
             | Behaviour::RefundChange
-            | Behaviour::RefundSystemError => "paid",
+            | Behaviour::RefundSystemError
+            | Behaviour::SlowAnswer(_)
+            | Behaviour::BadGateway => "paid",
             Behaviour::InsufficientFunds | Behaviour::ExpiredCode => "failed",
             Behaviour::NeverConfirms
             | Behaviour::SystemErrorUnpaid
             | Behaviour::RevokeRetries(_)
             | Behaviour::GivesUp(_)
             | Behaviour::BankError
-            | Behaviour::ReverseWhilePaying(_) => "revoked",
+            | Behaviour::ReverseWhilePaying(_)
+            | Behaviour::SystemBusy => "revoked",
             Behaviour::RevokeFails => "needs_attention",
         };
         match (&end, expected_final) {

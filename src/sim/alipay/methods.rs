@@ -165,6 +165,13 @@ fn pay(sim: &AlipaySim, biz: &Biz<'_>) -> Answer {
         // query then shows the trade closed.
         PayOutcome::BankError(_) => business_error("ACQ.SYSTEM_ERROR", "系统错误"),
         PayOutcome::AnswerLost(_) => return Answer::Hangup,
+        PayOutcome::Late(o, after) => {
+            return Answer::Late(node("10000", &paid_fields(&o, "gmt_payment")), after)
+        }
+        PayOutcome::BadGateway(_) => return Answer::BadGateway,
+        PayOutcome::SystemBusy(_) => {
+            return Answer::Unsigned(gateway_error("20000", "isp.unknow-error", "系统繁忙"))
+        }
         PayOutcome::Existing { mismatch: true, .. } => {
             business_error("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
         }

@@ -54,6 +54,13 @@ pub struct AlipaySim {
 enum Answer {
     Node(Node),
     Hangup,
+    /// The node, answered this long after the request.
+    Late(Node, std::time::Duration),
+    /// A proxy's HTTP 502 page instead of an answer.
+    BadGateway,
+    /// An `error_response` without `sign`, as the gateway sends for a
+    /// failure of its own.
+    Unsigned(Node),
 }
 
 impl AlipaySim {
@@ -178,6 +185,15 @@ impl AlipaySim {
         match methods::dispatch(self, method, &biz, host) {
             Answer::Node(node) => self.reply(&node_name, node),
             Answer::Hangup => SimResponse::Hangup,
+            Answer::Late(node, after) => SimResponse::Late {
+                after,
+                then: Box::new(self.reply(&node_name, node)),
+            },
+            Answer::BadGateway => crate::sim::http::bad_gateway_page(),
+            Answer::Unsigned(node) => SimResponse::ok(
+                "text/html;charset=utf-8",
+                format!("{{\"error_response\":{}}}", node.text()),
+            ),
         }
     }
 

@@ -204,6 +204,12 @@ fn micropay(sim: &WechatSim, req: &Fields) -> Outcome {
         PayOutcome::SystemError(_) => Outcome::fail("SYSTEMERROR", "系统超时"),
         PayOutcome::BankError(_) => Outcome::fail("BANKERROR", "银行系统异常"),
         PayOutcome::AnswerLost(_) => Outcome::Hangup,
+        PayOutcome::Late(o, after) => Outcome::Late(
+            Box::new(Outcome::Success(with_device(paid_fields(&o)))),
+            after,
+        ),
+        PayOutcome::BadGateway(_) => Outcome::Raw(crate::sim::http::bad_gateway_page()),
+        PayOutcome::SystemBusy(_) => Outcome::ReturnFail("系统繁忙,请稍后再试"),
         PayOutcome::Existing { order, mismatch } => existing(&order, mismatch),
     }
 }

@@ -51,8 +51,13 @@ enum Outcome {
     },
     /// Drop the connection without answering (the lost answer).
     Hangup,
-    /// An answer that is not the usual signed XML (downloadbill).
+    /// An answer that is not the usual signed XML (downloadbill, a proxy's
+    /// error page).
     Raw(SimResponse),
+    /// The outcome, worded as usual but sent this long after the request.
+    Late(Box<Outcome>, Duration),
+    /// `return_code=FAIL` for a reason of WeChat's own: unsigned.
+    ReturnFail(&'static str),
 }
 
 impl Outcome {
@@ -157,6 +162,13 @@ impl WechatSim {
         let (result_code, mut fields) = match outcome {
             Outcome::Hangup => return SimResponse::Hangup,
             Outcome::Raw(r) => return r,
+            Outcome::ReturnFail(msg) => return return_fail(msg),
+            Outcome::Late(outcome, after) => {
+                return SimResponse::Late {
+                    after,
+                    then: Box::new(self.word(*outcome, req, sign_type)),
+                }
+            }
             Outcome::Success(f) => ("SUCCESS", f),
             Outcome::Fail { code, des, extra } => {
                 let mut f = extra;
