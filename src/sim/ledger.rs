@@ -214,8 +214,15 @@ pub const WECHAT_AUTO_CLOSE_UNITS: u32 = 45;
 struct Inner {
     orders: BTreeMap<String, Order>,
     used_codes: HashSet<u64>,
+    /// When each code handed out by [`Ledger::issue_code`] was shown.
+    issued: std::collections::HashMap<u64, Instant>,
     seq: u64,
+    issue_seq: u64,
 }
+
+/// A payment code is good for about a minute after the customer's app
+/// shows it (gateway-facts.md §W12, §A10); in time units here.
+pub const CODE_LIFETIME_UNITS: u32 = 60;
 
 fn hash_code(code: &str) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -236,6 +243,17 @@ impl Ledger {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves the ledger as it was.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh code of `provider`'s asking for `behaviour`, as a customer's
+    /// app shows it now: it expires [`CODE_LIFETIME_UNITS`] later. (Codes
+    /// typed by hand, never issued, expire only by behaviour.)
+    pub fn issue_code(&self, provider: Provider, behaviour: Behaviour) -> String {
+        let mut inner = self.lock();
+        inner.issue_seq += 1;
+        let code = behaviour.code(provider, 9_000_000_000_000 + inner.issue_seq);
+        inner.issued.insert(hash_code(&code), Instant::now());
+        code
     }
 
     /// Looks at every open order whose customer acted since the last look:
@@ -313,6 +331,13 @@ impl Ledger {
         }
         let behaviour = Behaviour::of_code(code);
         if behaviour == Behaviour::ExpiredCode {
+            return PayOutcome::CodeExpired;
+        }
+        let expired = inner
+            .issued
+            .get(&code_hash)
+            .is_some_and(|t| t.elapsed() > self.time_unit * CODE_LIFETIME_UNITS);
+        if expired {
             return PayOutcome::CodeExpired;
         }
         if !inner.used_codes.insert(code_hash) {

@@ -36,8 +36,9 @@ struct Seen {
 
 /// Terminates TLS on 127.0.0.1 and forwards each connection to `upstream`
 /// (the plain-HTTP simulator). A client certificate is asked for and, when
-/// given, must chain to the CA; the path of each connection's first request
-/// is recorded with whether it came with one.
+/// given, must chain to the CA; a `/secapi/` request without one is cut off
+/// unanswered. The path of each connection's first request is recorded
+/// with whether it came with one.
 async fn tls_gateway(upstream: String) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
@@ -80,7 +81,18 @@ async fn tls_gateway(upstream: String) -> (String, Arc<Mutex<Vec<Seen>>>) {
                 head.truncate(n);
                 let line = String::from_utf8_lossy(&head).to_string();
                 let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+                let secure = path.starts_with("/secapi/");
                 log.lock().expect("log").push(Seen { path, client_cert });
+                // As WeChat: /secapi/ only with the merchant certificate.
+                // Without it the connection is closed and nothing is done.
+                if secure && !client_cert {
+                    return;
+                }
+                // One request per connection, so that every request is
+                // looked at: the simulator is asked to close after answering.
+                if let Some(end) = head.windows(2).position(|w| w == b"\r\n") {
+                    head.splice(end + 2..end + 2, b"Connection: close\r\n".iter().copied());
+                }
                 let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else {
                     return;
                 };
@@ -168,6 +180,26 @@ async fn a_certificate_the_gateway_does_not_know_leaves_the_reverse_to_retry() {
             .any(|s| s.path.starts_with("/secapi/")),
         "no /secapi/ request got through"
     );
+}
+
+#[tokio::test]
+async fn a_reverse_without_the_merchant_certificate_is_refused_and_retried() {
+    let sim = start_sim(Duration::from_millis(20)).await;
+    let (base_url, seen) = tls_gateway(sim.base_url.clone()).await;
+    let mut cfg = config(&base_url, WechatSignType::HmacSha256);
+    cfg.ca_pem = Some(fixture("ca.pem"));
+    cfg.client_identity = None;
+    let gw = WechatGateway::new(&cfg, TILL, Duration::from_secs(2)).expect("client");
+    let req = request(Behaviour::NeverConfirms, 4);
+    assert!(matches!(gw.pay(&req).await, PayAnswer::Unknown { .. }));
+    let r = gw.revoke(&req.out_trade_no).await;
+    assert!(matches!(r, RevokeAnswer::Retry(_)), "{r:?}");
+    assert!(seen.lock().expect("seen").contains(&Seen {
+        path: "/secapi/pay/reverse".into(),
+        client_cert: false
+    }));
+    let order = sim.ledger.order(&req.out_trade_no).expect("order");
+    assert_eq!(order.revoke_calls, 0, "the reverse never reached WeChat");
 }
 
 #[test]

@@ -479,3 +479,38 @@ async fn todays_bill_is_still_being_made_as_at_the_real_gateway() {
         "{answer:?}"
     );
 }
+
+#[tokio::test]
+async fn a_refund_number_is_unique_across_the_merchant_account() {
+    // Two tills of one merchant refund their own sales under the same POS
+    // refund number: tillpay puts the till id in the number WeChat sees, so
+    // both are new. The same number on another order is refused.
+    let sim = start_sim(TIME_UNIT).await;
+    let gw = WechatGateway::new(
+        &config(&sim.base_url, WechatSignType::HmacSha256),
+        TILL,
+        Duration::from_secs(2),
+    )
+    .expect("client");
+    let a = request(Behaviour::PaysAtOnce, 80, 1000);
+    let b = request(Behaviour::PaysAtOnce, 81, 1000);
+    assert!(matches!(gw.pay(&a).await, PayAnswer::Paid(_)));
+    assert!(matches!(gw.pay(&b).await, PayAnswer::Paid(_)));
+    let refund = |otn: &str, till: &str| RefundRequest {
+        out_trade_no: otn.to_string(),
+        transaction_id: None,
+        refund_no: tillpay::domain::out_refund_no(till, "R1"),
+        total_amount: Fen(1000),
+        refund_amount: Fen(100),
+        reason: None,
+    };
+    let t1 = gw.refund(&refund(&a.out_trade_no, "T1")).await;
+    assert!(matches!(t1, RefundAnswer::Processing(_)), "{t1:?}");
+    let t2 = gw.refund(&refund(&b.out_trade_no, "T2")).await;
+    assert!(matches!(t2, RefundAnswer::Processing(_)), "{t2:?}");
+    let reused = gw.refund(&refund(&b.out_trade_no, "T1")).await;
+    assert!(
+        matches!(&reused, RefundAnswer::Failed(n) if n.code == "PARAM_ERROR"),
+        "{reused:?}"
+    );
+}

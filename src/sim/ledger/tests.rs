@@ -121,3 +121,49 @@ fn refunds_are_idempotent_and_bounded() {
     ));
     assert_eq!(l.money_kept("f"), 40);
 }
+
+#[test]
+fn an_issued_code_expires_a_minute_after_it_was_shown() {
+    let l = Ledger::new(Duration::from_millis(1));
+    let fresh = l.issue_code(Provider::Alipay, Behaviour::PaysAtOnce);
+    assert!(matches!(
+        l.pay(Provider::Alipay, "f", Fen(100), &fresh, "T1", "x"),
+        PayOutcome::Paid(_)
+    ));
+    let stale = l.issue_code(Provider::Alipay, Behaviour::PaysAtOnce);
+    std::thread::sleep(Duration::from_millis(1) * (CODE_LIFETIME_UNITS + 5));
+    assert_eq!(
+        l.pay(Provider::Alipay, "s", Fen(100), &stale, "T1", "x"),
+        PayOutcome::CodeExpired
+    );
+    assert!(l.order("s").is_none(), "nothing was created");
+}
+
+#[test]
+fn wechat_closes_an_unpaid_order_by_itself_and_a_customer_can_give_up() {
+    let l = Ledger::new(Duration::from_millis(1));
+    let open = code(Behaviour::NeverConfirms, 50);
+    l.pay(Provider::Wechat, "w", Fen(100), &open, "T1", "x");
+    let gives_up = code(Behaviour::GivesUp(2), 51);
+    l.pay(Provider::Wechat, "g", Fen(100), &gives_up, "T1", "x");
+    let alipay = Behaviour::NeverConfirms.code(Provider::Alipay, 52);
+    l.pay(Provider::Alipay, "a", Fen(100), &alipay, "T1", "x");
+    std::thread::sleep(Duration::from_millis(1) * (WECHAT_AUTO_CLOSE_UNITS + 5));
+    let state = |o: &str| l.order(o).map(|o| o.state);
+    assert_eq!(state("w"), Some(OrderState::Revoked(RevokeEffect::Closed)));
+    assert_eq!(
+        state("g"),
+        Some(OrderState::Failed),
+        "gave up before the close"
+    );
+    assert_eq!(
+        state("a"),
+        Some(OrderState::Open),
+        "Alipay waits for the cancel"
+    );
+    assert_eq!(
+        l.order("w").map(|o| o.revoke_calls),
+        Some(0),
+        "nobody revoked it"
+    );
+}
