@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+pub mod fuzz;
 pub mod gateway;
 pub mod journal;
 pub mod logging;

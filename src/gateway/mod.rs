@@ -195,6 +195,32 @@ pub(crate) fn http_client(
         .user_agent(concat!("tillpay/", env!("CARGO_PKG_VERSION")))
 }
 
+/// Why a capped read of an answer failed.
+pub(crate) enum ReadError {
+    /// The answer was larger than the cap: a gateway never sends that.
+    TooLarge(usize),
+    Transport(reqwest::Error),
+}
+
+/// Reads an answer's body, refusing one larger than `cap` bytes as it
+/// arrives, so a broken or hostile server cannot fill the till's memory.
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, ReadError> {
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) if out.len() + chunk.len() > cap => {
+                return Err(ReadError::TooLarge(cap))
+            }
+            Ok(Some(chunk)) => out.extend_from_slice(&chunk),
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(ReadError::Transport(e)),
+        }
+    }
+}
+
 /// One payment channel. Implementations hold their credentials and one HTTP
 /// client; every call is independent and may be retried with the same ids.
 #[async_trait]

@@ -673,3 +673,31 @@ async fn an_echoed_payment_code_is_masked_in_every_note() {
         }
     }
 }
+
+/// Answers every request with HTTP 200 and `body`.
+struct Fixed(Vec<u8>);
+
+impl Handler for Fixed {
+    fn handle(&self, _req: SimRequest) -> BoxFuture<'_, SimResponse> {
+        let body = self.0.clone();
+        Box::pin(async move { SimResponse::ok("text/html;charset=utf-8", body) })
+    }
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_any_gateway_sends_is_cut_off_and_unknown() {
+    // 2 MiB of JSON-looking text: read no further than the cap.
+    let mut body = br#"{"alipay_trade_pay_response":{"code":"10000","x":""#.to_vec();
+    body.extend(std::iter::repeat_n(b'a', 2 * 1024 * 1024));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(serve(listener, Arc::new(Fixed(body))));
+    let cfg = demo_client_config(&format!("http://{addr}/gateway.do"));
+    let gw = AlipayGateway::new(&cfg, TILL, Duration::from_secs(5)).expect("client");
+    let req = pay_req(Behaviour::PaysAtOnce, 9_900, "T1_BIG_1", 100);
+    let a = gw.pay(&req).await;
+    assert!(
+        matches!(&a, PayAnswer::Unknown { note, .. } if note.code == "BAD_RESPONSE" && note.message.contains("larger")),
+        "{a:?}"
+    );
+}

@@ -287,6 +287,40 @@ async fn an_oversized_line_gets_an_error_and_the_connection_closes() {
 }
 
 #[tokio::test]
+async fn clients_beyond_the_limit_are_refused_and_a_freed_slot_is_taken_again() {
+    let till = TestTill::start(vec![], 0o660).await;
+    let max = tillpay::pos::server::MAX_CLIENTS;
+    let mut held = Vec::new();
+    for i in 0..max {
+        let mut c = till.connect().await;
+        // Answered: the connection holds a slot.
+        let s = c.call(i as i64, "status", json!({})).await;
+        assert_eq!(s["result"]["till_id"], "T1");
+        held.push(c);
+    }
+    let mut extra = till.connect().await;
+    let e = extra.next().await.expect("told why");
+    assert_eq!(err_code(&e), -32000);
+    assert_eq!(e["error"]["message"], "too many clients");
+    assert!(extra.next().await.is_none(), "then closed");
+    // One leaves: its slot is free again.
+    drop(held.pop());
+    let mut again = None;
+    for _ in 0..100 {
+        let mut c = till.connect().await;
+        c.send(json!({"jsonrpc": "2.0", "id": 1, "method": "status"}))
+            .await;
+        let first = c.next().await.expect("an answer");
+        if first.get("result").is_some() {
+            again = Some(first);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(again.is_some(), "the freed slot was never given out");
+}
+
+#[tokio::test]
 async fn a_client_that_never_reads_is_dropped_and_slows_nobody() {
     let till = TestTill::start(vec![], 0o660).await;
     let silent = std::os::unix::net::UnixStream::connect(&till.socket).expect("connect");

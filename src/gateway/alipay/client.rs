@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::gateway::SetupError;
+use crate::gateway::{ReadError, SetupError};
 use chrono::{NaiveDate, Utc};
 use ring::signature::RsaKeyPair;
 use serde_json::{json, Value};
@@ -21,6 +21,11 @@ use crate::gateway::{
 
 /// The subject Alipay requires when the POS gave none.
 const DEFAULT_SUBJECT: &str = "tillpay";
+/// An answer of `gateway.do` is a few kilobytes; anything near this is not
+/// one, and is unknown.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// A day's bill zip of one merchant account.
+const MAX_BILL_BYTES: usize = 64 * 1024 * 1024;
 
 pub struct AlipayGateway {
     http: reqwest::Client,
@@ -161,9 +166,16 @@ impl AlipayGateway {
             Err(e) => return transport_outcome(&e),
         };
         let status = resp.status();
-        let bytes = match resp.bytes().await {
+        let bytes = match crate::gateway::read_capped(resp, MAX_ANSWER_BYTES).await {
             Ok(b) => b,
-            Err(e) => return Outcome::Unknown(transport_note(&e)),
+            Err(ReadError::Transport(e)) => return Outcome::Unknown(transport_note(&e)),
+            Err(ReadError::TooLarge(cap)) => {
+                tracing::warn!(method, cap, "alipay answer too large");
+                return Outcome::Unknown(GatewayNote::new(
+                    "BAD_RESPONSE",
+                    format!("answer larger than {cap} bytes"),
+                ));
+            }
         };
         if !status.is_success() {
             return Outcome::Unknown(GatewayNote::new(
@@ -194,15 +206,17 @@ impl AlipayGateway {
             Err(e) => return BillAnswer::Failed(transport_note(&e)),
         };
         let status = resp.status();
-        match resp.bytes().await {
-            Ok(b) if status.is_success() && b.starts_with(b"PK\x03\x04") => {
-                BillAnswer::File(b.to_vec())
-            }
+        match crate::gateway::read_capped(resp, MAX_BILL_BYTES).await {
+            Ok(b) if status.is_success() && b.starts_with(b"PK\x03\x04") => BillAnswer::File(b),
             Ok(_) => BillAnswer::Failed(GatewayNote::new(
                 "BILL_DOWNLOAD",
                 format!("the bill URL answered HTTP {status} without a zip"),
             )),
-            Err(e) => BillAnswer::Failed(transport_note(&e)),
+            Err(ReadError::Transport(e)) => BillAnswer::Failed(transport_note(&e)),
+            Err(ReadError::TooLarge(cap)) => BillAnswer::Failed(GatewayNote::new(
+                "BILL_DOWNLOAD",
+                format!("the bill is larger than {cap} bytes"),
+            )),
         }
     }
 }
