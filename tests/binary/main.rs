@@ -17,3 +17,4 @@ mod doctor;
 mod e2e;
 mod packaging;
 mod reconcile_cli;
+mod soak;

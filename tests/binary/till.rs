@@ -134,6 +134,16 @@ impl E2eTill {
         }
     }
 
+    /// The daemon's peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.daemon.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// kill -9: no chance to clean up, as a power cut.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.daemon.take() {
