@@ -47,23 +47,27 @@ struct Figures {
     lost: u64,
     unresolved: u64,
     peak_rss_kib: u64,
+    waited_out_the_pay_window: u64,
 }
 
 fn env(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|s| s.parse().ok())
 }
 
-/// The final Payment of `order`, or `None` when the daemon never heard of
-/// it (killed before the charge reached the journal).
-async fn final_payment(t: &E2eTill, order: &str) -> Option<Value> {
+/// The Payment of `order` once final (or as it stands after `patience`),
+/// or `None` when the daemon never heard of it (killed before the charge
+/// reached the journal).
+async fn final_payment(t: &E2eTill, order: &str, patience: Duration) -> Option<Value> {
     let mut c = t.pos().await;
     let mut last = Value::Null;
-    for i in 0..400 {
+    let end = std::time::Instant::now() + patience;
+    for i in 0.. {
         last = c.call(i, "query", json!({"order_no": order})).await;
         if last["error"]["code"] == 1005 {
             return None;
         }
-        if FINAL.contains(&last["result"]["status"].as_str().unwrap_or("")) {
+        let done = FINAL.contains(&last["result"]["status"].as_str().unwrap_or(""));
+        if done || std::time::Instant::now() > end {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -86,8 +90,11 @@ async fn soak_sales_with_random_customers_and_kills() {
     let mut f = Figures::default();
     let mut t = E2eTill::start(Speed::Fast).await;
     let mut round = 0;
-    while f.sales < total {
-        let n = PER_ROUND.min(total - f.sales);
+    let mut started = 0;
+    let mut pending: Vec<(String, u64, String)> = Vec::new();
+    while started < total {
+        let n = PER_ROUND.min(total - started);
+        started += n;
         let sales: Vec<(String, u64, String)> = (0..n)
             .map(|i| {
                 let provider = if rng.below(2) == 0 {
@@ -131,57 +138,80 @@ async fn soak_sales_with_random_customers_and_kills() {
                 let _ = c.answer(1).await;
             }
         }
-        for (order, _, code) in &sales {
-            f.sales += 1;
-            let Some(p) = final_payment(&t, order).await else {
-                f.never_journaled += 1;
-                let kept = t.sim.ledger.money_kept_with_prefix(&format!("T1_{order}_"));
-                if kept != 0 {
-                    f.lost += 1;
-                    eprintln!("{order}: unknown to the till, yet {kept} fen kept");
-                }
-                continue;
-            };
-            let status = p["status"].as_str().unwrap_or("");
-            let otn = p["out_trade_no"].as_str().unwrap_or("");
-            let kept = t.sim.ledger.money_kept(otn);
-            let charges = t.sim.ledger.order(otn).map_or(0, |o| o.charges);
-            if charges > 1 {
-                f.double_charges += 1;
-                eprintln!("{order}: charged {charges} times: {p}");
-            }
-            match status {
-                "paid" if kept == p["amount"].as_u64().unwrap_or(0) => f.paid += 1,
-                "failed" | "cancelled" | "revoked" if kept == 0 => f.unpaid += 1,
-                "needs_attention" => {
-                    f.operator += 1;
-                    // Only a customer whose every revoke fails may end here.
-                    if Behaviour::of_code(code) != Behaviour::RevokeFails {
-                        f.unresolved += 1;
-                        eprintln!("{order}: needs attention: {p}");
-                    }
-                }
-                s if FINAL.contains(&s) => {
-                    f.lost += 1;
-                    eprintln!("{order}: told {s} but the gateway kept {kept}: {p}");
-                }
-                _ => {
-                    f.unresolved += 1;
-                    eprintln!("{order}: still {status}: {p}");
-                }
+        // Most sales end within seconds; one whose pay request never
+        // reached the gateway waits out the pay window (2 minutes): it is
+        // asked about once a round, and waited for at the end.
+        let mut still = Vec::new();
+        let earlier = std::mem::take(&mut pending);
+        let fresh = sales.into_iter().map(|s| (s, Duration::from_secs(10)));
+        let again = earlier.into_iter().map(|s| (s, Duration::ZERO));
+        for (sale, patience) in fresh.chain(again) {
+            let p = final_payment(&t, &sale.0, patience).await;
+            match p {
+                Some(p) if !FINAL.contains(&p["status"].as_str().unwrap_or("")) => still.push(sale),
+                p => check(&t, &sale, p, &mut f),
             }
         }
+        pending = still;
         f.peak_rss_kib = f.peak_rss_kib.max(t.peak_rss_kib().unwrap_or(0));
         round += 1;
     }
+    f.waited_out_the_pay_window = pending.len() as u64;
+    let window = tillpay::machine::PAY_WINDOW + Duration::from_secs(30);
+    for sale in std::mem::take(&mut pending) {
+        let p = final_payment(&t, &sale.0, window).await;
+        check(&t, &sale, p, &mut f);
+    }
     t.stop().await;
     println!(
-        "soak: {} sales ({} paid, {} unpaid, {} never journaled, {} to an operator), {} kill -9s, {} double charges, {} lost, {} unresolved, daemon peak RSS {} KiB",
-        f.sales, f.paid, f.unpaid, f.never_journaled, f.operator, f.kills, f.double_charges, f.lost, f.unresolved, f.peak_rss_kib
+        "soak: {} sales ({} paid, {} unpaid, {} never journaled, {} to an operator, {} waited out the pay window), {} kill -9s, {} double charges, {} lost, {} unresolved, daemon peak RSS {} KiB",
+        f.sales, f.paid, f.unpaid, f.never_journaled, f.operator, f.waited_out_the_pay_window, f.kills, f.double_charges, f.lost, f.unresolved, f.peak_rss_kib
     );
     assert_eq!(
         (f.double_charges, f.lost, f.unresolved),
         (0, 0, 0),
         "seed {seed}: {f:?}"
     );
+}
+
+/// One sale's end against the ledger, counted.
+fn check(t: &E2eTill, (order, _, code): &(String, u64, String), p: Option<Value>, f: &mut Figures) {
+    f.sales += 1;
+    let Some(p) = p else {
+        f.never_journaled += 1;
+        let kept = t.sim.ledger.money_kept_with_prefix(&format!("T1_{order}_"));
+        if kept != 0 {
+            f.lost += 1;
+            eprintln!("{order}: unknown to the till, yet {kept} fen kept");
+        }
+        return;
+    };
+    let status = p["status"].as_str().unwrap_or("");
+    let otn = p["out_trade_no"].as_str().unwrap_or("");
+    let kept = t.sim.ledger.money_kept(otn);
+    let charges = t.sim.ledger.order(otn).map_or(0, |o| o.charges);
+    if charges > 1 {
+        f.double_charges += 1;
+        eprintln!("{order}: charged {charges} times: {p}");
+    }
+    match status {
+        "paid" if kept == p["amount"].as_u64().unwrap_or(0) => f.paid += 1,
+        "failed" | "cancelled" | "revoked" if kept == 0 => f.unpaid += 1,
+        "needs_attention" => {
+            f.operator += 1;
+            // Only a customer whose every revoke fails may end here.
+            if Behaviour::of_code(code) != Behaviour::RevokeFails {
+                f.unresolved += 1;
+                eprintln!("{order}: needs attention: {p}");
+            }
+        }
+        s if FINAL.contains(&s) => {
+            f.lost += 1;
+            eprintln!("{order}: told {s} but the gateway kept {kept}: {p}");
+        }
+        _ => {
+            f.unresolved += 1;
+            eprintln!("{order}: still {status}: {p}");
+        }
+    }
 }
