@@ -33,6 +33,10 @@ enum Fault {
     WrongSign,
     /// A well-formed paid answer with no sign at all.
     NoSign,
+    /// The headers and half the paid answer, then a TCP reset.
+    ResetMidAnswer,
+    /// The paid answer one byte every 100 ms, slower than the timeout.
+    Dribble,
 }
 
 /// Reads one HTTP request (headers and a Content-Length body).
@@ -116,6 +120,27 @@ async fn fault_server(fault: Fault) -> (String, tokio::task::JoinHandle<()>) {
                         &paid_answer(Some("ffffffffffffffffffffffffffffffff")),
                     ),
                     Fault::NoSign => reply("200 OK", &paid_answer(None)),
+                    Fault::ResetMidAnswer => {
+                        let full = reply("200 OK", &paid_answer(Some(API_KEY)));
+                        let _ = s.write_all(&full.as_bytes()[..full.len() / 2]).await;
+                        // Linger 0: close with RST, as a crashed proxy does.
+                        // (Deprecated because a non-zero linger blocks on
+                        // drop; zero closes at once.)
+                        #[allow(deprecated)]
+                        let _ = s.set_linger(Some(Duration::ZERO));
+                        drop(s);
+                        return;
+                    }
+                    Fault::Dribble => {
+                        let full = reply("200 OK", &paid_answer(Some(API_KEY)));
+                        for b in full.as_bytes() {
+                            if s.write_all(&[*b]).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        return;
+                    }
                 };
                 let _ = s.write_all(text.as_bytes()).await;
                 let _ = s.shutdown().await;
@@ -236,6 +261,18 @@ async fn closed_after_reading_the_request_is_unknown() {
 #[tokio::test]
 async fn no_answer_within_the_timeout_is_unknown() {
     check_unknown(Fault::Silent).await;
+}
+
+#[tokio::test]
+async fn a_reset_half_way_through_a_paid_answer_is_unknown() {
+    check_unknown(Fault::ResetMidAnswer).await;
+}
+
+#[tokio::test]
+async fn an_answer_dribbled_a_byte_at_a_time_is_cut_off_by_the_timeout_and_unknown() {
+    // check_unknown also holds the call to a few timeouts: a dribbling
+    // server cannot keep a sale waiting.
+    check_unknown(Fault::Dribble).await;
 }
 
 #[tokio::test]
