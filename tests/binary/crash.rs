@@ -12,23 +12,7 @@ use serde_json::{json, Value};
 use tillpay::domain::Provider;
 use tillpay::sim::behaviour::Behaviour;
 
-use till::{E2eTill, Speed};
-
-const FINAL: [&str; 5] = ["paid", "failed", "cancelled", "revoked", "needs_attention"];
-
-/// A small deterministic generator (xorshift64*), so a seed replays a run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use till::{E2eTill, Rng, Speed, FINAL};
 
 /// Starts sales without waiting for their answers (their client dies with
 /// the daemon anyway).

@@ -17,23 +17,9 @@ use serde_json::{json, Value};
 use tillpay::domain::Provider;
 use tillpay::sim::behaviour::Behaviour;
 
-use till::{E2eTill, Speed};
+use till::{E2eTill, Rng, Speed, FINAL};
 
-const FINAL: [&str; 5] = ["paid", "failed", "cancelled", "revoked", "needs_attention"];
 const PER_ROUND: u64 = 40;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[derive(Default, Debug)]
 struct Figures {

@@ -12,6 +12,23 @@ use tillpay::sim::Simulator;
 
 use crate::common::Conn;
 
+/// The statuses a sale ends in.
+pub const FINAL: [&str; 5] = ["paid", "failed", "cancelled", "revoked", "needs_attention"];
+
+/// A small deterministic generator (xorshift64*), so a seed replays a run.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
 pub enum Speed {
     /// Polls every 200 ms, revoke after 2 s, WeChat's reverse delay 1 s.
     Fast,

@@ -70,6 +70,12 @@ async fn drive(gw: &WechatGateway, req: &PayRequest, seen: &mut Vec<String>) -> 
     Final::NeedsAttention
 }
 
+/// A WeChat client of the simulator at `base_url`.
+fn client(base_url: &str, sign_type: WechatSignType) -> WechatGateway {
+    WechatGateway::new(&config(base_url, sign_type), TILL, Duration::from_secs(2))
+        .expect("client builds")
+}
+
 fn request(b: Behaviour, serial: u64, amount: u64) -> PayRequest {
     let code = b.code(Provider::Wechat, serial);
     PayRequest {
@@ -326,12 +332,7 @@ async fn a_wrong_key_is_a_config_error_and_charges_nothing() {
 #[tokio::test]
 async fn a_retry_of_a_paid_order_is_not_a_failure() {
     let sim = start_sim(TIME_UNIT).await;
-    let gw = WechatGateway::new(
-        &config(&sim.base_url, WechatSignType::Md5),
-        TILL,
-        Duration::from_secs(2),
-    )
-    .expect("client");
+    let gw = client(&sim.base_url, WechatSignType::Md5);
     let req = request(Behaviour::AnswerLost, 3, 700);
     assert!(matches!(gw.pay(&req).await, PayAnswer::Unknown { .. }));
     // The same request again: ORDERPAID, which only a query may settle.
@@ -349,12 +350,7 @@ async fn a_retry_of_a_paid_order_is_not_a_failure() {
 #[tokio::test]
 async fn refunds_and_the_bill() {
     let sim = start_sim(TIME_UNIT).await;
-    let gw = WechatGateway::new(
-        &config(&sim.base_url, WechatSignType::HmacSha256),
-        TILL,
-        Duration::from_secs(2),
-    )
-    .expect("client");
+    let gw = client(&sim.base_url, WechatSignType::HmacSha256);
     let paid = request(Behaviour::PaysAtOnce, 4, 1000);
     let tid = match gw.pay(&paid).await {
         PayAnswer::Paid(info) => {
@@ -464,12 +460,7 @@ async fn todays_bill_is_still_being_made_as_at_the_real_gateway() {
     // same day, it answers "Bill Creating", which is "not yet", never
     // "no bill" (a day with sales would then look empty).
     let sim = start_strict_sim(TIME_UNIT).await;
-    let gw = WechatGateway::new(
-        &config(&sim.base_url, WechatSignType::HmacSha256),
-        TILL,
-        Duration::from_secs(2),
-    )
-    .expect("client");
+    let gw = client(&sim.base_url, WechatSignType::HmacSha256);
     let req = request(Behaviour::PaysAtOnce, 77, 500);
     assert!(matches!(gw.pay(&req).await, PayAnswer::Paid(_)));
     let today = chrono::Local::now().format("%Y-%m-%d").to_string();
@@ -486,12 +477,7 @@ async fn a_refund_number_is_unique_across_the_merchant_account() {
     // refund number: tillpay puts the till id in the number WeChat sees, so
     // both are new. The same number on another order is refused.
     let sim = start_sim(TIME_UNIT).await;
-    let gw = WechatGateway::new(
-        &config(&sim.base_url, WechatSignType::HmacSha256),
-        TILL,
-        Duration::from_secs(2),
-    )
-    .expect("client");
+    let gw = client(&sim.base_url, WechatSignType::HmacSha256);
     let a = request(Behaviour::PaysAtOnce, 80, 1000);
     let b = request(Behaviour::PaysAtOnce, 81, 1000);
     assert!(matches!(gw.pay(&a).await, PayAnswer::Paid(_)));
