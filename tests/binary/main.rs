@@ -15,6 +15,7 @@ mod daemon_run;
 mod demo;
 mod doctor;
 mod e2e;
+mod outage;
 mod packaging;
 mod reconcile_cli;
 mod soak;

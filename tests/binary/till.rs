@@ -44,7 +44,17 @@ pub struct E2eTill {
 }
 
 impl E2eTill {
-    pub async fn start(_speed: Speed) -> E2eTill {
+    pub async fn start(speed: Speed) -> E2eTill {
+        E2eTill::start_with(speed, |_, tables| tables).await
+    }
+
+    /// As [`E2eTill::start`], with the config's gateway tables passed
+    /// through `tables` first (to put a fault proxy in front of the
+    /// simulator, say).
+    pub async fn start_with(
+        _speed: Speed,
+        rewrite: impl FnOnce(&Simulator, String) -> String,
+    ) -> E2eTill {
         let sim = Simulator::start(Duration::from_millis(200))
             .await
             .expect("simulator");
@@ -57,6 +67,7 @@ impl E2eTill {
         let tables = sim
             .write_config_tables(dir.path(), 1000)
             .expect("credentials");
+        let tables = rewrite(&sim, tables);
         let text = format!(
             "[till]\nid = \"T1\"\nstate_dir = {state:?}\n\n[pos]\nsocket = {sock:?}\nsocket_mode = \"0600\"\n\n[scanner]\ndevice = {dev:?}\nframe_gap_ms = 30\n\n[payment]\npoll_interval_ms = 200\npay_timeout_ms = 2000\nrevoke_interval_ms = 100\nrevoke_max_attempts = 3\nhttp_timeout_ms = 1000\nscan_timeout_ms = 20000\n\n{tables}",
             state = dir.path().join("state").display().to_string(),
