@@ -17,8 +17,9 @@ use super::rpc::{self, Context};
 
 pub const MAX_LINE: usize = 64 * 1024;
 pub const MAX_CLIENTS: usize = 64;
-/// Requests one client may have running at once.
-const MAX_IN_FLIGHT: usize = 16;
+/// Requests one client may have running at once; past it, the client's
+/// next line is not read until one ends (back-pressure, nothing dropped).
+pub const MAX_IN_FLIGHT: usize = 16;
 /// Messages queued for a client before it counts as not reading.
 const QUEUE: usize = 256;
 

@@ -179,3 +179,30 @@ async fn sales_in_flight_through_an_outage_end_paid_once_or_unpaid_or_with_an_op
     drop(conns);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_gateway_whose_name_does_not_resolve_fails_the_sale_and_keeps_nothing() {
+    // Address lookup fails: provably nothing was sent, so the sale may end
+    // failed at once, with the reason, and the next one can be tried.
+    let t = E2eTill::start_with(Speed::Fast, |sim, tables| {
+        tables.replace(&sim.addr.to_string(), "gateway.invalid:443")
+    })
+    .await;
+    let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 900);
+    let mut pos = t.pos().await;
+    let r = pos
+        .call(
+            1,
+            "charge",
+            json!({"order_no": "DNS1", "amount": 300, "auth_code": code}),
+        )
+        .await;
+    let p = &r["result"];
+    assert_eq!(p["status"], "failed", "{r}");
+    assert_eq!(p["error"]["code"], "NOT_SENT", "{r}");
+    assert!(
+        t.sim.ledger.orders().is_empty(),
+        "nothing reached the gateway"
+    );
+    t.stop().await;
+}

@@ -321,6 +321,36 @@ async fn clients_beyond_the_limit_are_refused_and_a_freed_slot_is_taken_again() 
 }
 
 #[tokio::test]
+async fn a_client_with_its_requests_all_running_is_not_read_until_one_ends() {
+    let till = TestTill::start(vec![], 0o660).await;
+    let max = tillpay::pos::server::MAX_IN_FLIGHT as u64;
+    let mut c = till.connect().await;
+    // As many charges as may run, each waiting for its customer (polled,
+    // then revoked after 800 ms), then one more request.
+    for i in 0..max {
+        let code = code(Behaviour::NeverConfirms, Provider::Alipay, 700 + i);
+        c.send(json!({"jsonrpc": "2.0", "id": i, "method": "charge", "params": {"order_no": format!("F{i}"), "amount": 100, "auth_code": code}}))
+            .await;
+    }
+    c.send(json!({"jsonrpc": "2.0", "id": "late", "method": "status"}))
+        .await;
+    // The status is not taken until a charge has ended: the first answer
+    // is a charge's, and every request is answered in the end.
+    let mut answers = Vec::new();
+    while answers.len() < max as usize + 1 {
+        let msg = c.next().await.expect("open");
+        if msg.get("id").is_some() {
+            answers.push(msg);
+        }
+    }
+    assert_ne!(answers[0]["id"], "late", "{:?}", answers[0]);
+    assert_eq!(answers[0]["result"]["status"], "revoked");
+    assert!(answers
+        .iter()
+        .any(|a| a["id"] == "late" && a["result"]["till_id"] == "T1"));
+}
+
+#[tokio::test]
 async fn a_client_that_never_reads_is_dropped_and_slows_nobody() {
     let till = TestTill::start(vec![], 0o660).await;
     let silent = std::os::unix::net::UnixStream::connect(&till.socket).expect("connect");
