@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::domain::{is_valid_id, Provider};
 use crate::gateway::channel::ChannelConfig;
-use crate::gateway::{Gateway, SetupError, CHANNELS};
+use crate::gateway::{setup, Gateway, SetupError, CHANNELS};
 
 pub const DEFAULT_PATH: &str = "/etc/tillpay/tillpay.toml";
 
@@ -239,13 +239,9 @@ impl Config {
     }
 }
 
-fn required<T>(v: Option<T>, key: &str) -> Result<T, ConfigError> {
-    v.ok_or_else(|| invalid(key, "is required"))
-}
-
 fn check_till(raw: Option<RawTill>) -> Result<TillConfig, ConfigError> {
     let raw = raw.ok_or_else(|| invalid("till", "the [till] table is required"))?;
-    let id = required(raw.id, "till.id")?;
+    let id = setup::required(raw.id, "till.id")?;
     if !is_valid_id(&id) {
         return Err(invalid(
             "till.id",
@@ -288,7 +284,7 @@ fn check_pos(raw: RawPos) -> Result<PosConfig, ConfigError> {
 }
 
 fn check_scanner(raw: RawScanner) -> Result<ScannerConfig, ConfigError> {
-    let device = required(raw.device, "scanner.device")?;
+    let device = setup::required(raw.device, "scanner.device")?;
     let baud = raw.baud.unwrap_or(9600);
     const BAUDS: [u32; 8] = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200];
     if !BAUDS.contains(&baud) {

@@ -91,6 +91,20 @@ fn assert_no_code(req: &PayRequest, what: &impl std::fmt::Debug) {
     );
 }
 
+/// 10003: the customer is asked to confirm on the phone.
+fn assert_user_paying(a: &PayAnswer) {
+    assert!(
+        matches!(
+            a,
+            PayAnswer::Unknown {
+                user_paying: true,
+                ..
+            }
+        ),
+        "{a:?}"
+    );
+}
+
 fn code_of(a: &PayAnswer) -> &str {
     match a {
         PayAnswer::Failed { note, .. }
@@ -134,16 +148,7 @@ async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
                 (fen, 1)
             }
             Behaviour::ConfirmsAfter(n) => {
-                assert!(
-                    matches!(
-                        answer,
-                        PayAnswer::Unknown {
-                            user_paying: true,
-                            ..
-                        }
-                    ),
-                    "{answer:?}"
-                );
+                assert_user_paying(&answer);
                 assert!(matches!(
                     r.gw.query(&otn).await,
                     QueryAnswer::Pending {
@@ -216,13 +221,7 @@ async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
                 (fen, 1)
             }
             Behaviour::RevokeRetries(n) => {
-                assert!(matches!(
-                    answer,
-                    PayAnswer::Unknown {
-                        user_paying: true,
-                        ..
-                    }
-                ));
+                assert_user_paying(&answer);
                 for _ in 0..n {
                     let a = r.gw.revoke(&otn).await;
                     assert!(matches!(a, RevokeAnswer::Retry(_)), "{a:?}");
@@ -263,16 +262,7 @@ async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
             }
             Behaviour::GivesUp(n) => {
                 // Waiting, then the customer gives up: TRADE_CLOSED.
-                assert!(
-                    matches!(
-                        answer,
-                        PayAnswer::Unknown {
-                            user_paying: true,
-                            ..
-                        }
-                    ),
-                    "{answer:?}"
-                );
+                assert_user_paying(&answer);
                 tokio::time::sleep(UNIT * (n + 1)).await;
                 let q = r.gw.query(&otn).await;
                 assert!(

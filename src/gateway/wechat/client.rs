@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::gateway::SetupError;
+use crate::gateway::{ReadError, SetupError};
 
 use super::classify::{self, Fields, Reply};
 use super::sign::{self, sign_type_name, SignType};
@@ -184,7 +184,7 @@ impl WechatGateway {
             .body(body)
             .send()
             .await;
-        let mut resp = match resp {
+        let resp = match resp {
             Ok(r) => r,
             Err(e) => return Err(transport_error(path, &e)),
         };
@@ -196,22 +196,16 @@ impl WechatGateway {
                 format!("WeChat answered HTTP {status}"),
             )));
         }
-        let mut out = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if out.len() + chunk.len() > cap {
-                        tracing::warn!(path, cap, "wechat answer too large");
-                        return Err(Reply::Lost(GatewayNote::new(
-                            "BAD_RESPONSE",
-                            format!("answer larger than {cap} bytes"),
-                        )));
-                    }
-                    out.extend_from_slice(&chunk);
-                }
-                Ok(None) => return Ok(out),
-                Err(e) => return Err(transport_error(path, &e)),
+        match crate::gateway::read_capped(resp, cap).await {
+            Ok(out) => Ok(out),
+            Err(ReadError::TooLarge(cap)) => {
+                tracing::warn!(path, cap, "wechat answer too large");
+                Err(Reply::Lost(GatewayNote::new(
+                    "BAD_RESPONSE",
+                    format!("answer larger than {cap} bytes"),
+                )))
             }
+            Err(ReadError::Transport(e)) => Err(transport_error(path, &e)),
         }
     }
 
