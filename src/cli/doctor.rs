@@ -166,6 +166,17 @@ async fn socket(c: &mut Checks, cfg: &Config) {
                 )
                 .await;
                 match status {
+                    Ok(Ok(s)) if s["journal_ok"] == false => c.add(
+                        Level::Fail,
+                        "socket",
+                        format!(
+                            "tillpay {} is running but stopped charging: its journal failed ({}); \
+                             fix the cause (see the journal check), then restart tillpay: \
+                             sales in flight resume",
+                            s["version"].as_str().unwrap_or("?"),
+                            s["journal_error"].as_str().unwrap_or("no reason given")
+                        ),
+                    ),
                     Ok(Ok(s)) => c.add(
                         Level::Ok,
                         "socket",
@@ -215,7 +226,57 @@ async fn socket(c: &mut Checks, cfg: &Config) {
     }
 }
 
+/// Below this, the journal may not be able to take the next sale.
+const SPACE_FAIL: u64 = 1 << 20;
+/// Below this, warn before it comes to that.
+const SPACE_WARN: u64 = 64 << 20;
+
+/// Bytes that may still be written on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: statvfs(2) reads the NUL-terminated path and fills `st`;
+    // both pointers are valid for the call.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so `st` is filled.
+    let st = unsafe { st.assume_init() };
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+fn space(c: &mut Checks, cfg: &Config) {
+    let dir = &cfg.till.state_dir;
+    let Ok(free) = free_bytes(dir) else {
+        return;
+    };
+    let mib = free >> 20;
+    let (level, what) = if free < SPACE_FAIL {
+        (
+            Level::Fail,
+            "the journal cannot grow, and tillpay stops charging when it cannot write; \
+             free space there, then restart tillpay",
+        )
+    } else if free < SPACE_WARN {
+        (Level::Warn, "low: free space there before it runs out")
+    } else {
+        (Level::Ok, "free")
+    };
+    c.add(
+        level,
+        "disk",
+        format!(
+            "{} MiB on the file system of {}: {what}",
+            mib,
+            dir.display()
+        ),
+    );
+}
+
 fn journal(c: &mut Checks, cfg: &Config) {
+    space(c, cfg);
     let path = cfg.till.journal_path();
     if !path.exists() {
         let dir = &cfg.till.state_dir;

@@ -287,8 +287,14 @@ fn attention(j: &Journal) -> Result<ExitCode, String> {
     println!("{} attempt(s) need an operator: check each with the gateway, then `tillpay journal resolve ORDER --as paid|unpaid --note ...`", rows.len());
     for a in rows {
         debug_assert_eq!(a.state.phase, Phase::NeedsAttention);
+        let behind = if a.state.background_revoke {
+            " — tillpay is still revoking it in the background (for 24 h after the sale); \
+             a revoke that lands settles it"
+        } else {
+            ""
+        };
         println!(
-            "  {} {} {} ¥{} submitted {} revoke tries {}{}",
+            "  {} {} {} ¥{} submitted {} revoke tries {}{}{behind}",
             a.order_no,
             a.out_trade_no,
             a.provider,

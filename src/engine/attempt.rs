@@ -21,6 +21,9 @@ use crate::machine::{self, Action, Attempt, Call, Clock, Event, Facts, Phase, Ti
 pub(super) enum Fed {
     Running,
     Ended(Phase),
+    /// Ended `needs_attention` for the sale, but still revoking in the
+    /// background (payment-rules.md §12): the run stays with its owner.
+    Background,
     /// A journal write failed: the attempt stays as last journaled.
     Halted,
 }
@@ -232,10 +235,12 @@ impl AttemptRun {
             }
         }
         self.state = next;
-        if self.state.phase.is_final() {
-            Fed::Ended(self.state.phase)
-        } else {
+        if !self.state.phase.is_final() {
             Fed::Running
+        } else if self.state.background_revoke && self.job.is_some() {
+            Fed::Background
+        } else {
+            Fed::Ended(self.state.phase)
         }
     }
 }

@@ -72,6 +72,8 @@ pub struct Engine {
     registry: Mutex<Registry>,
     /// Set on the first journal I/O error: no new charges (payment-rules.md §14).
     journal_failed: AtomicBool,
+    /// What that first error was, for `status` and `doctor`.
+    journal_failure: Mutex<Option<String>>,
 }
 
 /// Runs blocking journal work off the async threads. A worker thread that
@@ -99,6 +101,7 @@ impl Engine {
             notify,
             registry: Mutex::new(Registry::default()),
             journal_failed: AtomicBool::new(false),
+            journal_failure: Mutex::new(None),
         })
     }
 
@@ -190,7 +193,21 @@ impl Engine {
     pub(crate) fn fail_stop(&self, err: &JournalError) {
         if !self.journal_failed.swap(true, Ordering::SeqCst) {
             tracing::error!(error = %err, "journal write failed: refusing new charges until restarted");
+            let mut why = self
+                .journal_failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            *why = Some(err.to_string());
         }
+    }
+
+    /// Why the journal stopped the till, if it did.
+    pub fn journal_failure(&self) -> Option<String> {
+        let why = self
+            .journal_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        why.clone()
     }
 
     pub fn journal_ok(&self) -> bool {

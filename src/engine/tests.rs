@@ -119,6 +119,14 @@ impl Scripted {
             .find(|(s, _)| s == call)
             .map(|(_, at)| at)
     }
+    /// When each `call` went out.
+    fn times(&self, call: &Sent) -> Vec<Duration> {
+        self.sent()
+            .into_iter()
+            .filter(|(s, _)| s == call)
+            .map(|(_, at)| at)
+            .collect()
+    }
     fn count(&self, f: impl Fn(&Sent) -> bool) -> usize {
         self.sent().iter().filter(|(s, _)| f(s)).count()
     }
@@ -300,6 +308,7 @@ async fn refund_event(
     }
 }
 
+mod background;
 mod journal_faults;
 mod owner;
 mod paths;

@@ -5,12 +5,15 @@
 use super::{rows, AttemptRow, EventRow, Journal, Result, SaleRow};
 
 impl Journal {
-    /// Every attempt that is not final (for recovery, payment-rules.md §15).
+    /// Every attempt that is not final, and every one that needs an
+    /// operator but is still revoking in the background (for recovery,
+    /// payment-rules.md §12, 15).
     pub fn unfinished(&self) -> Result<Vec<AttemptRow>> {
         let conn = self.lock();
         rows::attempts_where(
             &conn,
-            "phase IN ('submitting', 'paying', 'revoking') ORDER BY submitted_at",
+            "phase IN ('submitting', 'paying', 'revoking')
+             OR (phase = 'needs_attention' AND background_revoke = 1) ORDER BY submitted_at",
             [],
         )
         .map_err(Into::into)

@@ -110,7 +110,7 @@ fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
 const ATTEMPT_COLS: &str =
     "out_trade_no, order_no, seq, provider, amount, code_masked, code_hash, phase,
     submitted_at, cancel_requested, seen_paid, revoke_tries, revoke_effect, transaction_id, paid_at,
-    error_code, error_message, updated_at, booked_amount, used_number";
+    error_code, error_message, updated_at, booked_amount, used_number, background_revoke";
 
 pub(super) fn attempts_where<P: Params>(
     conn: &Connection,
@@ -142,6 +142,7 @@ fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
             seen_paid: r.get::<_, i64>(10)? != 0,
             revoke_tries: r.get(11)?,
             used_number: r.get::<_, i64>(19)? != 0,
+            background_revoke: r.get::<_, i64>(20)? != 0,
         },
         submitted_at: r.get(8)?,
         revoke_effect: match effect.as_deref() {
@@ -198,7 +199,7 @@ pub(super) fn update_attempt(
     let error = rec.note.as_ref().filter(|_| !rec.history_only);
     let changed = conn.execute(
         "UPDATE attempts SET phase = ?2, cancel_requested = ?3, seen_paid = ?4, revoke_tries = ?5,
-         used_number = ?13, revoke_effect = COALESCE(?6, revoke_effect),
+         used_number = ?13, background_revoke = ?14, revoke_effect = COALESCE(?6, revoke_effect),
          transaction_id = COALESCE(?7, transaction_id), paid_at = COALESCE(?8, paid_at),
          error_code = CASE WHEN error_code = 'AMOUNT_MISMATCH' THEN error_code
                            ELSE COALESCE(?9, error_code) END,
@@ -222,7 +223,8 @@ pub(super) fn update_attempt(
             error.map(|n| n.message.as_str()),
             now_ms(),
             paid.and_then(|p| p.amount).map(|f| f.0 as i64),
-            a.used_number as i64
+            a.used_number as i64,
+            a.background_revoke as i64
         ],
     )?;
     if changed != 1 {
@@ -239,6 +241,7 @@ pub(super) fn record_detail(a: &Attempt, rec: &Record) -> serde_json::Value {
         "revoke_effect": rec.revoke_effect.map(effect_str),
         "revoke_tries": a.revoke_tries,
         "used_number": a.used_number,
+        "background_revoke": a.background_revoke,
     })
 }
 

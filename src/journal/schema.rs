@@ -104,6 +104,11 @@ const MIGRATIONS: &[&str] = &[
     -- A charge holds the scanner for this sale: a restart cancels it.
     ALTER TABLE sales ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 4: an attempt that needs an operator may still be revoking in the
+    // background (payment-rules.md §12): a restart resumes it.
+    r#"
+    ALTER TABLE attempts ADD COLUMN background_revoke INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -163,6 +163,7 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
              ALTER TABLE refunds DROP COLUMN out_refund_no;
              ALTER TABLE refunds DROP COLUMN accepted;
              ALTER TABLE sales DROP COLUMN waiting;
+             ALTER TABLE attempts DROP COLUMN background_revoke;
              PRAGMA user_version = 1;",
         )
         .expect("downgrade");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{
     Action, Attempt, Call, Clock, Event, Facts, Notice, Phase, Record, Step, Timing, Verdict,
-    PAY_WINDOW,
+    BACKGROUND_REVOKE_MAX_INTERVAL, PAY_WINDOW, REVOKE_LIFETIME,
 };
 use crate::domain::Fen;
 use crate::gateway::{GatewayNote, PaidInfo, PayAnswer, QueryAnswer, RevokeAnswer, RevokeEffect};
@@ -21,7 +21,13 @@ pub fn step(a: Attempt, ev: Event, c: Clock, t: &Timing, f: &Facts) -> Step {
         return resolve(a, verdict, note);
     }
     if a.phase.is_final() {
-        return (a, Vec::new());
+        return match ev {
+            _ if !a.background_revoke => (a, Vec::new()),
+            Event::RevokeAnswered(ans) => on_revoke(a, ans, c, t),
+            Event::Resumed => resume_background(a, c, t),
+            Event::ProviderMissing => give_up(a, provider_missing()),
+            _ => (a, Vec::new()),
+        };
     }
     // A verified "paid" that is not this sale's payment goes to an
     // operator, whatever the phase.
@@ -78,15 +84,7 @@ pub fn step(a: Attempt, ev: Event, c: Clock, t: &Timing, f: &Facts) -> Step {
         }
         // The provider was removed from the config with money possibly in
         // flight: only an operator can settle it now.
-        (_, Event::ProviderMissing) => {
-            let mut rec = Record::new("resume_impossible").note(GatewayNote::new(
-                "PROVIDER_NOT_CONFIGURED",
-                "this attempt's provider is no longer configured: nothing can ask the gateway; \
-                 check the order in the merchant portal",
-            ));
-            rec.config_error = true;
-            attention(a, rec)
-        }
+        (_, Event::ProviderMissing) => attention(a, provider_missing()),
         // A pay or query answer that was in flight when a cancel moved the
         // attempt to revoking: the revoke decides (payment-rules.md §12), but it must
         // still be sent, and a paid answer means the revoke will refund.
@@ -126,6 +124,16 @@ fn not_ours(a: Attempt, info: &PaidInfo, f: &Facts) -> Option<GatewayNote> {
         .map(|t| t.timestamp_millis());
     let long_before = paid_ms.is_some_and(|p| p < f.submitted_at_ms - 5 * 60 * 1000);
     (a.used_number && long_before).then(|| order_number_collision(info))
+}
+
+fn provider_missing() -> Record {
+    let mut rec = Record::new("resume_impossible").note(GatewayNote::new(
+        "PROVIDER_NOT_CONFIGURED",
+        "this attempt's provider is no longer configured: nothing can ask the gateway; \
+         check the order in the merchant portal",
+    ));
+    rec.config_error = true;
+    rec
 }
 
 fn on_pay(a: Attempt, ans: PayAnswer, c: Clock, t: &Timing) -> Step {
@@ -208,6 +216,7 @@ fn on_revoke(a: Attempt, ans: RevokeAnswer, c: Clock, t: &Timing) -> Step {
             };
             let a = Attempt {
                 phase: Phase::Revoked,
+                background_revoke: false,
                 ..a
             };
             let mut rec = Record::new("revoked");
@@ -222,8 +231,11 @@ fn on_revoke(a: Attempt, ans: RevokeAnswer, c: Clock, t: &Timing) -> Step {
                 revoke_tries: a.revoke_tries.saturating_add(1),
                 ..a
             };
+            if a.background_revoke {
+                return retry_in_background(a, note, c, t);
+            }
             if a.revoke_tries >= t.revoke_max_attempts {
-                return attention(a, Record::new("revoke_gave_up").note(note));
+                return revoke_gave_up(a, note, c, t);
             }
             (
                 a,
@@ -239,7 +251,7 @@ fn on_revoke(a: Attempt, ans: RevokeAnswer, c: Clock, t: &Timing) -> Step {
             )
         }
         RevokeAnswer::NotFound(note) => not_found(a, note, c, t),
-        RevokeAnswer::Refused(note) => attention(
+        RevokeAnswer::Refused(note) => give_up(
             Attempt {
                 revoke_tries: a.revoke_tries.saturating_add(1),
                 ..a
@@ -249,6 +261,85 @@ fn on_revoke(a: Attempt, ans: RevokeAnswer, c: Clock, t: &Timing) -> Step {
     }
 }
 
+/// `revoke_max_attempts` revokes failed: the POS hears `needs_attention`
+/// now, but a gateway that could not be reached (or kept asking to retry)
+/// may take the revoke later, so tillpay goes on revoking in the
+/// background, more slowly, until [`REVOKE_LIFETIME`] (payment-rules.md §12).
+fn revoke_gave_up(a: Attempt, note: GatewayNote, c: Clock, t: &Timing) -> Step {
+    let rec = Record::new("revoke_gave_up").note(note);
+    if c.since_sent >= REVOKE_LIFETIME {
+        return attention(a, rec);
+    }
+    let (a, mut actions) = attention(
+        Attempt {
+            background_revoke: true,
+            ..a
+        },
+        rec,
+    );
+    actions.push(Action::Schedule {
+        call: Call::Revoke,
+        after: background_interval(a.revoke_tries, c, t),
+    });
+    (a, actions)
+}
+
+/// A background revoke that must be tried again: kept in the attempt's
+/// history, and tried again later, until [`REVOKE_LIFETIME`].
+fn retry_in_background(a: Attempt, note: GatewayNote, c: Clock, t: &Timing) -> Step {
+    if c.since_sent >= REVOKE_LIFETIME {
+        return give_up(a, Record::new("revoke_stopped").note(note));
+    }
+    let mut rec = Record::new("revoke_retry").note(note);
+    rec.history_only = true;
+    (
+        a,
+        vec![
+            Action::Record(rec),
+            Action::Schedule {
+                call: Call::Revoke,
+                after: background_interval(a.revoke_tries, c, t),
+            },
+        ],
+    )
+}
+
+/// The wait before the background revoke after `tries`: `revoke_interval`,
+/// doubling with each try past the bound, at most
+/// [`BACKGROUND_REVOKE_MAX_INTERVAL`], and never within WeChat's 15 s.
+fn background_interval(tries: u32, c: Clock, t: &Timing) -> Duration {
+    let past = tries.saturating_sub(t.revoke_max_attempts).min(16);
+    t.revoke_interval
+        .saturating_mul(1 << past)
+        .min(BACKGROUND_REVOKE_MAX_INTERVAL)
+        .max(t.min_revoke_delay.saturating_sub(c.since_sent))
+}
+
+/// A restart found the attempt revoking in the background: revoke now
+/// (WeChat's 15 s permitting), unless its time is up.
+fn resume_background(a: Attempt, c: Clock, t: &Timing) -> Step {
+    if c.since_sent >= REVOKE_LIFETIME {
+        return give_up(
+            a,
+            Record::new("revoke_stopped").note(GatewayNote::new(
+                "REVOKE_LIFETIME_PASSED",
+                "tillpay stopped revoking this attempt 24 hours after its pay request; \
+                 check the order in the merchant portal",
+            )),
+        );
+    }
+    (
+        a,
+        vec![
+            Action::Record(Record::new("resumed")),
+            Action::Schedule {
+                call: Call::Revoke,
+                after: t.min_revoke_delay.saturating_sub(c.since_sent),
+            },
+        ],
+    )
+}
+
 /// The revoke found no order under the number. Until the pay window has
 /// passed, a pay request still on its way could land: ask again at its end,
 /// without counting a failed try. After it, nothing can be taken any more,
@@ -256,7 +347,7 @@ fn on_revoke(a: Attempt, ans: RevokeAnswer, c: Clock, t: &Timing) -> Step {
 /// which an operator must untangle (payment-rules.md §12).
 fn not_found(a: Attempt, note: GatewayNote, c: Clock, t: &Timing) -> Step {
     if a.seen_paid {
-        return attention(
+        return give_up(
             Attempt {
                 revoke_tries: a.revoke_tries.saturating_add(1),
                 ..a
@@ -279,6 +370,7 @@ fn not_found(a: Attempt, note: GatewayNote, c: Clock, t: &Timing) -> Step {
     }
     let a = Attempt {
         phase: Phase::Revoked,
+        background_revoke: false,
         ..a
     };
     let mut rec = Record::new("revoke_not_found").note(note);
@@ -328,8 +420,13 @@ pub fn resolve(a: Attempt, verdict: Verdict, note: GatewayNote) -> Step {
         }
         Verdict::Unpaid => (Phase::Failed, Notice::Failed),
     };
+    // The verdict settles it: any background revoke stops.
     (
-        Attempt { phase, ..a },
+        Attempt {
+            phase,
+            background_revoke: false,
+            ..a
+        },
         vec![Action::Record(rec), Action::Notify(notice)],
     )
 }
@@ -410,6 +507,20 @@ fn fail(a: Attempt, rec: Record) -> Step {
         },
         vec![Action::Record(rec), Action::Notify(Notice::Failed)],
     )
+}
+
+/// No further revoke can help: the attempt needs an operator. One that
+/// already does (revoking in the background) stops revoking, and the POS,
+/// which heard `needs_attention` then, is not told again.
+fn give_up(a: Attempt, rec: Record) -> Step {
+    if a.phase == Phase::NeedsAttention {
+        let a = Attempt {
+            background_revoke: false,
+            ..a
+        };
+        return (a, vec![Action::Record(rec)]);
+    }
+    attention(a, rec)
 }
 
 fn attention(a: Attempt, rec: Record) -> Step {

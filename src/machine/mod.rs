@@ -80,6 +80,16 @@ impl Phase {
 /// does not know will never be paid (payment-rules.md §12).
 pub const PAY_WINDOW: Duration = Duration::from_secs(120);
 
+/// How long after a pay request tillpay keeps revoking in the background.
+/// A copy of Alipay's domestic docs takes a cancel within 24 hours of the
+/// trade; WeChat takes a reverse within 7 days (gateway-facts.md §A6, §W7):
+/// 24 hours fits both. A refusal after it ends the background revokes.
+pub const REVOKE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest wait between background revokes: once the gateway is back,
+/// a sale that needed an operator settles within this.
+pub const BACKGROUND_REVOKE_MAX_INTERVAL: Duration = Duration::from_secs(60);
+
 /// The timing rules, from `[payment]` and the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -108,6 +118,11 @@ pub struct Attempt {
     /// payment it shows from well before this attempt is another sale's.
     /// Journaled, so a restart in between still sees it.
     pub used_number: bool,
+    /// Needs an operator, but tillpay keeps revoking: the bound of
+    /// `revoke_max_attempts` ended the sale for the POS while the gateway
+    /// could not be reached or kept asking to retry, and a revoke that
+    /// succeeds later still gives the money back (payment-rules.md §12).
+    pub background_revoke: bool,
 }
 
 impl Attempt {
@@ -118,6 +133,7 @@ impl Attempt {
             cancel_requested: false,
             seen_paid: false,
             used_number: false,
+            background_revoke: false,
         }
     }
 }

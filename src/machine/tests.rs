@@ -333,6 +333,7 @@ fn policy_11_wechat_cancel_at_3s_polls_until_15s_then_revokes() {
     assert_eq!(scheduled(&acts), Some((Call::Revoke, S(5))));
 }
 
+mod background;
 mod exhaustive;
 mod revoke;
 mod strangers;

@@ -220,10 +220,12 @@ async fn resolve(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineE
 async fn status(ctx: &Context) -> Result<Value, EngineError> {
     let (waiting, in_flight, attention) = ctx.engine.counts().await;
     // Never "0 need attention" when the journal could not be read.
-    let (attention, journal_error) = match attention {
-        Ok(n) => (json!(n), Value::Null),
-        Err(e) => (Value::Null, json!(e.to_string())),
+    let (attention, read_error) = match attention {
+        Ok(n) => (json!(n), None),
+        Err(e) => (Value::Null, Some(e.to_string())),
     };
+    // The write that stopped the till, or else why it cannot be read now.
+    let journal_error = ctx.engine.journal_failure().or(read_error);
     let scanner = match &ctx.scanner {
         Some(f) => {
             let (device, connected) = f();
@@ -238,7 +240,7 @@ async fn status(ctx: &Context) -> Result<Value, EngineError> {
         "waiting_order": waiting,
         "in_flight": in_flight,
         "needs_attention": attention,
-        "journal_ok": ctx.engine.journal_ok() && journal_error.is_null(),
+        "journal_ok": ctx.engine.journal_ok() && journal_error.is_none(),
         "journal_error": journal_error,
     }))
 }

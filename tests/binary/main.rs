@@ -9,13 +9,16 @@
 mod common;
 mod till;
 
+mod clockjump;
 mod crash;
 mod customers;
 mod daemon_run;
 mod demo;
+mod diskfull;
 mod doctor;
 mod e2e;
 mod outage;
 mod packaging;
+mod powercut;
 mod reconcile_cli;
 mod soak;

@@ -17,60 +17,23 @@ use serde_json::{json, Value};
 use tillpay::domain::Provider;
 use tillpay::sim::behaviour::Behaviour;
 
-use till::{E2eTill, Rng, Speed, FINAL};
+use till::{final_payment, E2eTill, Rng, Speed, Tally, FINAL};
 
 const PER_ROUND: u64 = 40;
 
 #[derive(Default, Debug)]
 struct Figures {
-    sales: u64,
-    paid: u64,
-    unpaid: u64,
-    never_journaled: u64,
-    operator: u64,
+    tally: Tally,
     kills: u64,
-    double_charges: u64,
-    lost: u64,
-    unresolved: u64,
     peak_rss_kib: u64,
     waited_out_the_pay_window: u64,
-}
-
-fn env(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|s| s.parse().ok())
-}
-
-/// The Payment of `order` once final (or as it stands after `patience`),
-/// or `None` when the daemon never heard of it (killed before the charge
-/// reached the journal).
-async fn final_payment(t: &E2eTill, order: &str, patience: Duration) -> Option<Value> {
-    let mut c = t.pos().await;
-    let mut last = Value::Null;
-    let end = std::time::Instant::now() + patience;
-    for i in 0.. {
-        last = c.call(i, "query", json!({"order_no": order})).await;
-        if last["error"]["code"] == 1005 {
-            return None;
-        }
-        let done = FINAL.contains(&last["result"]["status"].as_str().unwrap_or(""));
-        if done || std::time::Instant::now() > end {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Some(last["result"].clone())
 }
 
 // One loop over rounds, counting every figure the note quotes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_sales_with_random_customers_and_kills() {
-    let total = env("TILLPAY_SOAK_SALES").unwrap_or(120);
-    let seed = env("TILLPAY_SOAK_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-            | 1
-    });
+    let total = till::env_u64("TILLPAY_SOAK_SALES").unwrap_or(120);
+    let seed = till::seed("TILLPAY_SOAK_SEED");
     println!("soak seed {seed} (replay with TILLPAY_SOAK_SEED={seed}), {total} sales");
     let mut rng = Rng(seed);
     let mut f = Figures::default();
@@ -148,7 +111,7 @@ async fn soak_sales_with_random_customers_and_kills() {
         if round % 25 == 24 {
             println!(
                 "soak: {started} sales started, {} checked, {} kills so far",
-                f.sales, f.kills
+                f.tally.sales, f.kills
             );
         }
         f.peak_rss_kib = f.peak_rss_kib.max(t.peak_rss_kib().unwrap_or(0));
@@ -163,53 +126,12 @@ async fn soak_sales_with_random_customers_and_kills() {
     t.stop().await;
     println!(
         "soak: {} sales ({} paid, {} unpaid, {} never journaled, {} to an operator, {} waited out the pay window), {} kill -9s, {} double charges, {} lost, {} unresolved, daemon peak RSS {} KiB",
-        f.sales, f.paid, f.unpaid, f.never_journaled, f.operator, f.waited_out_the_pay_window, f.kills, f.double_charges, f.lost, f.unresolved, f.peak_rss_kib
+        f.tally.sales, f.tally.paid, f.tally.unpaid, f.tally.never_journaled, f.tally.operator, f.waited_out_the_pay_window, f.kills, f.tally.double_charges, f.tally.lost, f.tally.unresolved, f.peak_rss_kib
     );
-    assert_eq!(
-        (f.double_charges, f.lost, f.unresolved),
-        (0, 0, 0),
-        "seed {seed}: {f:?}"
-    );
+    assert_eq!(f.tally.failures(), (0, 0, 0), "seed {seed}: {f:?}");
 }
 
 /// One sale's end against the ledger, counted.
 fn check(t: &E2eTill, (order, _, code): &(String, u64, String), p: Option<Value>, f: &mut Figures) {
-    f.sales += 1;
-    let Some(p) = p else {
-        f.never_journaled += 1;
-        let kept = t.sim.ledger.money_kept_with_prefix(&format!("T1_{order}_"));
-        if kept != 0 {
-            f.lost += 1;
-            eprintln!("{order}: unknown to the till, yet {kept} fen kept");
-        }
-        return;
-    };
-    let status = p["status"].as_str().unwrap_or("");
-    let otn = p["out_trade_no"].as_str().unwrap_or("");
-    let kept = t.sim.ledger.money_kept(otn);
-    let charges = t.sim.ledger.order(otn).map_or(0, |o| o.charges);
-    if charges > 1 {
-        f.double_charges += 1;
-        eprintln!("{order}: charged {charges} times: {p}");
-    }
-    match status {
-        "paid" if kept == p["amount"].as_u64().unwrap_or(0) => f.paid += 1,
-        "failed" | "cancelled" | "revoked" if kept == 0 => f.unpaid += 1,
-        "needs_attention" => {
-            f.operator += 1;
-            // Only a customer whose every revoke fails may end here.
-            if Behaviour::of_code(code) != Behaviour::RevokeFails {
-                f.unresolved += 1;
-                eprintln!("{order}: needs attention: {p}");
-            }
-        }
-        s if FINAL.contains(&s) => {
-            f.lost += 1;
-            eprintln!("{order}: told {s} but the gateway kept {kept}: {p}");
-        }
-        _ => {
-            f.unresolved += 1;
-            eprintln!("{order}: still {status}: {p}");
-        }
-    }
+    f.tally.count(till::judge(t, order, code, p.as_ref()));
 }

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tillpay::sim::behaviour::Behaviour;
 use tillpay::sim::pty::Pty;
 use tillpay::sim::Simulator;
 
@@ -40,6 +41,8 @@ pub struct E2eTill {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub config: PathBuf,
+    /// Set in the daemon's environment at each start (an LD_PRELOAD layer).
+    pub env: Vec<(String, String)>,
     daemon: Option<Child>,
 }
 
@@ -83,6 +86,7 @@ impl E2eTill {
             dir,
             socket,
             config,
+            env: Vec::new(),
             daemon: None,
         };
         t.spawn().await;
@@ -100,6 +104,7 @@ impl E2eTill {
             .args(["run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -193,6 +198,157 @@ impl Drop for E2eTill {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The Payment of `order` once final (or as it stands after `patience`),
+/// or `None` when the till does not know the order (1005: killed before
+/// the charge reached the journal).
+pub async fn final_payment(t: &E2eTill, order: &str, patience: Duration) -> Option<Value> {
+    let mut c = t.pos().await;
+    let end = Instant::now() + patience;
+    for i in 0.. {
+        let r = c.call(i, "query", json!({"order_no": order})).await;
+        if r["error"]["code"] == 1005 {
+            return None;
+        }
+        let done = FINAL.contains(&r["result"]["status"].as_str().unwrap_or(""));
+        if done || Instant::now() > end {
+            return Some(r["result"].clone());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// How one sale ended, judged against the simulator's ledger.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Judged {
+    Paid,
+    /// Failed, cancelled or revoked, with no money kept.
+    Unpaid,
+    /// The till never heard of it, and the gateway kept nothing.
+    NeverJournaled,
+    /// Waiting for an operator, as a customer whose every revoke fails may.
+    Operator,
+    /// What went wrong, for the log.
+    DoubleCharge(String),
+    Lost(String),
+    Unresolved(String),
+}
+
+/// One sale's end (`p`, or `None` when the till does not know the order)
+/// against the ledger: paid exactly when the gateway kept the amount, at
+/// most one charge, and an operator only for a customer whose every
+/// revoke fails.
+pub fn judge(t: &E2eTill, order: &str, code: &str, p: Option<&Value>) -> Judged {
+    let Some(p) = p else {
+        let kept = t.sim.ledger.money_kept_with_prefix(&format!("T1_{order}_"));
+        return if kept == 0 {
+            Judged::NeverJournaled
+        } else {
+            Judged::Lost(format!("{order}: unknown to the till, yet {kept} fen kept"))
+        };
+    };
+    let status = p["status"].as_str().unwrap_or("");
+    let otn = p["out_trade_no"].as_str().unwrap_or("");
+    let kept = t.sim.ledger.money_kept(otn);
+    let charges = t.sim.ledger.order(otn).map_or(0, |o| o.charges);
+    if charges > 1 {
+        return Judged::DoubleCharge(format!("{order}: charged {charges} times: {p}"));
+    }
+    match status {
+        "paid" if kept == p["amount"].as_u64().unwrap_or(0) => Judged::Paid,
+        "failed" | "cancelled" | "revoked" if kept == 0 => Judged::Unpaid,
+        "needs_attention" if Behaviour::of_code(code) == Behaviour::RevokeFails => Judged::Operator,
+        "needs_attention" => Judged::Unresolved(format!("{order}: needs attention: {p}")),
+        s if FINAL.contains(&s) => {
+            Judged::Lost(format!("{order}: {s} but the gateway kept {kept}: {p}"))
+        }
+        _ => Judged::Unresolved(format!("{order}: still {status}: {p}")),
+    }
+}
+
+/// A number from the environment (a long run's size, a seed to replay).
+pub fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
+}
+
+/// The seed in `name`, or a fresh one from the clock.
+pub fn seed(name: &str) -> u64 {
+    env_u64(name).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1
+    })
+}
+
+/// Sales counted by how they ended.
+#[derive(Default, Debug)]
+pub struct Tally {
+    pub sales: u64,
+    pub paid: u64,
+    pub unpaid: u64,
+    pub never_journaled: u64,
+    pub operator: u64,
+    pub double_charges: u64,
+    pub lost: u64,
+    pub unresolved: u64,
+}
+
+impl Tally {
+    /// Counts one sale; what went wrong goes to the test's log.
+    pub fn count(&mut self, j: Judged) {
+        self.sales += 1;
+        let why = match j {
+            Judged::Paid => return self.paid += 1,
+            Judged::Unpaid => return self.unpaid += 1,
+            Judged::NeverJournaled => return self.never_journaled += 1,
+            Judged::Operator => return self.operator += 1,
+            Judged::DoubleCharge(why) => {
+                self.double_charges += 1;
+                why
+            }
+            Judged::Lost(why) => {
+                self.lost += 1;
+                why
+            }
+            Judged::Unresolved(why) => {
+                self.unresolved += 1;
+                why
+            }
+        };
+        eprintln!("{why}");
+    }
+
+    /// Double charges, lost payments, unresolved sales: all must be 0.
+    pub fn failures(&self) -> (u64, u64, u64) {
+        (self.double_charges, self.lost, self.unresolved)
+    }
+}
+
+/// Builds the LD_PRELOAD layer `tests/<name>/<name>.c` into `dir` with the
+/// machine's C compiler, and returns the library's path.
+pub fn build_preload(name: &str, dir: &std::path::Path) -> PathBuf {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(name)
+        .join(format!("{name}.c"));
+    let so = dir.join(format!("lib{name}.so"));
+    let out = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .arg("-ldl")
+        .output()
+        .expect("cc runs");
+    assert!(
+        out.status.success(),
+        "cc {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    so
 }
 
 /// The next message on `c` that `f` accepts (others are skipped).

@@ -242,6 +242,15 @@ impl Owner {
                 self.order_no
             )));
         }
+        // A background revoke on the wire may refund the payment the
+        // operator is about to call paid: its answer comes first.
+        if self.attempt.is_some() && self.call.is_some() {
+            return Err(EngineError::OrderConflict(format!(
+                "order {}: a background revoke is on the wire; its answer may settle the \
+                 order; try again in a few seconds",
+                self.order_no
+            )));
+        }
         let j = self.engine.journal().clone();
         let r = req.clone();
         let done = blocking(move || match resolve::offline(&j, &r) {
@@ -252,6 +261,8 @@ impl Owner {
         .await
         .map_err(|e| self.engine.journal_error(e))?;
         let (row, next) = done.map_err(EngineError::InvalidParams)?;
+        // The verdict settles the attempt: its background revokes stop.
+        self.attempt = None;
         let event = if next.phase == crate::machine::Phase::Paid {
             "paid"
         } else {

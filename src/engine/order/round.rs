@@ -10,6 +10,7 @@ use crate::engine::attempt::{AttemptRun, Fed};
 use crate::engine::{blocking, view, EngineError, Payment};
 use crate::journal::AttemptRow;
 use crate::machine::sale::{self, SaleAction, SaleEvent, SalePhase};
+use crate::machine::Phase;
 
 impl Owner {
     /// The sale actions that do not involve the requester.
@@ -109,6 +110,15 @@ impl Owner {
     pub(super) async fn after_attempt_step(&mut self, fed: Fed) {
         let ev = match fed {
             Fed::Running => return,
+            // The run stays to revoke; the sale (and its waiters) ended.
+            Fed::Background => {
+                self.engine.set_in_flight(&self.order_no, false);
+                if self.sale != SalePhase::NeedsAttention {
+                    self.sale_step(SaleEvent::AttemptEnded(Phase::NeedsAttention))
+                        .await;
+                }
+                return;
+            }
             Fed::Ended(phase) => SaleEvent::AttemptEnded(phase),
             Fed::Halted => {
                 self.round_error = Some(unresolved());

@@ -56,24 +56,6 @@ async fn never_confirms_is_revoked_at_the_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn revoke_that_keeps_asking_to_retry_needs_attention() {
-    let retry = || RevokeAnswer::Retry(note("SYSTEMERROR"));
-    let gw = Scripted::new(Provider::Wechat)
-        .pays(user_paying("USERPAYING"))
-        .revokes((0..10).map(|_| retry()));
-    let t = till(&gw);
-    let p = charged(&t, "A1", WECHAT_CODE).await;
-    assert_eq!(p.status, PaymentStatus::NeedsAttention);
-    assert_eq!(gw.count(|s| *s == Sent::Revoke), 5, "revoke_max_attempts");
-    let attention = t.engine.journal().attention().expect("attention");
-    assert_eq!(attention.len(), 1);
-    assert_eq!(attention[0].state.revoke_tries, 5);
-    // Nothing retries it silently afterwards.
-    tokio::time::sleep(Duration::from_secs(600)).await;
-    assert_eq!(gw.count(|s| *s == Sent::Revoke), 5);
-}
-
-#[tokio::test(start_paused = true)]
 async fn unknown_pay_answer_then_query_paid_is_paid() {
     let gw = Scripted::new(Provider::Wechat)
         .pays(PayAnswer::Unknown {

@@ -128,12 +128,7 @@ async fn a_pay_that_never_reached_the_gateway_ends_unpaid_once_the_pay_window_ha
     );
     let p = recover_and_wait(&t).await;
     assert_eq!(p.status, PaymentStatus::Revoked, "{p:?}");
-    let revokes: Vec<Duration> = gw
-        .sent()
-        .into_iter()
-        .filter(|(s, _)| *s == Sent::Revoke)
-        .map(|(_, at)| at)
-        .collect();
+    let revokes = gw.times(&Sent::Revoke);
     assert_eq!(revokes.len(), 2, "asked again once the window was over");
     // The second cancel waits until the pay window since the request has
     // passed: a pay still on its way would have landed by then.

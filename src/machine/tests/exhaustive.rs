@@ -58,7 +58,11 @@ fn all_events() -> Vec<Event> {
 fn all_states(t: &Timing) -> Vec<Attempt> {
     let mut out = Vec::new();
     for phase in Phase::ALL {
-        for bits in 0..8u8 {
+        for bits in 0..16u8 {
+            // Only an attempt that needs an operator revokes in the background.
+            if bits & 8 != 0 && phase != Phase::NeedsAttention {
+                continue;
+            }
             for revoke_tries in [0, t.revoke_max_attempts - 1, t.revoke_max_attempts] {
                 out.push(Attempt {
                     phase,
@@ -66,6 +70,7 @@ fn all_states(t: &Timing) -> Vec<Attempt> {
                     cancel_requested: bits & 1 != 0,
                     seen_paid: bits & 2 != 0,
                     used_number: bits & 4 != 0,
+                    background_revoke: bits & 8 != 0,
                 });
             }
         }
@@ -78,6 +83,11 @@ fn all_states(t: &Timing) -> Vec<Attempt> {
 fn can_arrive(a: Attempt, ev: &Event) -> bool {
     match (a.phase, ev) {
         (_, Event::OperatorResolved { .. }) => a.phase == Phase::NeedsAttention,
+        // Needs an operator, and still revoking in the background.
+        (
+            Phase::NeedsAttention,
+            Event::RevokeAnswered(_) | Event::Resumed | Event::ProviderMissing,
+        ) => a.background_revoke,
         (p, _) if p.is_final() => false,
         (Phase::Submitting, Event::PayAnswered(_)) => true,
         (Phase::Paying, Event::QueryAnswered(_)) => true,
@@ -108,6 +118,7 @@ fn every_state_and_event_has_a_next_call_or_ends_and_keeps_the_rules() {
         (29, 20),
         (30, 30),
         (100, 95),
+        (86_410, 86_400),
     ]
     .into_iter()
     .map(|(p, s)| Clock {
@@ -140,8 +151,19 @@ fn every_state_and_event_has_a_next_call_or_ends_and_keeps_the_rules() {
                         "{ctx}: journaled before the POS is told"
                     );
                 }
-                if next.phase.is_final() {
-                    assert_eq!(notices(&acts).len(), 1, "{ctx}");
+                if next.phase.is_final() && next.background_revoke {
+                    // The POS heard needs_attention once; the revokes go on.
+                    assert_eq!(next.phase, Phase::NeedsAttention, "{ctx}");
+                    let told = usize::from(a.phase != Phase::NeedsAttention);
+                    assert_eq!(notices(&acts).len(), told, "{ctx}: told once");
+                    assert!(
+                        matches!(scheduled(&acts), Some((Call::Revoke, _))),
+                        "{ctx}: a background revoke with no next try"
+                    );
+                    assert!(c.since_sent < REVOKE_LIFETIME, "{ctx}: revoking for ever");
+                } else if next.phase.is_final() {
+                    let told = usize::from(next.phase != a.phase);
+                    assert_eq!(notices(&acts).len(), told, "{ctx}");
                     assert_eq!(scheduled(&acts), None, "{ctx}: a call after the end");
                 } else {
                     let pay_on_the_wire = next.phase == Phase::Submitting;
@@ -165,6 +187,9 @@ fn every_state_and_event_has_a_next_call_or_ends_and_keeps_the_rules() {
                 // One try more at most, and never revoking past the bound
                 // (a state at the bound comes from a lowered config).
                 assert!(next.revoke_tries <= a.revoke_tries + 1, "{ctx}");
+                if next.phase != Phase::NeedsAttention && next.background_revoke {
+                    panic!("{ctx}: background revoke outside needs_attention");
+                }
                 if next.phase == Phase::Revoking && next.revoke_tries > a.revoke_tries {
                     assert!(
                         next.revoke_tries < t.revoke_max_attempts,
