@@ -17,14 +17,14 @@ use serde_json::json;
 #[derive(Args)]
 pub struct JournalArgs {
     /// Where the journal lives: the config's till.state_dir …
-    #[arg(long, default_value = config::DEFAULT_PATH)]
+    #[arg(long, global = true, default_value = config::DEFAULT_PATH)]
     config: PathBuf,
     /// … or the state directory itself.
-    #[arg(long)]
+    #[arg(long, global = true)]
     state_dir: Option<PathBuf>,
     /// The daemon's POS socket (default: the config's pos.socket): a
     /// resolve goes through the running daemon, which owns the order.
-    #[arg(long)]
+    #[arg(long, global = true)]
     socket: Option<PathBuf>,
     #[command(subcommand)]
     command: JournalCommand,

@@ -19,7 +19,7 @@ mod scanner;
 pub mod view;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::json;
@@ -74,6 +74,8 @@ pub struct Engine {
     journal_failed: AtomicBool,
     /// What that first error was, for `status` and `doctor`.
     journal_failure: Mutex<Option<String>>,
+    /// The number of the last notification sent (each carries its `seq`).
+    seq: AtomicU64,
 }
 
 /// Runs blocking journal work off the async threads. A worker thread that
@@ -102,6 +104,7 @@ impl Engine {
             registry: Mutex::new(Registry::default()),
             journal_failed: AtomicBool::new(false),
             journal_failure: Mutex::new(None),
+            seq: AtomicU64::new(0),
         })
     }
 
@@ -179,13 +182,29 @@ impl Engine {
             out_trade_no = %field("out_trade_no"),
             "{event}"
         );
-        let _ = self.notify.send(Notification::Payment(params));
+        self.broadcast(Notification::Payment(params));
+    }
+
+    /// Numbers a notification and sends it to every client. An order's
+    /// notifications come from its owner, in order, so a Payment read by
+    /// the owner after notification `seq` reflects it and every earlier one.
+    fn broadcast(&self, mut n: Notification) {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(p) = n.params_mut().as_object_mut() {
+            p.insert("seq".into(), json!(seq));
+        }
+        let _ = self.notify.send(n);
+    }
+
+    /// The number of the last notification sent.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
     }
 
     pub(crate) fn emit_refund(&self, view: &RefundView) {
         tracing::info!(order = %view.order_no, refund_no = %view.refund_no, status = %view.status, "refund ended");
         if let Ok(params) = serde_json::to_value(view) {
-            let _ = self.notify.send(Notification::Refund(params));
+            self.broadcast(Notification::Refund(params));
         }
     }
 
@@ -244,7 +263,30 @@ impl Engine {
 
     /// The Payment of `order_no` now, as its owner sees it.
     pub async fn payment(self: &Arc<Self>, order_no: &str) -> Result<Payment, EngineError> {
+        self.ask(order_no, |reply| Msg::Query { reply })
+            .await
+            .map(|(p, _)| p)
+    }
+
+    /// `watch`: the Payment of `order_no` now, with the number of the last
+    /// notification it reflects. Every later change of the order comes as
+    /// a notification with a higher `seq`.
+    pub async fn watch(self: &Arc<Self>, order_no: &str) -> Result<(Payment, u64), EngineError> {
         self.ask(order_no, |reply| Msg::Query { reply }).await
+    }
+
+    /// The orders with an attempt in flight or waiting for a scan, sorted.
+    pub fn in_flight_orders(&self) -> Vec<String> {
+        let reg = self.registry();
+        let mut v: Vec<String> = reg
+            .in_flight
+            .iter()
+            .chain(reg.scanner.iter())
+            .cloned()
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// The Payments of one local day. Read from the journal: a sale whose

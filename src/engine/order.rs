@@ -47,8 +47,9 @@ pub(super) enum Msg {
     Cancel {
         reply: Reply<Payment>,
     },
+    /// The Payment, with the last notification number it reflects.
     Query {
-        reply: Reply<Payment>,
+        reply: Reply<(Payment, u64)>,
     },
     Refund {
         refund_no: String,
@@ -168,10 +169,10 @@ fn refuse_all(
     let mut reg = engine.registry();
     while let Ok(msg) = rx.try_recv() {
         match msg {
-            Msg::Charge { reply, .. }
-            | Msg::Cancel { reply }
-            | Msg::Query { reply }
-            | Msg::Resolve { reply, .. } => {
+            Msg::Charge { reply, .. } | Msg::Cancel { reply } | Msg::Resolve { reply, .. } => {
+                let _ = reply.send(Err(err.clone()));
+            }
+            Msg::Query { reply } => {
                 let _ = reply.send(Err(err.clone()));
             }
             Msg::Refund { reply, .. } => {
@@ -291,8 +292,11 @@ impl Owner {
             Msg::Scan { code, reply } => self.scan(code, reply).await,
             Msg::Cancel { reply } => self.cancel(reply).await,
             Msg::Query { reply } => {
+                // Read before the journal: the owner sends nothing while it
+                // reads, so the Payment reflects every notification up to it.
+                let seq = self.engine.last_seq();
                 let p = self.payment().await;
-                let _ = reply.send(p);
+                let _ = reply.send(p.map(|p| (p, seq)));
             }
             Msg::Refund {
                 refund_no,

@@ -17,7 +17,7 @@ impl Engine {
         if let (Some(p), serde_json::Value::Object(extra)) = (params.as_object_mut(), extra) {
             p.extend(extra);
         }
-        let _ = self.notify.send(Notification::Scanner(params));
+        self.broadcast(Notification::Scanner(params));
     }
 
     /// Takes the scanner for `order_no`. True only when this call took it:

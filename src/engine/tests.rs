@@ -295,6 +295,20 @@ async fn final_payment(t: &Till, order: &str) -> Payment {
     panic!("{order} never became final")
 }
 
+/// The next `payment.event` of `kind` (on the paused clock).
+async fn payment_event(
+    events: &mut tokio::sync::broadcast::Receiver<Notification>,
+    kind: &str,
+) -> serde_json::Value {
+    loop {
+        match events.recv().await {
+            Ok(Notification::Payment(p)) if p["event"] == kind => return p,
+            Ok(_) => continue,
+            Err(e) => panic!("no payment.event {kind}: {e}"),
+        }
+    }
+}
+
 /// The next `refund.event` (on the paused clock, however long it takes).
 async fn refund_event(
     events: &mut tokio::sync::broadcast::Receiver<Notification>,

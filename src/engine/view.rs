@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Provider;
 use crate::gateway::GatewayNote;
 use crate::journal::{AttemptRow, RefundRow, RefundStatus, SaleRow};
+use crate::machine::sale::Unscanned;
 use crate::machine::Phase;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,9 +104,15 @@ impl Payment {
             .map(|r| r.amount.0)
             .sum();
         let error = match (status, shown) {
-            (PaymentStatus::Paid | PaymentStatus::Cancelled | PaymentStatus::WaitingScan, _) => {
-                None
-            }
+            (PaymentStatus::Cancelled, _) => sale
+                .cancel_reason
+                .as_deref()
+                .and_then(Unscanned::of_code)
+                .map(|u| ErrorObject {
+                    code: u.code.to_string(),
+                    message: u.message.to_string(),
+                }),
+            (PaymentStatus::Paid | PaymentStatus::WaitingScan, _) => None,
             (_, Some(a)) => a.error.as_ref().map(ErrorObject::from),
             _ => None,
         };
@@ -178,6 +185,11 @@ impl Notification {
         }
     }
     pub fn params(&self) -> &serde_json::Value {
+        match self {
+            Notification::Payment(p) | Notification::Scanner(p) | Notification::Refund(p) => p,
+        }
+    }
+    pub(crate) fn params_mut(&mut self) -> &mut serde_json::Value {
         match self {
             Notification::Payment(p) | Notification::Scanner(p) | Notification::Refund(p) => p,
         }

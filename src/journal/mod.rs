@@ -17,6 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::domain::{out_trade_no, AuthCode, Fen};
+use crate::machine::sale::{Unscanned, DAEMON_RESTARTED};
 use crate::machine::{Attempt, Phase, Record};
 
 pub use crate::machine::refund::RefundStatus;
@@ -197,13 +198,14 @@ impl Journal {
             }
             if existing.cancelled {
                 tx.execute(
-                    "UPDATE sales SET cancelled = 0 WHERE order_no = ?1",
+                    "UPDATE sales SET cancelled = 0, cancel_reason = NULL WHERE order_no = ?1",
                     [order_no],
                 )?;
             }
             tx.commit()?;
             return Ok(SaleRow {
                 cancelled: false,
+                cancel_reason: None,
                 ..existing
             });
         }
@@ -227,6 +229,7 @@ impl Journal {
             local_date: local_date(),
             created_at: now,
             cancelled: false,
+            cancel_reason: None,
         })
     }
 
@@ -236,7 +239,7 @@ impl Journal {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "UPDATE sales SET waiting = 1, cancelled = 0 WHERE order_no = ?1",
+            "UPDATE sales SET waiting = 1, cancelled = 0, cancel_reason = NULL WHERE order_no = ?1",
             [order_no],
         )?;
         rows::event(&tx, order_no, None, "waiting_scan", &serde_json::json!({}))?;
@@ -245,19 +248,19 @@ impl Journal {
     }
 
     /// Ends a round of the sale before any code was submitted: cancelled.
-    pub fn cancel_sale(&self, order_no: &str, why: &str) -> Result<()> {
+    pub fn cancel_sale(&self, order_no: &str, why: Unscanned) -> Result<()> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "UPDATE sales SET cancelled = 1, waiting = 0 WHERE order_no = ?1",
-            [order_no],
+            "UPDATE sales SET cancelled = 1, waiting = 0, cancel_reason = ?2 WHERE order_no = ?1",
+            [order_no, why.code],
         )?;
         rows::event(
             &tx,
             order_no,
             None,
             "cancelled",
-            &serde_json::json!({"why": why}),
+            &serde_json::json!({"why": why.message, "code": why.code}),
         )?;
         tx.commit()?;
         Ok(())
@@ -368,15 +371,15 @@ impl Journal {
         };
         for o in &orphans {
             tx.execute(
-                "UPDATE sales SET cancelled = 1, waiting = 0 WHERE order_no = ?1",
-                [o],
+                "UPDATE sales SET cancelled = 1, waiting = 0, cancel_reason = ?2 WHERE order_no = ?1",
+                [o.as_str(), DAEMON_RESTARTED.code],
             )?;
             rows::event(
                 &tx,
                 o,
                 None,
                 "cancelled",
-                &serde_json::json!({"why": "daemon restarted before a scan"}),
+                &serde_json::json!({"why": DAEMON_RESTARTED.message, "code": DAEMON_RESTARTED.code}),
             )?;
         }
         tx.commit()?;

@@ -17,6 +17,9 @@ pub struct SaleRow {
     pub local_date: String,
     pub created_at: i64,
     pub cancelled: bool,
+    /// Why it was cancelled before a code was scanned
+    /// (`machine::sale::Unscanned` codes).
+    pub cancel_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +83,7 @@ fn note(code: Option<String>, message: Option<String>) -> Option<GatewayNote> {
 
 pub(super) fn sale(conn: &Connection, order_no: &str) -> rusqlite::Result<Option<SaleRow>> {
     conn.query_row(
-        "SELECT order_no, amount, subject, local_date, created_at, cancelled FROM sales WHERE order_no = ?1",
+        "SELECT order_no, amount, subject, local_date, created_at, cancelled, cancel_reason FROM sales WHERE order_no = ?1",
         [order_no],
         sale_row,
     )
@@ -89,7 +92,7 @@ pub(super) fn sale(conn: &Connection, order_no: &str) -> rusqlite::Result<Option
 
 pub(super) fn sales_on(conn: &Connection, date: &str) -> rusqlite::Result<Vec<SaleRow>> {
     let mut stmt = conn.prepare(
-        "SELECT order_no, amount, subject, local_date, created_at, cancelled FROM sales
+        "SELECT order_no, amount, subject, local_date, created_at, cancelled, cancel_reason FROM sales
          WHERE local_date = ?1 ORDER BY created_at",
     )?;
     let rows = stmt.query_map([date], sale_row)?;
@@ -104,6 +107,7 @@ fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
         local_date: r.get(3)?,
         created_at: r.get(4)?,
         cancelled: r.get::<_, i64>(5)? != 0,
+        cancel_reason: r.get(6)?,
     })
 }
 

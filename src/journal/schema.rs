@@ -109,6 +109,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE attempts ADD COLUMN background_revoke INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 5: why a round ended before a scan (a cashier's cancel, a scan
+    // timeout, a restart), for the Payment's error.
+    r#"
+    ALTER TABLE sales ADD COLUMN cancel_reason TEXT;
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -164,6 +164,7 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
              ALTER TABLE refunds DROP COLUMN accepted;
              ALTER TABLE sales DROP COLUMN waiting;
              ALTER TABLE attempts DROP COLUMN background_revoke;
+             ALTER TABLE sales DROP COLUMN cancel_reason;
              PRAGMA user_version = 1;",
         )
         .expect("downgrade");

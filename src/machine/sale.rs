@@ -113,15 +113,43 @@ pub enum SaleAction {
     /// Hand the cancel to the attempt machine.
     CancelAttempt,
     /// Journal that the round ended before any code was sent; tell the POS.
-    EndUnscanned(&'static str),
+    EndUnscanned(Unscanned),
     /// The round ended: every waiting client gets the final Payment.
     AnswerWaiters,
     /// The scan charges nothing; the reason goes to the POS.
     IgnoreScan(&'static str),
 }
 
-pub const CANCELLED_BY_CASHIER: &str = "cancelled by the cashier";
-pub const SCAN_TIMED_OUT: &str = "no code was scanned in time";
+/// Why a round ended before any code was sent: the Payment's `error`
+/// while it stays `cancelled`, so a POS can tell a cashier's cancel from a
+/// customer who never showed a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unscanned {
+    pub code: &'static str,
+    pub message: &'static str,
+}
+
+pub const CANCELLED_BY_CASHIER: Unscanned = Unscanned {
+    code: "CANCELLED_BY_CASHIER",
+    message: "cancelled by the cashier before a code was scanned",
+};
+pub const SCAN_TIMED_OUT: Unscanned = Unscanned {
+    code: "SCAN_TIMED_OUT",
+    message: "no code was scanned in time",
+};
+pub const DAEMON_RESTARTED: Unscanned = Unscanned {
+    code: "DAEMON_RESTARTED",
+    message: "tillpay restarted while the sale waited for a scan",
+};
+
+impl Unscanned {
+    /// The reason a journal's code stands for.
+    pub fn of_code(code: &str) -> Option<Unscanned> {
+        [CANCELLED_BY_CASHIER, SCAN_TIMED_OUT, DAEMON_RESTARTED]
+            .into_iter()
+            .find(|u| u.code == code)
+    }
+}
 pub const CODE_USED: &str = "this payment code was already used";
 
 /// The next phase and actions of a sale in `p` on `ev`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::engine::{ChargeRequest, Engine, EngineError, ResolveRequest};
+use crate::engine::{ChargeRequest, Engine, EngineError, PaymentStatus, ResolveRequest};
 
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
@@ -153,6 +153,7 @@ pub async fn call(
                 Err(e) => Err(e),
             }
         }
+        "watch" => watch(ctx, p).await,
         "refund" => refund(ctx, p).await,
         "resolve" => resolve(ctx, p).await,
         "status" => status(ctx).await,
@@ -171,6 +172,20 @@ async fn charge(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineEr
         auth_code: string(p, "auth_code")?,
     };
     to_value(ctx.engine.charge(req).await?)
+}
+
+/// The Payment now, with `seq`: the number of the last notification it
+/// reflects. A client following the order applies the order's later
+/// notifications (a higher `seq`) to it, and ignores the others.
+async fn watch(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineError> {
+    check_known(p, &["order_no"])?;
+    let order_no = required_string(p, "order_no")?;
+    let (payment, seq) = ctx.engine.watch(&order_no).await?;
+    let mut v = to_value(payment)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("seq".into(), json!(seq));
+    }
+    Ok(v)
 }
 
 async fn refund(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineError> {
@@ -239,6 +254,7 @@ async fn status(ctx: &Context) -> Result<Value, EngineError> {
         "scanner": scanner,
         "waiting_order": waiting,
         "in_flight": in_flight,
+        "in_flight_orders": ctx.engine.in_flight_orders(),
         "needs_attention": attention,
         "journal_ok": ctx.engine.journal_ok() && journal_error.is_none(),
         "journal_error": journal_error,
@@ -246,7 +262,19 @@ async fn status(ctx: &Context) -> Result<Value, EngineError> {
 }
 
 async fn list(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineError> {
-    check_known(p, &["date"])?;
+    check_known(p, &["date", "status"])?;
+    let status = match string(p, "status")? {
+        Some(s) => Some(
+            serde_json::from_value::<PaymentStatus>(Value::String(s.clone())).map_err(|_| {
+                bad(
+                    "status",
+                    "must be one of waiting_scan, paying, paid, failed, cancelled, revoked, \
+                     needs_attention",
+                )
+            })?,
+        ),
+        None => None,
+    };
     let date = match string(p, "date")? {
         Some(d) => {
             chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
@@ -255,7 +283,9 @@ async fn list(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineErro
         }
         None => chrono::Local::now().format("%Y-%m-%d").to_string(),
     };
-    to_value(ctx.engine.list(&date).await?)
+    let mut payments = ctx.engine.list(&date).await?;
+    payments.retain(|p| status.is_none_or(|s| p.status == s));
+    to_value(payments)
 }
 
 /// The JSON-RPC error code of an engine error (docs/pos-protocol.md,

@@ -55,6 +55,34 @@ impl Pty {
 }
 
 impl Pty {
+    /// What a program whose terminal this is has written so far, without
+    /// waiting for more (a test reading what a person would see).
+    pub fn read_output(&mut self) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let fd = self.master.as_raw_fd();
+        // SAFETY: fcntl(2) on a descriptor this struct owns, adding
+        // O_NONBLOCK to its flags; no memory is passed.
+        let rc = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK)
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.master.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Raw bytes, as a noisy or slow scan gun sends them.
     pub fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.master.write_all(bytes)?;

@@ -189,3 +189,61 @@ async fn the_python_example_client_charges_a_sale() {
     assert!(stdout.contains("user_paying"), "{stdout}");
     assert!(stdout.contains("PY1: paid"), "{stdout}");
 }
+
+#[tokio::test]
+async fn a_charge_on_a_terminal_shows_its_progress_and_json_stays_one_object() {
+    let till = common::TestTill::start(vec![], 0o600).await;
+    let mut tty = tillpay::sim::pty::Pty::open().expect("pty");
+    let code = Behaviour::ConfirmsAfter(4).code(Provider::Wechat, 71);
+    let argv = args(
+        &till.socket,
+        &[
+            "charge", "--amount", "3.00", "--order", "T71", "--typed", "--json",
+        ],
+    );
+    let path = tty.path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        // Standard error is the terminal a cashier watches.
+        let term = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("tty");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tillpay"))
+            .args(argv)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(term)
+            .spawn()
+            .expect("tillpay runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(code.as_bytes());
+        }
+        child.wait_with_output().expect("tillpay ends")
+    })
+    .await
+    .expect("join");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let seen = String::from_utf8_lossy(&tty.read_output().expect("read")).into_owned();
+    assert!(seen.contains("submitted to the gateway"), "{seen:?}");
+    assert!(seen.contains("customer confirming on phone"), "{seen:?}");
+    // The machine's output is the one Payment object, nothing else.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(v["status"], "paid");
+    // Off a terminal, no progress at all.
+    let code = Behaviour::ConfirmsAfter(4).code(Provider::Wechat, 72);
+    let out = tillpay_with_input(
+        args(
+            &till.socket,
+            &["charge", "--amount", "3.00", "--order", "T72", "--typed"],
+        ),
+        &code,
+    )
+    .await;
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("confirming"),
+        "{out:?}"
+    );
+}

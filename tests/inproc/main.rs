@@ -6,6 +6,7 @@
 mod common;
 
 mod cli_client;
+mod follow;
 mod linearizable;
 mod pos_socket;
 mod scanner_dispatch;

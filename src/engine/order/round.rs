@@ -27,7 +27,7 @@ impl Owner {
                     Ok(()) => self.engine.emit_payment(
                         &self.order_no,
                         "cancelled",
-                        json!({"reason": why}),
+                        json!({"reason": why.message, "code": why.code}),
                     ),
                     Err(e) => self.round_error = Some(self.engine.journal_error(e)),
                 }

@@ -9,20 +9,6 @@ fn retry() -> RevokeAnswer {
     RevokeAnswer::Retry(note("SYSTEMERROR"))
 }
 
-/// The next `payment.event` of `kind` (on the paused clock).
-async fn payment_event(
-    events: &mut tokio::sync::broadcast::Receiver<Notification>,
-    kind: &str,
-) -> serde_json::Value {
-    loop {
-        match events.recv().await {
-            Ok(Notification::Payment(p)) if p["event"] == kind => return p,
-            Ok(_) => continue,
-            Err(e) => panic!("no payment.event {kind}: {e}"),
-        }
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_revoke_that_lands_after_needs_attention_settles_the_sale_revoked() {
     // The gateway asks to retry fifteen times: five revokes give the POS

@@ -89,6 +89,23 @@ async fn definite_failure_is_failed_with_the_gateway_code_and_a_new_attempt_may_
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_scan_timeout_ends_cancelled_with_its_own_code_and_a_new_charge_clears_it() {
+    let gw = Scripted::new(Provider::Wechat);
+    let t = till(&gw);
+    let p = t.engine.charge(charge("A1", None)).await.expect("charge");
+    assert_eq!(p.status, PaymentStatus::Cancelled);
+    let why = p.error.map(|e| e.code);
+    assert_eq!(
+        why.as_deref(),
+        Some("SCAN_TIMED_OUT"),
+        "not the cashier's cancel"
+    );
+    let p = charged(&t, "A1", WECHAT_CODE).await;
+    assert_eq!(p.status, PaymentStatus::Paid);
+    assert_eq!(p.error, None);
+}
+
+#[tokio::test(start_paused = true)]
 async fn cancel_before_any_scan_is_cancelled() {
     let gw = Scripted::new(Provider::Wechat);
     let t = till(&gw);
@@ -103,6 +120,8 @@ async fn cancel_before_any_scan_is_cancelled() {
     assert_eq!(p.status, PaymentStatus::Cancelled);
     let p = pending_charge.await.expect("join").expect("charge");
     assert_eq!(p.status, PaymentStatus::Cancelled);
+    let why = p.error.map(|e| e.code);
+    assert_eq!(why.as_deref(), Some("CANCELLED_BY_CASHIER"));
     assert!(gw.sent().is_empty());
     assert!(matches!(
         t.engine

@@ -10,8 +10,13 @@ async fn recovery_of_a_submitting_attempt_queries_and_finds_it_paid() {
         vec![gw.clone()],
         crashed_journal("submitting", Duration::from_secs(2), Provider::Wechat),
     );
+    let mut events = t.engine.subscribe();
     let p = recover_and_wait(&t).await;
     assert_eq!(p.status, PaymentStatus::Paid);
+    // A POS listening when tillpay restarts hears the end as from a live sale.
+    let told = payment_event(&mut events, "paid").await;
+    assert_eq!(told["order_no"], "A1");
+    assert!(told["seq"].as_u64().is_some_and(|s| s > 0), "{told}");
     assert_eq!(
         gw.sent().first().map(|s| s.0.clone()),
         Some(Sent::Query),
@@ -103,10 +108,10 @@ async fn recovery_cancels_a_sale_left_waiting_for_a_scan() {
     }
     let t = till_with(vec![Scripted::new(Provider::Wechat)], dir);
     assert_eq!(t.engine.recover().await.expect("recover"), 0);
-    assert_eq!(
-        t.engine.payment("W1").await.expect("p").status,
-        PaymentStatus::Cancelled
-    );
+    let p = t.engine.payment("W1").await.expect("p");
+    assert_eq!(p.status, PaymentStatus::Cancelled);
+    let why = p.error.map(|e| e.code);
+    assert_eq!(why.as_deref(), Some("DAEMON_RESTARTED"));
 }
 
 #[tokio::test(start_paused = true)]
