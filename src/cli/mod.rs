@@ -44,6 +44,9 @@ enum Command {
     },
     /// Training/demo mode: simulated gateways, a virtual scanner, a whole sale.
     Demo,
+    /// A till to develop a POS against: the daemon and the simulator, on a
+    /// socket it prints, with its journal kept in a directory.
+    Dev(crate::demo::dev::Args),
     /// Charge a sale: waits for a scan unless --typed is given.
     Charge {
         /// Amount in yuan, at most two decimals (12.34).
@@ -136,6 +139,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
     match cmd {
         Command::Run { config } => run(&config).await,
         Command::Demo => crate::demo::main().await,
+        Command::Dev(args) => crate::demo::dev::main(args).await,
         Command::Charge {
             amount,
             order,

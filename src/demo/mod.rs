@@ -4,6 +4,8 @@
 //! temporary journal, and a cashier: scripted without a terminal,
 //! interactive with one.
 
+pub mod dev;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;

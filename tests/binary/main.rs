@@ -14,6 +14,7 @@ mod crash;
 mod customers;
 mod daemon_run;
 mod demo;
+mod dev;
 mod diskfull;
 mod doctor;
 mod e2e;
