@@ -415,6 +415,12 @@ impl Engine {
                 "amount must be at least 1 fen".into(),
             ));
         }
+        // WeChat's refund_desc takes at most 80 characters (Alipay's 256).
+        if reason.as_ref().is_some_and(|r| r.chars().count() > 80) {
+            return Err(EngineError::InvalidParams(
+                "reason must be at most 80 characters".into(),
+            ));
+        }
         if !self.journal_ok() {
             return Err(EngineError::JournalUnavailable(
                 "the journal failed earlier".into(),

@@ -18,6 +18,7 @@ mod dev;
 mod diskfull;
 mod doctor;
 mod e2e;
+mod node_client;
 mod outage;
 mod packaging;
 mod powercut;

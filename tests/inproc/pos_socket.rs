@@ -87,6 +87,43 @@ async fn standard_errors_have_their_codes_and_the_connection_survives() {
             .contains("order"),
         "{e}"
     );
+    // The float trap: 1000.0 and 1e3 are not integers of fen, whatever
+    // their value (docs/pos-protocol.md, "Input, exactly").
+    for raw in [
+        r#"{"jsonrpc":"2.0","id":9,"method":"charge","params":{"order_no":"A1","amount":1000.0}}"#,
+        r#"{"jsonrpc":"2.0","id":9,"method":"charge","params":{"order_no":"A1","amount":1e3}}"#,
+    ] {
+        c.send_raw(format!("{raw}\n").as_bytes()).await;
+        let e = c.next().await.expect("answer");
+        assert_eq!(err_code(&e), -32602, "{raw}: {e}");
+    }
+    let long = "x".repeat(81);
+    let e = c
+        .call(
+            10,
+            "refund",
+            json!({"order_no": "A1", "refund_no": "R1", "amount": 1, "reason": long}),
+        )
+        .await;
+    assert_eq!(err_code(&e), -32602, "{e}");
+    // A request without id runs and is not answered: nothing with an id
+    // comes back but the answers to the two requests sent after it.
+    c.send(json!({"jsonrpc": "2.0", "method": "query", "params": {"order_no": "NONE"}}))
+        .await;
+    for id in [11, 12] {
+        c.send(json!({"jsonrpc": "2.0", "id": id, "method": "status"}))
+            .await;
+        loop {
+            let m = c.next().await.expect("answer");
+            match m.get("id") {
+                None => continue,
+                Some(got) => {
+                    assert_eq!(got, &json!(id), "an answer to a notification: {m}");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 #[tokio::test]
