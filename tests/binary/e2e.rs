@@ -304,6 +304,17 @@ async fn journal_resolve_goes_through_the_running_daemon_and_works_without_one()
             .await;
         assert_eq!(p["result"]["status"], "needs_attention", "{p}");
     }
+    // Options go before or after the subcommand.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tillpay"))
+        .args(["journal", "show", "OPA", "--config"])
+        .arg(&t.config)
+        .output()
+        .expect("tillpay journal runs");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("OPA"),
+        "{out:?}"
+    );
     // While the daemon runs, the verdict goes to the order's owner.
     let out = journal_cli(
         &t,
