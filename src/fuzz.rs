@@ -82,9 +82,7 @@ pub fn alipay_answer(data: &[u8]) {
     let Ok(body) = std::str::from_utf8(data) else {
         return;
     };
-    let key = crate::gateway::alipay::keys::parse_public_key(
-        crate::sim::alipay::keys::SIM_PUBLIC_KEY_PEM,
-    );
+    let key = crate::gateway::rsa::parse_public_key(crate::sim::alipay::keys::SIM_PUBLIC_KEY_PEM);
     if let Ok(key) = key {
         let _ = crate::gateway::alipay::verify_answer(&key, "alipay.trade.pay", body);
     }

@@ -8,6 +8,7 @@
 
 pub mod bill;
 pub mod channel;
+pub mod rsa;
 pub mod setup;
 
 /// The channels tillpay knows, in the order a payment code is offered to

@@ -166,7 +166,7 @@ mod tests {
         let allowed = [
             "crate::gateway::RevokeEffect",
             "crate::gateway::alipay::AlipayConfig",
-            "crate::gateway::alipay::keys as key_parse",
+            "crate::gateway::rsa as key_parse",
             "crate::gateway::wechat::{WechatConfig, WechatSignType}",
             "crate::gateway::alipay::AlipayGateway::new",
         ];

@@ -17,7 +17,7 @@ pub mod client;
 pub mod config;
 pub mod form;
 pub mod json_scan;
-pub mod keys;
+pub use crate::gateway::rsa as keys;
 pub mod sign;
 
 pub use channel::CHANNEL;

@@ -1,11 +1,6 @@
 //! RSA2 (SHA256withRSA, PKCS#1 v1.5) request signing and response
 //! verification (gateway-facts.md §A2, §A3).
 
-use base64::Engine as _;
-use ring::rand::SystemRandom;
-use ring::signature::{
-    RsaKeyPair, UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
-};
 
 /// The string OpenAPI signs: every non-empty parameter except `sign`,
 /// sorted by key (ASCII), as `k=v` joined by `&`, values raw (not
@@ -31,34 +26,12 @@ where
     out
 }
 
-/// Signs `content` with `key`; base64 without line breaks.
-pub fn sign(key: &RsaKeyPair, content: &str) -> Result<String, String> {
-    let mut sig = vec![0u8; key.public().modulus_len()];
-    key.sign(
-        &RSA_PKCS1_SHA256,
-        &SystemRandom::new(),
-        content.as_bytes(),
-        &mut sig,
-    )
-    .map_err(|_| "RSA signing failed".to_string())?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(sig))
-}
-
-/// Verifies a base64 RSA2 signature over `content` with a PKCS#1 public key.
-pub fn verify(public_key_pkcs1: &[u8], content: &[u8], sign_b64: &str) -> bool {
-    let compact: String = sign_b64.chars().filter(|c| !c.is_whitespace()).collect();
-    let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(compact) else {
-        return false;
-    };
-    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public_key_pkcs1)
-        .verify(content, &sig)
-        .is_ok()
-}
+pub use crate::gateway::rsa::{sign, verify};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::alipay::keys::{parse_private_key, parse_public_key, public_key_of};
+    use crate::gateway::rsa::{parse_private_key, parse_public_key, public_key_of};
 
     use crate::gateway::alipay::fixture;
 

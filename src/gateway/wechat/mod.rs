@@ -7,7 +7,8 @@
 //! - [`client`]: [`WechatGateway`], the `Gateway` implementation;
 //! - [`config`]: the `[wechat]` table; [`bill`]: the `downloadbill` text;
 //!   `cert`: the client certificate's expiry, for `tillpay doctor`;
-//! - [`channel`]: all of it registered as one channel.
+//! - [`channel`]: all of it registered as one channel;
+//! - [`v3`]: API v3 (JSON, RSA signatures), being built beside v2.
 
 pub mod bill;
 mod cert;
@@ -17,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod sign;
 mod transport;
+pub mod v3;
 pub mod xml;
 
 pub use channel::CHANNEL;

@@ -18,8 +18,8 @@ use chrono::NaiveDate;
 use ring::signature::RsaKeyPair;
 use serde_json::{Map, Value};
 
-use crate::gateway::alipay::keys as key_parse;
 use crate::gateway::alipay::AlipayConfig;
+use crate::gateway::rsa as key_parse;
 use crate::sim::http::{BoxFuture, Handler, SimRequest, SimResponse};
 use crate::sim::ledger::Ledger;
 use wire::Node;

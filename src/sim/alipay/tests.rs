@@ -10,7 +10,7 @@ use super::bill::DETAIL_HEADER;
 use super::keys::*;
 use super::AlipaySim;
 use crate::domain::{Fen, Provider};
-use crate::gateway::alipay::keys::{parse_private_key, parse_public_key, public_key_of};
+use crate::gateway::rsa::{parse_private_key, parse_public_key, public_key_of};
 use crate::sim::behaviour::Behaviour;
 use crate::sim::ledger::Ledger;
 

@@ -1,13 +1,42 @@
-//! RSA key parsing for Alipay, with `ring` only (no `rsa` crate:
-//! RUSTSEC-2023-0071).
+//! RSA for the channels that sign with it (SHA256withRSA, PKCS#1 v1.5):
+//! key parsing, signing and verification, with `ring` only (no `rsa`
+//! crate: RUSTSEC-2023-0071).
 //!
-//! Alipay's key tool prints bare base64 (PKCS#8 for Java, PKCS#1 for other
+//! Gateways' key tools print bare base64 (PKCS#8 for Java, PKCS#1 for other
 //! languages), openssl writes PEM; merchants paste whatever they have, so
 //! every common form is accepted. `ring` verifies with a PKCS#1
 //! `RSAPublicKey`, so an SPKI public key is unwrapped by a small DER walk.
 
 use base64::Engine as _;
-use ring::signature::{KeyPair, RsaKeyPair};
+use ring::rand::SystemRandom;
+use ring::signature::{
+    KeyPair, RsaKeyPair, UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
+};
+
+/// Signs `content` with `key` (SHA256withRSA); base64 without line breaks.
+pub fn sign(key: &RsaKeyPair, content: &str) -> Result<String, String> {
+    let mut sig = vec![0u8; key.public().modulus_len()];
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        content.as_bytes(),
+        &mut sig,
+    )
+    .map_err(|_| "RSA signing failed".to_string())?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(sig))
+}
+
+/// Verifies a base64 SHA256withRSA signature over `content` with a PKCS#1
+/// public key. Whitespace inside the base64 is ignored.
+pub fn verify(public_key_pkcs1: &[u8], content: &[u8], sign_b64: &str) -> bool {
+    let compact: String = sign_b64.chars().filter(|c| !c.is_whitespace()).collect();
+    let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(compact) else {
+        return false;
+    };
+    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public_key_pkcs1)
+        .verify(content, &sig)
+        .is_ok()
+}
 
 /// The rsaEncryption OID 1.2.840.113549.1.1.1, DER-encoded contents.
 const RSA_ENCRYPTION_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
