@@ -1,5 +1,6 @@
 //! WeChat Pay API v3 (issue 20, in progress): JSON over HTTPS, signed with
-//! RSA. So far its signatures ([`sign`]); the client, its classification
-//! and the simulator's v3 dialect follow.
+//! RSA. So far its signatures ([`sign`]) and what its answers mean
+//! ([`classify`]); the client and the simulator's v3 dialect follow.
 
+pub mod classify;
 pub mod sign;
