@@ -290,8 +290,18 @@ pub fn query(reply: &Reply) -> QueryAnswer {
     }
     let state = get(f, "trade_state");
     let note = GatewayNote::new(state, get(f, "trade_state_desc"));
+    query_answer(state, note, paid_info(f))
+}
+
+/// A query's answer from the order's `trade_state` (v2 and v3 name the
+/// states alike) and, when it says paid, the payment.
+pub fn query_answer(state: &str, note: GatewayNote, paid: Option<PaidInfo>) -> QueryAnswer {
+    let pending = |note: GatewayNote| QueryAnswer::Pending {
+        note,
+        user_paying: false,
+    };
     match trade_state_class(state) {
-        TradeStateClass::Paid => match paid_info(f) {
+        TradeStateClass::Paid => match paid {
             Some(info) => QueryAnswer::Paid(info),
             None => pending(GatewayNote::new(
                 "NO_TRANSACTION_ID",

@@ -24,7 +24,7 @@
 use serde_json::Value;
 
 use crate::domain::Fen;
-use crate::gateway::wechat::classify::{trade_state_class, TradeStateClass};
+use crate::gateway::wechat::classify::{query_answer, trade_state_class, TradeStateClass};
 use crate::gateway::{GatewayNote, PaidInfo, PayAnswer, QueryAnswer, RevokeAnswer, RevokeEffect};
 
 /// What came back from one v3 call.
@@ -177,19 +177,7 @@ pub fn query(reply: &V3Reply, e: &Expect<'_>) -> QueryAnswer {
     }
     let state = text(body, "trade_state");
     let note = GatewayNote::new(state, text(body, "trade_state_desc"));
-    match trade_state_class(state) {
-        TradeStateClass::Paid => match paid_info(body) {
-            Some(info) => QueryAnswer::Paid(info),
-            None => pending(GatewayNote::new("NO_TRANSACTION_ID", "paid state without transaction_id")),
-        },
-        TradeStateClass::UserPaying => QueryAnswer::Pending {
-            note,
-            user_paying: true,
-        },
-        TradeStateClass::Pending => pending(note),
-        TradeStateClass::NotPaid => QueryAnswer::NotPaid(note),
-        TradeStateClass::PayError => QueryAnswer::PayError(note),
-    }
+    query_answer(state, note, paid_info(body))
 }
 
 /// The answer to `POST /v3/pay/transactions/out-trade-no/{no}/reverse`.
