@@ -1,4 +1,4 @@
-//! WeChat Pay API v3 (issue 20, in progress): JSON over HTTPS, signed with
+//! WeChat Pay API v3, being built beside v2: JSON over HTTPS, signed with
 //! RSA. So far its signatures ([`sign`]) and what its answers mean
 //! ([`classify`]); the client and the simulator's v3 dialect follow.
 

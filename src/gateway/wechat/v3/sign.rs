@@ -5,7 +5,7 @@
 //! key (an id beginning `PUB_KEY_ID_`, for merchants since 2025) or a
 //! platform certificate's serial, both while a merchant migrates.
 //!
-//! Not wired to a client yet: the v3 channel is built on it (issue 20).
+//! Not wired to a client yet: the v3 client is to be built on it.
 
 use ring::signature::RsaKeyPair;
 
