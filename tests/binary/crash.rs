@@ -124,12 +124,7 @@ async fn killed_at_random_points() {
         let mut t = E2eTill::start(Speed::Fast).await;
         let sales: Vec<_> = (0..6)
             .map(|i| {
-                let provider = if rng.below(2) == 0 {
-                    Provider::Wechat
-                } else {
-                    Provider::Alipay
-                };
-                let b = Behaviour::ALL[rng.below(Behaviour::ALL.len() as u64) as usize];
+                let (provider, b) = till::random_customer(&mut rng);
                 sale(
                     &format!("R{round}S{i}"),
                     provider,

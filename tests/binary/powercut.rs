@@ -18,8 +18,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tillpay::domain::Provider;
-use tillpay::sim::behaviour::Behaviour;
 use tokio::io::AsyncBufReadExt;
 
 use till::{final_payment, E2eTill, Rng, Speed, Tally, FINAL};
@@ -150,8 +148,7 @@ async fn power_cuts_leave_the_synced_journal_and_every_sale_settles() {
         let mut readers = Vec::new();
         let mut sales: Vec<Sale> = Vec::new();
         for i in 0..PER_ROUND {
-            let provider = [Provider::Wechat, Provider::Alipay][rng.below(2) as usize];
-            let b = Behaviour::ALL[rng.below(Behaviour::ALL.len() as u64) as usize];
+            let (provider, b) = till::random_customer(&mut rng);
             let (order, amount) = (format!("P{round}S{i}"), 100 + rng.below(5_000));
             let code = b.code(provider, round * 1_000 + i);
             let mut c = t.pos().await;
@@ -194,7 +191,7 @@ async fn power_cuts_leave_the_synced_journal_and_every_sale_settles() {
             }
         }
     }
-    let window = tillpay::machine::PAY_WINDOW + Duration::from_secs(30);
+    let window = till::LONGEST_SETTLE;
     for sale in std::mem::take(&mut pending) {
         let p = final_payment(&t, &sale.0, window).await;
         check(&t, &sale, p, &mut f);

@@ -14,8 +14,6 @@ use crate::till;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tillpay::domain::Provider;
-use tillpay::sim::behaviour::Behaviour;
 
 use till::{final_payment, E2eTill, Rng, Speed, Tally, FINAL};
 
@@ -46,12 +44,7 @@ async fn soak_sales_with_random_customers_and_kills() {
         started += n;
         let sales: Vec<(String, u64, String)> = (0..n)
             .map(|i| {
-                let provider = if rng.below(2) == 0 {
-                    Provider::Wechat
-                } else {
-                    Provider::Alipay
-                };
-                let b = Behaviour::ALL[rng.below(Behaviour::ALL.len() as u64) as usize];
+                let (provider, b) = till::random_customer(&mut rng);
                 let serial = round * 1_000 + i;
                 (
                     format!("Q{round}S{i}"),
@@ -118,7 +111,7 @@ async fn soak_sales_with_random_customers_and_kills() {
         round += 1;
     }
     f.waited_out_the_pay_window = pending.len() as u64;
-    let window = tillpay::machine::PAY_WINDOW + Duration::from_secs(30);
+    let window = till::LONGEST_SETTLE;
     for sale in std::mem::take(&mut pending) {
         let p = final_payment(&t, &sale.0, window).await;
         check(&t, &sale, p, &mut f);

@@ -268,6 +268,19 @@ pub fn judge(t: &E2eTill, order: &str, code: &str, p: Option<&Value>) -> Judged 
     }
 }
 
+/// A customer chosen at random: a gateway, and how they behave.
+pub fn random_customer(rng: &mut Rng) -> (tillpay::domain::Provider, Behaviour) {
+    use tillpay::domain::Provider;
+    let provider = [Provider::Wechat, Provider::Alipay][rng.below(2) as usize];
+    let b = Behaviour::ALL[rng.below(Behaviour::ALL.len() as u64) as usize];
+    (provider, b)
+}
+
+/// The longest a sale can take to settle once its pay request left: the
+/// 2-minute pay window (a revoke that finds no order waits it out), and
+/// some slack.
+pub const LONGEST_SETTLE: Duration = Duration::from_secs(150);
+
 /// A number from the environment (a long run's size, a seed to replay).
 pub fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|s| s.parse().ok())
