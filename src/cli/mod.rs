@@ -43,7 +43,11 @@ enum Command {
         config: PathBuf,
     },
     /// Training/demo mode: simulated gateways, a virtual scanner, a whole sale.
-    Demo,
+    Demo {
+        /// The WeChat Pay API the till speaks to the simulator.
+        #[arg(long, value_enum, default_value_t = crate::sim::WechatApi::V2)]
+        wechat_api: crate::sim::WechatApi,
+    },
     /// A till to develop a POS against: the daemon and the simulator, on a
     /// socket it prints, with its journal kept in a directory.
     Dev(crate::demo::dev::Args),
@@ -138,7 +142,7 @@ pub fn main() -> ExitCode {
 async fn dispatch(cmd: Command) -> ExitCode {
     match cmd {
         Command::Run { config } => run(&config).await,
-        Command::Demo => crate::demo::main().await,
+        Command::Demo { wechat_api } => crate::demo::main(wechat_api).await,
         Command::Dev(args) => crate::demo::dev::main(args).await,
         Command::Charge {
             amount,

@@ -18,7 +18,7 @@ use crate::domain::Provider;
 use crate::pos::client::Client;
 use crate::sim::behaviour::Behaviour;
 use crate::sim::pty::Pty;
-use crate::sim::Simulator;
+use crate::sim::{Simulator, WechatApi};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,6 +32,9 @@ pub struct Args {
     /// second = 0.5 s) instead of production's.
     #[arg(long)]
     fast: bool,
+    /// The WeChat Pay API the till speaks to the simulator.
+    #[arg(long, value_enum, default_value_t = WechatApi::V2)]
+    wechat_api: WechatApi,
 }
 
 /// What `tillpay dev` runs: the simulator, the virtual scanner, the daemon.
@@ -68,7 +71,7 @@ fn setup(args: &Args, sim: &Simulator, scanner: &Pty) -> Result<(PathBuf, PathBu
     std::os::unix::fs::symlink(&scanner.path, &link).map_err(|e| format!("scanner link: {e}"))?;
     let min_reverse_ms = if args.fast { 3000 } else { 15000 };
     let tables = sim
-        .write_config_tables(&dir, min_reverse_ms)
+        .write_config_tables(&dir, min_reverse_ms, args.wechat_api)
         .map_err(|e| format!("key files: {e}"))?;
     let text = format!(
         "# Written by `tillpay dev` at each start: the simulator's address and keys\n\

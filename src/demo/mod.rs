@@ -16,9 +16,10 @@ use serde_json::{json, Value};
 
 use crate::config::{Config, PaymentConfig, PosConfig, ScannerConfig, TillConfig};
 use crate::domain::{Fen, Provider};
+use crate::gateway::channel::ChannelConfig;
 use crate::pos::client::Client;
 use crate::sim::behaviour::Behaviour;
-use crate::sim::Simulator;
+use crate::sim::{Simulator, WechatApi};
 
 /// Demo timings, shorter than production so a sale that is never confirmed
 /// is revoked in seconds; said on screen.
@@ -41,7 +42,7 @@ struct Till {
     _dir: tempfile::TempDir,
 }
 
-async fn start() -> Result<Till, String> {
+async fn start(wechat_api: WechatApi) -> Result<Till, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     // One second of simulated customer time is 500 ms of wall time.
     let sim = Simulator::start(Duration::from_millis(500))
@@ -49,6 +50,14 @@ async fn start() -> Result<Till, String> {
         .map_err(|e| format!("simulator: {e}"))?;
     let scanner = crate::sim::pty::Pty::open().map_err(|e| format!("virtual scanner: {e}"))?;
     let socket = dir.path().join("pos.sock");
+    let delay = Duration::from_millis(3000);
+    let wechat: Arc<dyn ChannelConfig> = match wechat_api {
+        WechatApi::V2 => Arc::new(sim.wechat_config(delay)),
+        WechatApi::V3 => Arc::new(
+            sim.wechat_v3_config(delay)
+                .map_err(|e| format!("simulator keys: {e}"))?,
+        ),
+    };
     let cfg = Config {
         till: TillConfig {
             id: "DEMOT1".into(),
@@ -65,10 +74,7 @@ async fn start() -> Result<Till, String> {
             frame_gap: Duration::from_millis(50),
         }),
         payment: demo_payment(),
-        channels: vec![
-            Arc::new(sim.wechat_config(Duration::from_millis(3000))),
-            Arc::new(sim.alipay_config()),
-        ],
+        channels: vec![wechat, Arc::new(sim.alipay_config())],
     };
     let gateways = cfg.gateways().map_err(|e| e.to_string())?;
     tokio::spawn(async move {
@@ -90,10 +96,14 @@ async fn start() -> Result<Till, String> {
     Err("the demo daemon did not start".into())
 }
 
-pub async fn main() -> ExitCode {
-    println!("tillpay demo — simulated WeChat Pay and Alipay on this machine, a virtual scan gun, a temporary journal.");
+pub async fn main(wechat_api: WechatApi) -> ExitCode {
+    let api = match wechat_api {
+        WechatApi::V2 => "API v2",
+        WechatApi::V3 => "API v3",
+    };
+    println!("tillpay demo — simulated WeChat Pay ({api}) and Alipay on this machine, a virtual scan gun, a temporary journal.");
     println!("Demo timings: polls every 1 s, revoke after 6 s unpaid (production: 5 s and 30 s); 1 simulated second = 0.5 s.");
-    let till = match start().await {
+    let till = match start(wechat_api).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("tillpay demo: {e}");

@@ -275,6 +275,15 @@ impl Engine {
         self.ask(order_no, |reply| Msg::Query { reply }).await
     }
 
+    /// Where each channel sends its requests now (primary, backup, which
+    /// goes first), by provider name, for `status`.
+    pub fn routes(&self) -> std::collections::BTreeMap<String, crate::gateway::Route> {
+        self.gateways
+            .iter()
+            .filter_map(|(p, g)| Some((p.to_string(), g.route()?)))
+            .collect()
+    }
+
     /// The orders with an attempt in flight or waiting for a scan, sorted.
     pub fn in_flight_orders(&self) -> Vec<String> {
         let reg = self.registry();

@@ -175,6 +175,17 @@ pub enum RefundAnswer {
     NotFound(GatewayNote),
 }
 
+/// Where a channel sends its requests, for `status`: its primary address,
+/// a backup it falls back to when the primary cannot be connected to, and
+/// which of them goes first now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub primary: String,
+    pub backup: Option<String>,
+    /// The backup goes first (the primary refused a connection lately).
+    pub using_backup: bool,
+}
+
 /// The HTTP client settings both gateways share: rustls with the public
 /// roots plus `roots`, a connect timeout of its own (so "never connected"
 /// stays apart from "sent, then silence"), no redirects (a request that
@@ -232,6 +243,11 @@ pub trait Gateway: Send + Sync {
     /// forbids reversing sooner than 15 s after micropay (payment-rules.md §11).
     fn min_revoke_delay(&self) -> Duration {
         Duration::ZERO
+    }
+
+    /// Where requests go, when the channel has more than one address.
+    fn route(&self) -> Option<Route> {
+        None
     }
 
     async fn pay(&self, req: &PayRequest) -> PayAnswer;

@@ -148,6 +148,12 @@ const INTEGER: u8 = 0x02;
 const BIT_STRING: u8 = 0x03;
 const OID: u8 = 0x06;
 
+/// The RSA public key of a DER `SubjectPublicKeyInfo` (a certificate's),
+/// as the PKCS#1 `RSAPublicKey` that `ring` verifies with.
+pub fn public_key_from_spki(der: &[u8]) -> Result<Vec<u8>, String> {
+    rsa_public_key_der(der)
+}
+
 /// SPKI → the RSAPublicKey inside; an RSAPublicKey is checked and returned.
 fn rsa_public_key_der(der: &[u8]) -> Result<Vec<u8>, String> {
     let (tag, body, trailing) = der_next(der)?;

@@ -255,6 +255,7 @@ async fn status(ctx: &Context) -> Result<Value, EngineError> {
         "waiting_order": waiting,
         "in_flight": in_flight,
         "in_flight_orders": ctx.engine.in_flight_orders(),
+        "gateways": ctx.engine.routes(),
         "needs_attention": attention,
         "journal_ok": ctx.engine.journal_ok() && journal_error.is_none(),
         "journal_error": journal_error,

@@ -42,6 +42,8 @@ pub enum SimResponse {
         status: u16,
         content_type: String,
         body: Vec<u8>,
+        /// Extra headers (WeChat v3's signature headers).
+        headers: Vec<(String, String)>,
     },
     /// Drop the connection without answering.
     Hangup,
@@ -58,6 +60,7 @@ pub fn bad_gateway_page() -> SimResponse {
         status: 502,
         content_type: "text/html".to_string(),
         body: b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n".to_vec(),
+        headers: Vec::new(),
     }
 }
 
@@ -67,6 +70,7 @@ impl SimResponse {
             status: 200,
             content_type: content_type.to_string(),
             body: body.into(),
+            headers: Vec::new(),
         }
     }
 
@@ -75,6 +79,7 @@ impl SimResponse {
             status,
             content_type: "text/plain; charset=utf-8".to_string(),
             body: body.into(),
+            headers: Vec::new(),
         }
     }
 }
@@ -141,7 +146,19 @@ async fn answer(
                 status,
                 content_type,
                 body,
-            } => return Ok(reply(status, &content_type, body)),
+                headers,
+            } => {
+                let mut resp = reply(status, &content_type, body);
+                for (k, v) in headers {
+                    if let (Ok(k), Ok(v)) = (
+                        hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                        hyper::header::HeaderValue::from_str(&v),
+                    ) {
+                        resp.headers_mut().insert(k, v);
+                    }
+                }
+                return Ok(resp);
+            }
             SimResponse::Hangup => return Err(Hangup),
             SimResponse::Late { after, then } => {
                 tokio::time::sleep(after).await;

@@ -1,4 +1,4 @@
-//! The gateway simulator: WeChat Pay v2 and Alipay dialects on loopback,
+//! The gateway simulator: WeChat Pay v2 and v3 and Alipay dialects on loopback,
 //! with a ledger of orders and money. Used by `tillpay demo`, training mode
 //! and the tests. It follows the gateways' documented behaviour, not
 //! tillpay's client.
@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::gateway::alipay::AlipayConfig;
+use crate::gateway::rsa as key_parse;
+use crate::gateway::wechat::v3::config::{AnswerKey, WechatV3Config};
+use crate::gateway::wechat::v3::request::Account;
 use crate::gateway::wechat::{WechatConfig, WechatSignType};
 use http::{BoxFuture, Handler, SimRequest, SimResponse};
 use ledger::Ledger;
@@ -26,10 +29,20 @@ pub const WECHAT_MCH_ID: &str = "10000100";
 pub const WECHAT_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 pub const ALIPAY_APP_ID: &str = alipay::keys::DEMO_APP_ID;
 
-/// Both dialects on one loopback port: WeChat's paths (`/pay/…`,
-/// `/secapi/…`) and Alipay's gateway (`/gateway.do`, bill downloads).
+/// Which WeChat Pay API a till's config for the simulator uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum WechatApi {
+    #[default]
+    V2,
+    V3,
+}
+
+/// Every dialect on one loopback port: WeChat v2's paths (`/pay/…`,
+/// `/secapi/…`), v3's (`/v3/…`) and Alipay's gateway (`/gateway.do`,
+/// bill downloads).
 struct Router {
     wechat: Arc<dyn Handler>,
+    wechat_v3: Arc<dyn Handler>,
     alipay: Arc<dyn Handler>,
 }
 
@@ -37,6 +50,8 @@ impl Handler for Router {
     fn handle(&self, req: SimRequest) -> BoxFuture<'_, SimResponse> {
         if req.path.starts_with("/pay/") || req.path.starts_with("/secapi/") {
             self.wechat.handle(req)
+        } else if req.path.starts_with("/v3/") {
+            self.wechat_v3.handle(req)
         } else {
             self.alipay.handle(req)
         }
@@ -47,6 +62,7 @@ pub struct Simulator {
     pub addr: SocketAddr,
     pub ledger: Arc<Ledger>,
     wechat: Arc<wechat::WechatSim>,
+    pub wechat_v3: Arc<wechat::v3::WechatV3Sim>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -68,8 +84,14 @@ impl Simulator {
             wechat::WechatSim::new(ledger.clone(), WECHAT_APPID, WECHAT_MCH_ID, WECHAT_API_KEY)
                 .with_same_day_bills(),
         );
+        let wechat_v3 = Arc::new(
+            wechat::v3::WechatV3Sim::demo(ledger.clone())
+                .map_err(std::io::Error::other)?
+                .with_same_day_bills(),
+        );
         let router = Arc::new(Router {
             wechat: wechat.clone(),
+            wechat_v3: wechat_v3.clone(),
             // Training and tests only have today: serve today's bill too.
             alipay: Arc::new(
                 alipay::AlipaySim::demo(ledger.clone())
@@ -82,6 +104,7 @@ impl Simulator {
             addr,
             ledger,
             wechat,
+            wechat_v3,
             task,
         })
     }
@@ -100,6 +123,7 @@ impl Simulator {
         self.wechat.enforce_min_reverse_delay(min_reverse_delay);
         WechatConfig {
             base_url: self.wechat_base_url(),
+            backup_url: None,
             appid: WECHAT_APPID.into(),
             mch_id: WECHAT_MCH_ID.into(),
             sub_mch_id: None,
@@ -110,6 +134,41 @@ impl Simulator {
             ca_pem: None,
             min_reverse_delay,
         }
+    }
+
+    /// A till's `[wechat]` config with `api = "v3"` for this simulator's
+    /// demo merchant, answers verified with its WeChat Pay public key (and
+    /// its platform certificate, as during a migration); the simulator from
+    /// now on refuses (and counts) a reverse sooner than `min_reverse_delay`.
+    pub fn wechat_v3_config(&self, min_reverse_delay: Duration) -> std::io::Result<WechatV3Config> {
+        use wechat::v3::keys;
+        self.wechat_v3.enforce_min_reverse_delay(min_reverse_delay);
+        let public_key = key_parse::parse_public_key(keys::WECHATPAY_PUBLIC_KEY_PEM)
+            .map_err(std::io::Error::other)?;
+        let key = |id: &str, cert_pem: Option<&str>| AnswerKey {
+            id: id.to_string(),
+            public_key: public_key.clone(),
+            file: "<simulator>".into(),
+            cert_pem: cert_pem.map(str::to_string),
+        };
+        Ok(WechatV3Config {
+            base_url: self.wechat_base_url(),
+            backup_url: None,
+            account: Account::Direct {
+                appid: keys::APPID.into(),
+                mchid: keys::MCHID.into(),
+            },
+            private_key_pem: keys::MERCHANT_PRIVATE_KEY_PEM.into(),
+            cert_serial_no: keys::MERCHANT_SERIAL.into(),
+            merchant_cert: None,
+            answer_keys: vec![
+                key(keys::PUBLIC_KEY_ID, None),
+                key(keys::PLATFORM_SERIAL, Some(keys::PLATFORM_CERT_PEM)),
+            ],
+            store_id: None,
+            ca_pem: None,
+            min_reverse_delay,
+        })
     }
 
     /// A till's `[alipay]` config for this simulator.
@@ -125,9 +184,11 @@ impl Simulator {
         &self,
         dir: &Path,
         min_reverse_delay_ms: u64,
+        api: WechatApi,
     ) -> std::io::Result<String> {
-        self.wechat
-            .enforce_min_reverse_delay(Duration::from_millis(min_reverse_delay_ms));
+        let delay = Duration::from_millis(min_reverse_delay_ms);
+        self.wechat.enforce_min_reverse_delay(delay);
+        self.wechat_v3.enforce_min_reverse_delay(delay);
         use std::os::unix::fs::PermissionsExt;
         let write = |name: &str, text: &str, mode: u32| -> std::io::Result<String> {
             let p = dir.join(name);
@@ -146,9 +207,27 @@ impl Simulator {
             alipay::keys::SIM_PUBLIC_KEY_PEM,
             0o644,
         )?;
+        let wechat = match api {
+            WechatApi::V2 => format!(
+                "[wechat]\nbase_url = {:?}\nappid = {WECHAT_APPID:?}\nmch_id = {WECHAT_MCH_ID:?}\napi_key_file = {key:?}\nmin_reverse_delay_ms = {min_reverse_delay_ms}\n",
+                self.wechat_base_url(),
+            ),
+            WechatApi::V3 => {
+                use wechat::v3::keys;
+                let private = write("wechat-apiclient_key.pem", keys::MERCHANT_PRIVATE_KEY_PEM, 0o600)?;
+                let cert = write("wechat-apiclient_cert.pem", keys::MERCHANT_CERT_PEM, 0o644)?;
+                let public = write("wechatpay-public-key.pem", keys::WECHATPAY_PUBLIC_KEY_PEM, 0o644)?;
+                format!(
+                    "[wechat]\napi = \"v3\"\nbase_url = {:?}\nappid = {:?}\nmch_id = {:?}\nprivate_key_file = {private:?}\ncert_file = {cert:?}\nwechatpay_public_key_id = {:?}\nwechatpay_public_key_file = {public:?}\nmin_reverse_delay_ms = {min_reverse_delay_ms}\n",
+                    self.wechat_base_url(),
+                    keys::APPID,
+                    keys::MCHID,
+                    keys::PUBLIC_KEY_ID,
+                )
+            }
+        };
         Ok(format!(
-            "[wechat]\nbase_url = {:?}\nappid = {WECHAT_APPID:?}\nmch_id = {WECHAT_MCH_ID:?}\napi_key_file = {key:?}\nmin_reverse_delay_ms = {min_reverse_delay_ms}\n\n[alipay]\ngateway_url = {:?}\napp_id = {ALIPAY_APP_ID:?}\napp_private_key_file = {app_key:?}\nalipay_public_key_file = {ali_pub:?}\n",
-            self.wechat_base_url(),
+            "{wechat}\n[alipay]\ngateway_url = {:?}\napp_id = {ALIPAY_APP_ID:?}\napp_private_key_file = {app_key:?}\nalipay_public_key_file = {ali_pub:?}\n",
             self.alipay_gateway_url(),
         ))
     }
@@ -168,6 +247,8 @@ mod tests {
             "crate::gateway::alipay::AlipayConfig",
             "crate::gateway::rsa as key_parse",
             "crate::gateway::wechat::{WechatConfig, WechatSignType}",
+            "crate::gateway::wechat::v3::config::{AnswerKey, WechatV3Config}",
+            "crate::gateway::wechat::v3::request::Account",
             "crate::gateway::alipay::AlipayGateway::new",
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim");

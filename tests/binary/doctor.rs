@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use tillpay::sim::pty::Pty;
-use tillpay::sim::Simulator;
+use tillpay::sim::{Simulator, WechatApi};
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -20,7 +20,9 @@ async fn setup() -> Setup {
         .await
         .expect("sim");
     let dir = tempfile::tempdir().expect("tempdir");
-    let tables = sim.write_config_tables(dir.path(), 15000).expect("tables");
+    let tables = sim
+        .write_config_tables(dir.path(), 15000, WechatApi::V2)
+        .expect("tables");
     let pty = Pty::open().expect("pty");
     let scanner = pty.path.display().to_string();
     Setup {

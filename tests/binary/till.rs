@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tillpay::sim::behaviour::Behaviour;
 use tillpay::sim::pty::Pty;
-use tillpay::sim::Simulator;
+use tillpay::sim::{Simulator, WechatApi};
 
 use crate::common::Conn;
 
@@ -55,7 +55,17 @@ impl E2eTill {
     /// through `tables` first (to put a fault proxy in front of the
     /// simulator, say).
     pub async fn start_with(
+        speed: Speed,
+        rewrite: impl FnOnce(&Simulator, String) -> String,
+    ) -> E2eTill {
+        E2eTill::start_api(speed, WechatApi::V2, rewrite).await
+    }
+
+    /// As [`E2eTill::start_with`], speaking WeChat Pay `api` to the
+    /// simulator.
+    pub async fn start_api(
         _speed: Speed,
+        api: WechatApi,
         rewrite: impl FnOnce(&Simulator, String) -> String,
     ) -> E2eTill {
         let sim = Simulator::start(Duration::from_millis(200))
@@ -68,7 +78,7 @@ impl E2eTill {
         std::os::unix::fs::symlink(&scanner.path, &link).expect("symlink");
         let socket = dir.path().join("pos.sock");
         let tables = sim
-            .write_config_tables(dir.path(), 1000)
+            .write_config_tables(dir.path(), 1000, api)
             .expect("credentials");
         let tables = rewrite(&sim, tables);
         let text = format!(

@@ -11,5 +11,7 @@ mod alipay_sim;
 mod gateway_tls;
 mod wechat_client;
 mod wechat_conformance;
+mod wechat_failover;
 mod wechat_faults;
 mod wechat_sim;
+mod wechat_v3;

@@ -16,6 +16,7 @@ use tillpay::gateway::{
     RevokeAnswer, RevokeEffect,
 };
 use tillpay::sim::behaviour::Behaviour;
+use tillpay::sim::ledger::Ledger;
 use wechat_support::*;
 
 const TIME_UNIT: Duration = Duration::from_millis(50);
@@ -25,7 +26,7 @@ const REVOKE_INTERVAL: Duration = Duration::from_millis(10);
 const REVOKE_MAX: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Final {
+pub enum Final {
     Paid(String),
     Failed(String),
     Revoked,
@@ -34,7 +35,7 @@ enum Final {
 
 /// What the engine does with one attempt, per payment-rules.md §4-12, recording the
 /// classified answers it saw.
-async fn drive(gw: &WechatGateway, req: &PayRequest, seen: &mut Vec<String>) -> Final {
+pub async fn drive(gw: &dyn Gateway, req: &PayRequest, seen: &mut Vec<String>) -> Final {
     let started = Instant::now();
     let pay = gw.pay(req).await;
     seen.push(format!("pay:{pay:?}"));
@@ -76,7 +77,7 @@ fn client(base_url: &str, sign_type: WechatSignType) -> WechatGateway {
         .expect("client builds")
 }
 
-fn request(b: Behaviour, serial: u64, amount: u64) -> PayRequest {
+pub fn request(b: Behaviour, serial: u64, amount: u64) -> PayRequest {
     let code = b.code(Provider::Wechat, serial);
     PayRequest {
         out_trade_no: format!("S001T03_B{serial}_1"),
@@ -86,37 +87,67 @@ fn request(b: Behaviour, serial: u64, amount: u64) -> PayRequest {
     }
 }
 
+/// The codes a dialect words the customer behaviours with.
+pub struct Codes {
+    pub not_enough: &'static str,
+    pub code_expired: &'static str,
+    pub system_error: &'static str,
+    pub bank_error: &'static str,
+    /// What a reverse the gateway asks to retry says.
+    pub retry_reverse: &'static [&'static str],
+}
+
+pub const V2_CODES: Codes = Codes {
+    not_enough: "NOTENOUGH",
+    code_expired: "AUTHCODEEXPIRE",
+    system_error: "SYSTEMERROR",
+    bank_error: "BANKERROR",
+    retry_reverse: &["recall", "SYSTEMERROR"],
+};
+
 // One arm per simulator behaviour: long because there are many behaviours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_behaviour_ends_as_the_ledger_says() {
     let sim = start_sim(TIME_UNIT).await;
+    let gateways: Vec<Arc<dyn Gateway>> = (0..Behaviour::ALL.len())
+        .map(|i| {
+            // Both sign types, alternately: the simulator answers in kind.
+            let sign_type = if i % 2 == 0 {
+                WechatSignType::Md5
+            } else {
+                WechatSignType::HmacSha256
+            };
+            Arc::new(
+                WechatGateway::new(
+                    &config(&sim.base_url, sign_type),
+                    TILL,
+                    Duration::from_secs(2),
+                )
+                .expect("client builds"),
+            ) as Arc<dyn Gateway>
+        })
+        .collect();
+    every_behaviour(gateways, &sim.ledger, &V2_CODES).await;
+}
+
+/// Drives one sale of every customer behaviour, each through its own
+/// client of `gateways`, and checks what was seen and where the money is.
+// One arm per simulator behaviour: long because there are many behaviours.
+pub async fn every_behaviour(gateways: Vec<Arc<dyn Gateway>>, ledger: &Ledger, codes: &Codes) {
     let mut tasks = Vec::new();
     for (i, b) in Behaviour::ALL.into_iter().enumerate() {
-        // Both sign types, alternately: the simulator answers in kind.
-        let sign_type = if i % 2 == 0 {
-            WechatSignType::Md5
-        } else {
-            WechatSignType::HmacSha256
-        };
-        let gw = Arc::new(
-            WechatGateway::new(
-                &config(&sim.base_url, sign_type),
-                TILL,
-                Duration::from_secs(2),
-            )
-            .expect("client builds"),
-        );
+        let gw = gateways[i].clone();
         let req = request(b, 1000 + i as u64, 1234 + i as u64);
         tasks.push(tokio::spawn(async move {
             let mut seen = Vec::new();
-            let end = drive(&gw, &req, &mut seen).await;
+            let end = drive(gw.as_ref(), &req, &mut seen).await;
             (b, req, end, seen)
         }));
     }
     for t in tasks {
         let (b, req, end, seen) = t.await.expect("task");
-        let order = sim.ledger.order(&req.out_trade_no);
-        let kept = sim.ledger.money_kept(&req.out_trade_no);
+        let order = ledger.order(&req.out_trade_no);
+        let kept = ledger.money_kept(&req.out_trade_no);
         let charges = order.as_ref().map_or(0, |o| o.charges);
         assert!(charges <= 1, "{b:?} charged {charges} times");
         let first = seen.first().cloned().unwrap_or_default();
@@ -131,14 +162,14 @@ async fn every_behaviour_ends_as_the_ledger_says() {
                 assert!(seen[1].contains("user_paying: true"), "{ctx}");
             }
             Behaviour::InsufficientFunds => {
-                assert_eq!(end, Final::Failed("NOTENOUGH".into()), "{ctx}")
+                assert_eq!(end, Final::Failed(codes.not_enough.into()), "{ctx}")
             }
             Behaviour::ExpiredCode => {
-                assert_eq!(end, Final::Failed("AUTHCODEEXPIRE".into()), "{ctx}")
+                assert_eq!(end, Final::Failed(codes.code_expired.into()), "{ctx}")
             }
             Behaviour::SystemErrorPaid | Behaviour::SystemErrorUnpaid => {
                 assert!(
-                    first.contains("SYSTEMERROR") && first.contains("user_paying: false"),
+                    first.contains(codes.system_error) && first.contains("user_paying: false"),
                     "{ctx}"
                 )
             }
@@ -154,7 +185,7 @@ async fn every_behaviour_ends_as_the_ledger_says() {
                 assert_eq!(retries, n as usize, "{ctx}");
                 assert!(
                     seen.iter()
-                        .any(|s| s.contains("recall") || s.contains("SYSTEMERROR")),
+                        .any(|s| codes.retry_reverse.iter().any(|c| s.contains(c))),
                     "{ctx}"
                 );
             }
@@ -171,7 +202,7 @@ async fn every_behaviour_ends_as_the_ledger_says() {
                     "{ctx}"
                 );
                 if b == Behaviour::BankError {
-                    assert!(first.contains("BANKERROR"), "{ctx}");
+                    assert!(first.contains(codes.bank_error), "{ctx}");
                 }
             }
             Behaviour::ReverseWhilePaying(n) => {

@@ -1,5 +1,6 @@
-//! Just enough DER to read a certificate's expiry (`notAfter`) for
-//! `tillpay doctor`, without an X.509 library.
+//! Just enough DER to read what tillpay needs of a certificate without an
+//! X.509 library: its expiry (`notAfter`) for `tillpay doctor`, its serial
+//! number and its public key (API v3 platform certificates).
 
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -26,8 +27,15 @@ fn tlv(der: &[u8]) -> Result<(u8, &[u8], &[u8]), String> {
     Ok((tag, &rest[..len], &rest[len..]))
 }
 
-/// The first certificate's `notAfter` in PEM text.
-pub fn not_after(pem: &str) -> Result<DateTime<Utc>, String> {
+/// The parts of a certificate tillpay reads.
+struct Parts<'a> {
+    serial: &'a [u8],
+    validity: &'a [u8],
+    /// The whole `subjectPublicKeyInfo`, tag and length included.
+    spki: &'a [u8],
+}
+
+fn der_of(pem: &str) -> Result<Vec<u8>, String> {
     let body: String = pem
         .lines()
         .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
@@ -37,20 +45,57 @@ pub fn not_after(pem: &str) -> Result<DateTime<Utc>, String> {
     if body.is_empty() {
         return Err("no PEM certificate in the file".into());
     }
-    let der = base64::engine::general_purpose::STANDARD
+    base64::engine::general_purpose::STANDARD
         .decode(body.trim())
-        .map_err(|e| format!("bad base64: {e}"))?;
-    let (_, cert, _) = tlv(&der)?;
+        .map_err(|e| format!("bad base64: {e}"))
+}
+
+fn parts(der: &[u8]) -> Result<Parts<'_>, String> {
+    let (_, cert, _) = tlv(der)?;
     let (_, tbs, _) = tlv(cert)?;
     let mut rest = tbs;
     let (tag, _, r) = tlv(rest)?;
     if tag == 0xa0 {
         rest = r; // explicit version
     }
-    for _ in 0..3 {
-        rest = tlv(rest)?.2; // serialNumber, signature, issuer
-    }
-    let (_, validity, _) = tlv(rest)?;
+    let (_, serial, r) = tlv(rest)?;
+    let r = tlv(r)?.2; // signature algorithm
+    let r = tlv(r)?.2; // issuer
+    let (_, validity, r) = tlv(r)?;
+    let r = tlv(r)?.2; // subject
+    let after = tlv(r)?.2;
+    let spki = &r[..r.len() - after.len()];
+    Ok(Parts {
+        serial,
+        validity,
+        spki,
+    })
+}
+
+/// The first certificate's serial number in PEM text, as upper-case hex
+/// the way WeChat Pay prints it (`Wechatpay-Serial`, the merchant portal).
+pub fn serial_hex(pem: &str) -> Result<String, String> {
+    let der = der_of(pem)?;
+    let serial = parts(&der)?.serial;
+    // A DER INTEGER carries a leading zero byte when the top bit is set.
+    let serial = match serial {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        s => s,
+    };
+    Ok(serial.iter().map(|b| format!("{b:02X}")).collect())
+}
+
+/// The first certificate's RSA public key (PKCS#1 DER, as `ring` verifies
+/// with).
+pub fn public_key(pem: &str) -> Result<Vec<u8>, String> {
+    let der = der_of(pem)?;
+    crate::gateway::rsa::public_key_from_spki(parts(&der)?.spki)
+}
+
+/// The first certificate's `notAfter` in PEM text.
+pub fn not_after(pem: &str) -> Result<DateTime<Utc>, String> {
+    let der = der_of(pem)?;
+    let validity = parts(&der)?.validity;
     let (_, _, after) = tlv(validity)?;
     let (tag, time, _) = tlv(after)?;
     let text = std::str::from_utf8(time).map_err(|_| "bad time".to_string())?;
@@ -88,6 +133,8 @@ mod tests {
                 seq(&[vec![0x06, 0x01, 0x2a]], 0x30),
                 seq(&[], 0x30),
                 validity,
+                seq(&[], 0x30),
+                seq(&[], 0x30),
             ],
             0x30,
         );

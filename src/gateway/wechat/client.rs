@@ -13,9 +13,10 @@ use crate::gateway::{ReadError, SetupError};
 
 use super::classify::{self, Fields, Reply};
 use super::sign::{self, sign_type_name, SignType};
-use super::transport::{cut, local_ip_towards, scrub, transport_error};
+use super::transport::{cut, finish_pay, local_ip_towards, transport_error};
 use super::xml;
 use super::config::WechatConfig;
+use super::failover::Hosts;
 use crate::domain::Provider;
 use crate::gateway::{
     BillAnswer, Gateway, GatewayNote, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
@@ -37,7 +38,7 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_BODY: &str = "付款码支付";
 
 pub struct WechatGateway {
-    base_url: String,
+    hosts: Hosts,
     host: String,
     port: u16,
     appid: String,
@@ -60,7 +61,7 @@ pub struct WechatGateway {
 impl std::fmt::Debug for WechatGateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WechatGateway")
-            .field("base_url", &self.base_url)
+            .field("route", &self.hosts.route())
             .field("mch_id", &self.mch_id)
             .field("till_id", &self.till_id)
             .finish_non_exhaustive()
@@ -120,8 +121,11 @@ impl WechatGateway {
             }
             None => plain.clone(),
         };
+        if let Some(b) = &cfg.backup_url {
+            reqwest::Url::parse(b).map_err(|e| format!("wechat.backup_base_url {b:?}: {e}"))?;
+        }
         Ok(WechatGateway {
-            base_url: cfg.base_url.trim_end_matches('/').to_string(),
+            hosts: Hosts::new(&cfg.base_url, cfg.backup_url.as_deref()),
             host,
             port,
             appid: cfg.appid.clone(),
@@ -176,13 +180,15 @@ impl WechatGateway {
         cap: usize,
     ) -> Result<Vec<u8>, Reply> {
         let client = if secure { &self.secure } else { &self.plain };
-        let url = format!("{}{}", self.base_url, path);
         let body = self.signed_body(params);
-        let resp = client
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
-            .body(body)
-            .send()
+        let resp = self
+            .hosts
+            .send(path, |base| {
+                client
+                    .post(format!("{base}{path}"))
+                    .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+                    .body(body.clone())
+            })
             .await;
         let resp = match resp {
             Ok(r) => r,
@@ -282,6 +288,10 @@ impl Gateway for WechatGateway {
         self.min_reverse_delay
     }
 
+    fn route(&self) -> Option<crate::gateway::Route> {
+        Some(self.hosts.route())
+    }
+
     async fn pay(&self, req: &PayRequest) -> PayAnswer {
         let mut p = self.base_params();
         let subject = req.subject.trim();
@@ -304,27 +314,8 @@ impl Gateway for WechatGateway {
         // No trade_type: micropay rejects it ("无效的trade_type").
         let reply = self.call("/pay/micropay", p, false).await;
         let reply = classify::about_order(reply, &req.out_trade_no);
-        let mut answer = classify::pay(&reply);
-        match &mut answer {
-            PayAnswer::Failed { note, .. }
-            | PayAnswer::Unknown { note, .. }
-            | PayAnswer::NotSent(note)
-            | PayAnswer::OrderNumberUsed(note) => scrub(note, &req.auth_code),
-            PayAnswer::Paid(_) => {}
-        }
-        if let PayAnswer::Failed {
-            note,
-            config_error: true,
-        } = &answer
-        {
-            tracing::error!(
-                out_trade_no = %req.out_trade_no,
-                code = %note.code,
-                message = %note.message,
-                "wechat refused the request: the merchant setup needs fixing"
-            );
-        }
-        answer
+        let answer = classify::pay(&reply);
+        finish_pay(answer, &req.auth_code, &req.out_trade_no)
     }
 
     async fn query(&self, out_trade_no: &str) -> QueryAnswer {

@@ -14,6 +14,9 @@ use crate::gateway::setup::{
 #[derive(Clone)]
 pub struct WechatConfig {
     pub base_url: String,
+    /// Where a request goes when `base_url` cannot be connected to: WeChat's
+    /// disaster-recovery domain by default for WeChat's own primary.
+    pub backup_url: Option<String>,
     pub appid: String,
     pub mch_id: String,
     pub sub_mch_id: Option<String>,
@@ -37,6 +40,7 @@ impl std::fmt::Debug for WechatConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WechatConfig")
             .field("base_url", &self.base_url)
+            .field("backup_url", &self.backup_url)
             .field("appid", &self.appid)
             .field("mch_id", &self.mch_id)
             .field("sub_mch_id", &self.sub_mch_id)
@@ -56,7 +60,10 @@ pub struct ClientIdentity {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWechat {
+    #[allow(dead_code)] // checked by `channel`: it chose this table's kind
+    api: Option<String>,
     base_url: Option<String>,
+    backup_base_url: Option<String>,
     appid: Option<String>,
     mch_id: Option<String>,
     sub_mch_id: Option<String>,
@@ -79,6 +86,7 @@ pub fn check(table: toml::Value, base: &Path) -> Result<WechatConfig, SetupError
         .base_url
         .unwrap_or_else(|| "https://api.mch.weixin.qq.com".to_string());
     check_url(&base_url, "wechat.base_url")?;
+    let backup_url = backup(raw.backup_base_url, &base_url)?;
     let sign_type = match raw.sign_type.as_deref().unwrap_or("HMAC-SHA256") {
         "HMAC-SHA256" => WechatSignType::HmacSha256,
         "MD5" => WechatSignType::Md5,
@@ -143,6 +151,7 @@ pub fn check(table: toml::Value, base: &Path) -> Result<WechatConfig, SetupError
     }
     Ok(WechatConfig {
         base_url: base_url.trim_end_matches('/').to_string(),
+        backup_url,
         appid: nonempty(raw.appid, "wechat.appid")?,
         mch_id: nonempty(raw.mch_id, "wechat.mch_id")?,
         sub_mch_id: raw.sub_mch_id.filter(|s| !s.is_empty()),
@@ -153,4 +162,20 @@ pub fn check(table: toml::Value, base: &Path) -> Result<WechatConfig, SetupError
         ca_pem,
         min_reverse_delay,
     })
+}
+
+/// `backup_base_url`: WeChat's backup domain by default for WeChat's primary,
+/// none for another base URL; `""` turns it off.
+pub(super) fn backup(
+    key: Option<String>,
+    base_url: &str,
+) -> Result<Option<String>, SetupError> {
+    match key {
+        None => Ok(super::failover::default_backup(base_url)),
+        Some(b) if b.trim().is_empty() => Ok(None),
+        Some(b) => {
+            check_url(&b, "wechat.backup_base_url")?;
+            Ok(Some(b.trim_end_matches('/').to_string()))
+        }
+    }
 }

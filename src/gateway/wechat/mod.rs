@@ -7,8 +7,11 @@
 //! - [`client`]: [`WechatGateway`], the `Gateway` implementation;
 //! - [`config`]: the `[wechat]` table; [`bill`]: the `downloadbill` text;
 //!   `cert`: the client certificate's expiry, for `tillpay doctor`;
+//! - [`failover`]: the backup domain, taken when the primary cannot be
+//!   connected to;
 //! - [`channel`]: all of it registered as one channel;
-//! - [`v3`]: API v3 (JSON, RSA signatures), being built beside v2.
+//! - [`v3`]: API v3 (JSON, RSA signatures), chosen per merchant with
+//!   `api = "v3"`.
 
 pub mod bill;
 mod cert;
@@ -16,11 +19,15 @@ pub mod channel;
 pub mod classify;
 pub mod client;
 pub mod config;
+pub mod failover;
 pub mod sign;
 mod transport;
 pub mod v3;
 pub mod xml;
 
+/// A platform certificate's public key (for tests and the simulator's
+/// migration case).
+pub use cert::public_key as cert_public_key;
 pub use channel::CHANNEL;
 pub use client::WechatGateway;
 pub use config::{ClientIdentity, WechatConfig};

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::classify::Reply;
 use crate::domain::AuthCode;
-use crate::gateway::GatewayNote;
+use crate::gateway::{GatewayNote, PayAnswer};
 
 pub(super) async fn local_ip_towards(host: &str, port: u16) -> Option<IpAddr> {
     let target: SocketAddr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
@@ -77,6 +77,31 @@ pub(super) fn scrub(note: &mut GatewayNote, code: &AuthCode) {
         note.message = note.message.replace(full, &code.masked());
         note.code = note.code.replace(full, &code.masked());
     }
+}
+
+/// A pay answer as it leaves a WeChat client (v2 or v3): any echo of the
+/// code masked, and an error the merchant must fix logged as one.
+pub(super) fn finish_pay(mut answer: PayAnswer, code: &AuthCode, out_trade_no: &str) -> PayAnswer {
+    match &mut answer {
+        PayAnswer::Failed { note, .. }
+        | PayAnswer::Unknown { note, .. }
+        | PayAnswer::NotSent(note)
+        | PayAnswer::OrderNumberUsed(note) => scrub(note, code),
+        PayAnswer::Paid(_) => {}
+    }
+    if let PayAnswer::Failed {
+        note,
+        config_error: true,
+    } = &answer
+    {
+        tracing::error!(
+            out_trade_no,
+            code = %note.code,
+            message = %note.message,
+            "wechat refused the request: the merchant setup needs fixing"
+        );
+    }
+    answer
 }
 
 #[cfg(test)]

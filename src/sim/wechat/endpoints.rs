@@ -12,7 +12,8 @@ use crate::sim::behaviour::is_wechat_code;
 use crate::sim::behaviour::Behaviour;
 use crate::sim::http::SimResponse;
 use crate::sim::ledger::{
-    Order, OrderState, PayOutcome, RefundEnd, RefundOutcome, Refusal, RevokeOutcome, SimRefund,
+    Ledger, Order, OrderState, PayOutcome, RefundEnd, RefundOutcome, Refusal, RevokeOutcome,
+    SimRefund,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +64,7 @@ fn put(f: &mut Fields, k: &str, v: impl Into<String>) {
 }
 
 /// WeChat's clock is Beijing time, whatever the till's zone.
-fn beijing(t: DateTime<Local>) -> DateTime<FixedOffset> {
+pub(super) fn beijing(t: DateTime<Local>) -> DateTime<FixedOffset> {
     let east8 = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| *t.offset());
     t.with_timezone(&east8)
 }
@@ -72,7 +73,7 @@ fn time_end(t: DateTime<Local>) -> String {
     beijing(t).format("%Y%m%d%H%M%S").to_string()
 }
 
-fn parse_fee(v: &str) -> Option<Fen> {
+pub(super) fn parse_fee(v: &str) -> Option<Fen> {
     if v.is_empty() || v.len() > 12 || !v.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -320,7 +321,8 @@ fn reverse(sim: &WechatSim, req: &Fields) -> Outcome {
 }
 
 /// A reverse is taken within 7 days of the payment (gateway-facts.md §W5).
-const REVERSE_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+pub(super) const REVERSE_WINDOW: std::time::Duration =
+    std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Time units from an accepted refund to the money landing.
 pub const REFUND_LANDS_AFTER: u32 = 5;
@@ -393,39 +395,54 @@ fn refund(sim: &WechatSim, req: &Fields) -> Outcome {
 /// At most 50 refunds per order (gateway-facts.md §W8).
 const MAX_REFUNDS: usize = 50;
 
+/// A new refund that WeChat's rules refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RefundRule {
+    /// The refund number is another order's.
+    NumberUsedElsewhere,
+    /// The order has had [`MAX_REFUNDS`].
+    TooMany,
+    /// The order's last refund was less than a minute ago.
+    TooSoon,
+}
+
 /// WeChat's rules for a new refund: `out_refund_no` is unique across the
 /// merchant account (tillpay puts the till id in it for that reason), the
 /// refunds of one order come at least a minute apart, and there are at most
 /// [`MAX_REFUNDS`] of them. A retry of a known refund is not a new one.
-fn rule_breach(sim: &WechatSim, order: &Order, refund_no: &str) -> Option<Outcome> {
-    if sim
-        .ledger
-        .refund_of(&order.out_trade_no, refund_no)
-        .is_some()
-    {
+/// Both dialects word the breach their own way.
+pub(super) fn refund_rule_breach(
+    ledger: &Ledger,
+    order: &Order,
+    refund_no: &str,
+) -> Option<RefundRule> {
+    if ledger.refund_of(&order.out_trade_no, refund_no).is_some() {
         return None;
     }
-    if sim
-        .ledger
+    if ledger
         .refund_no_elsewhere(Provider::Wechat, &order.out_trade_no, refund_no)
         .is_some()
     {
-        return Some(Outcome::fail(
-            "PARAM_ERROR",
-            "商户退款单号重复，已用于其他订单",
-        ));
+        return Some(RefundRule::NumberUsedElsewhere);
     }
-    let (count, last) = sim.ledger.refund_history(&order.out_trade_no);
+    let (count, last) = ledger.refund_history(&order.out_trade_no);
     if count >= MAX_REFUNDS {
-        return Some(Outcome::fail("ERROR", "订单退款次数已达上限"));
+        return Some(RefundRule::TooMany);
     }
-    if last.is_some_and(|ago| ago < sim.ledger.time_unit() * 60) {
-        return Some(Outcome::fail(
-            "FREQUENCY_LIMITED",
-            "同一订单的退款请求需间隔1分钟",
-        ));
+    if last.is_some_and(|ago| ago < ledger.time_unit() * 60) {
+        return Some(RefundRule::TooSoon);
     }
     None
+}
+
+fn rule_breach(sim: &WechatSim, order: &Order, refund_no: &str) -> Option<Outcome> {
+    Some(match refund_rule_breach(&sim.ledger, order, refund_no)? {
+        RefundRule::NumberUsedElsewhere => {
+            Outcome::fail("PARAM_ERROR", "商户退款单号重复，已用于其他订单")
+        }
+        RefundRule::TooMany => Outcome::fail("ERROR", "订单退款次数已达上限"),
+        RefundRule::TooSoon => Outcome::fail("FREQUENCY_LIMITED", "同一订单的退款请求需间隔1分钟"),
+    })
 }
 
 // Long because refundquery answers with indexed fields for every refund of the order; one place builds them.
@@ -533,7 +550,7 @@ fn bill_error(msg: &str, code: &str) -> Outcome {
 
 /// Day `date`'s bill is made in the night and served from 09:00 Beijing
 /// time the next day (gateway-facts.md §W9); `same_day` serves it at once.
-fn bill_ready(date: chrono::NaiveDate, same_day: bool, now: DateTime<Local>) -> bool {
+pub(super) fn bill_ready(date: chrono::NaiveDate, same_day: bool, now: DateTime<Local>) -> bool {
     if same_day {
         return date <= now.date_naive();
     }

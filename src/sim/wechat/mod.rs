@@ -9,6 +9,7 @@
 
 mod bill;
 mod endpoints;
+pub mod v3;
 pub mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -19,6 +19,7 @@ pub const TILL: &str = "S001-T03";
 pub fn config(base_url: &str, sign_type: WechatSignType) -> WechatConfig {
     WechatConfig {
         base_url: base_url.to_string(),
+        backup_url: None,
         appid: APPID.to_string(),
         mch_id: MCH_ID.to_string(),
         sub_mch_id: None,

@@ -45,12 +45,12 @@ pub struct Expect<'a> {
     pub out_trade_no: &'a str,
 }
 
-fn text<'a>(v: &'a Value, k: &str) -> &'a str {
+pub(super) fn text<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
 /// The error body's code and message, or the status when it has none.
-fn error_note(status: u16, body: &Value) -> GatewayNote {
+pub(super) fn error_note(status: u16, body: &Value) -> GatewayNote {
     let code = text(body, "code");
     if code.is_empty() {
         GatewayNote::new(format!("HTTP_{status}"), format!("HTTP {status} without an error body"))
@@ -199,6 +199,23 @@ pub fn reverse(reply: &V3Reply) -> RevokeAnswer {
             }
         }
         _ => RevokeAnswer::Retry(error_note(status, body)),
+    }
+}
+
+/// After a reverse: did it close an unpaid order or return a payment?
+/// The order query says: a `REVOKED` order that had been paid keeps its
+/// `transaction_id` and `success_time`. Anything else leaves it unstated.
+pub fn revoke_effect(reply: &V3Reply, e: &Expect<'_>) -> RevokeEffect {
+    let V3Reply::Answer { status: 200, body } = reply else {
+        return RevokeEffect::Unstated;
+    };
+    if stranger(body, e).is_some() || text(body, "trade_state") != "REVOKED" {
+        return RevokeEffect::Unstated;
+    }
+    if text(body, "transaction_id").is_empty() || text(body, "success_time").is_empty() {
+        RevokeEffect::Closed
+    } else {
+        RevokeEffect::Refunded
     }
 }
 

@@ -1,11 +1,12 @@
 //! The v3 requests tillpay sends, as method, path and JSON body
-//! (gateway-facts.md §W11): code pay, query and reverse, for a direct
+//! (gateway-facts.md §W11): code pay, query, reverse, refunds and the trade
+//! bill, for a direct
 //! merchant or a service provider's sub-merchant. Pure: the client signs
 //! and sends them.
 
 use serde_json::{json, Value};
 
-use crate::gateway::PayRequest;
+use crate::gateway::{PayRequest, RefundRequest};
 
 /// Who the requests are for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,9 +77,10 @@ fn ids(account: &Account) -> Value {
     }
 }
 
-/// `POST …/codepay`: the till is the device; a store id goes in
-/// `store_info.out_id` when the merchant configured one. The description
-/// is cut to WeChat's 127 bytes on a character boundary.
+/// `POST …/codepay`: the till is the device. `scene_info.store_info` is
+/// required by the code pay schema: its `out_id` is the merchant's store
+/// id when configured, else the till id. The description is cut to
+/// WeChat's 127 bytes on a character boundary.
 pub fn codepay(account: &Account, req: &PayRequest, till_id: &str, store_id: Option<&str>) -> V3Request {
     let path = match account {
         Account::Direct { .. } => "/v3/pay/transactions/codepay",
@@ -97,11 +99,10 @@ pub fn codepay(account: &Account, req: &PayRequest, till_id: &str, store_id: Opt
     body["out_trade_no"] = json!(req.out_trade_no);
     body["payer"] = json!({"auth_code": req.auth_code.expose()});
     body["amount"] = json!({"total": req.amount.0, "currency": "CNY"});
-    let mut scene = json!({"device_id": till_id});
-    if let Some(store) = store_id {
-        scene["store_info"] = json!({"out_id": store});
-    }
-    body["scene_info"] = scene;
+    body["scene_info"] = json!({
+        "device_id": till_id,
+        "store_info": {"out_id": store_id.unwrap_or(till_id)},
+    });
     V3Request {
         method: "POST",
         path: path.to_string(),
@@ -144,6 +145,68 @@ pub fn reverse(account: &Account, out_trade_no: &str) -> Result<V3Request, Strin
         method: "POST",
         path,
         body: Some(ids(account)),
+    })
+}
+
+/// The sub-merchant a partner's refund, refund query and bill are for.
+fn sub_mchid(account: &Account) -> Option<&str> {
+    match account {
+        Account::Direct { .. } => None,
+        Account::Partner { sub_mchid, .. } => Some(sub_mchid),
+    }
+}
+
+/// `POST /v3/refund/domestic/refunds`: by `out_trade_no`, with the refund
+/// number as the idempotency key and both amounts in fen.
+pub fn refund(account: &Account, req: &RefundRequest) -> V3Request {
+    let mut body = json!({
+        "out_trade_no": req.out_trade_no,
+        "out_refund_no": req.refund_no,
+        "amount": {
+            "refund": req.refund_amount.0,
+            "total": req.total_amount.0,
+            "currency": "CNY",
+        },
+    });
+    if let Some(sub) = sub_mchid(account) {
+        body["sub_mchid"] = json!(sub);
+    }
+    if let Some(reason) = req.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        // `reason` is documented as at most 80 characters.
+        body["reason"] = json!(reason.chars().take(80).collect::<String>());
+    }
+    V3Request {
+        method: "POST",
+        path: "/v3/refund/domestic/refunds".to_string(),
+        body: Some(body),
+    }
+}
+
+/// `GET /v3/refund/domestic/refunds/{out_refund_no}` (partner: `?sub_mchid=`).
+pub fn refund_query(account: &Account, refund_no: &str) -> Result<V3Request, String> {
+    let no = path_safe(refund_no)?;
+    let path = match sub_mchid(account) {
+        None => format!("/v3/refund/domestic/refunds/{no}"),
+        Some(sub) => format!("/v3/refund/domestic/refunds/{no}?sub_mchid={}", path_safe(sub)?),
+    };
+    Ok(V3Request {
+        method: "GET",
+        path,
+        body: None,
+    })
+}
+
+/// `GET /v3/bill/tradebill?bill_date=YYYY-MM-DD&bill_type=ALL` (partner:
+/// `&sub_mchid=`): the answer names the file and its SHA-1.
+pub fn trade_bill(account: &Account, day: chrono::NaiveDate) -> Result<V3Request, String> {
+    let mut path = format!("/v3/bill/tradebill?bill_date={}&bill_type=ALL", day.format("%Y-%m-%d"));
+    if let Some(sub) = sub_mchid(account) {
+        path.push_str(&format!("&sub_mchid={}", path_safe(sub)?));
+    }
+    Ok(V3Request {
+        method: "GET",
+        path,
+        body: None,
     })
 }
 

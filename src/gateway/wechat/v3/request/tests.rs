@@ -48,7 +48,10 @@ fn a_direct_code_pay_carries_the_code_the_amount_in_fen_and_the_till_as_device()
     let r = codepay(&direct(), &pay(""), "S001T03", None);
     let body = r.body.unwrap_or_default();
     assert_eq!(body["description"], "tillpay", "WeChat requires one");
-    assert!(body["scene_info"].get("store_info").is_none());
+    assert_eq!(
+        body["scene_info"]["store_info"]["out_id"], "S001T03",
+        "store_info is required: the till stands for the store"
+    );
 }
 
 #[test]
@@ -86,4 +89,34 @@ fn query_and_reverse_paths_and_bodies() {
     // Nothing that could change what a path means.
     assert!(query(&direct(), "T1/../x").is_err());
     assert!(reverse(&direct(), "a?b").is_err());
+}
+
+#[test]
+fn refunds_and_bills_carry_the_amounts_in_fen_and_a_partners_shop() {
+    let req = RefundRequest {
+        out_trade_no: "T1_A1_1".into(),
+        transaction_id: None,
+        refund_no: "T1-R1".into(),
+        total_amount: Fen(1234),
+        refund_amount: Fen(34),
+        reason: Some(format!("  {}  ", "退".repeat(90))),
+    };
+    let r = refund(&direct(), &req);
+    assert_eq!((r.method, r.path.as_str()), ("POST", "/v3/refund/domestic/refunds"));
+    let body = r.body.clone().unwrap_or_default();
+    assert_eq!(body["amount"], json!({"refund": 34, "total": 1234, "currency": "CNY"}));
+    assert_eq!(body["out_refund_no"], "T1-R1");
+    assert_eq!(body["reason"].as_str().map(|s| s.chars().count()), Some(80));
+    assert!(body.get("sub_mchid").is_none());
+    assert_eq!(refund(&partner(), &req).body.unwrap_or_default()["sub_mchid"], "1900000109");
+    assert_eq!(
+        refund_query(&partner(), "T1-R1").map(|r| r.path),
+        Ok("/v3/refund/domestic/refunds/T1-R1?sub_mchid=1900000109".to_string())
+    );
+    assert!(refund_query(&direct(), "a/b").is_err(), "never a second path segment");
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap_or_default();
+    assert_eq!(
+        trade_bill(&direct(), day).map(|r| (r.method, r.path)),
+        Ok(("GET", "/v3/bill/tradebill?bill_date=2026-11-30&bill_type=ALL".to_string()))
+    );
 }
