@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tillpay::domain::Provider;
 use tillpay::sim::behaviour::Behaviour;
+use tillpay::sim::WechatApi;
 
 use till::{E2eTill, Rng, Speed, FINAL};
 
@@ -78,6 +79,28 @@ fn sale(order: &str, provider: Provider, b: Behaviour, serial: u64) -> (String, 
         100 + serial % 900,
         b.code(provider, serial),
     )
+}
+
+#[tokio::test]
+async fn killed_mid_sale_on_wechat_api_v3_every_sale_settles_after_the_restart() {
+    // The same recovery on v3: its 202 while the customer confirms, its
+    // query and reverse, after SIGKILL at each stage.
+    for (b, kill_ms) in [
+        (Behaviour::AnswerLost, 0),
+        (Behaviour::NeverConfirms, 600),
+        (Behaviour::ConfirmsAfter(3), 600),
+        (Behaviour::RevokeRetries(2), 2150),
+    ] {
+        let mut t = E2eTill::start_api(Speed::Fast, WechatApi::V3, |_, t| t).await;
+        let sales = vec![sale("V1", Provider::Wechat, b, 7)];
+        let conns = start_sales(&t, &sales).await;
+        tokio::time::sleep(Duration::from_millis(kill_ms)).await;
+        t.kill9();
+        drop(conns);
+        t.spawn().await;
+        settle(&t, &sales, &format!("v3 {b:?} killed at {kill_ms} ms")).await;
+        t.stop().await;
+    }
 }
 
 #[tokio::test]

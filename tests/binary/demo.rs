@@ -31,3 +31,27 @@ fn the_scripted_demo_ends_every_sale_as_scripted() {
     // Only masked codes are shown.
     assert!(text.contains("1300**********"), "{text}");
 }
+
+#[test]
+fn the_scripted_demo_runs_on_wechat_pay_api_v3() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tillpay"))
+        .args(["demo", "--wechat-api", "v3"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("tillpay demo runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "WeChat Pay (API v3)",
+        "customer confirming on the phone",
+        "=> REVOKED ¥19.99",
+        "every sale ended as scripted",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}

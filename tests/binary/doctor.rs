@@ -198,3 +198,36 @@ async fn each_fault_gives_its_fail_line() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_v3_merchant_gets_its_key_and_serial_checked() {
+    let s = setup().await;
+    let tables = s
+        .sim
+        .write_config_tables(s.dir.path(), 15000, WechatApi::V3)
+        .expect("tables");
+    let (code, out) = doctor(&s.config(&tables, &s.scanner)).await;
+    assert_eq!(code, Some(0), "{out}");
+    for what in [
+        "OK   wechat api",
+        "API v3 for merchant 1900000001",
+        "OK   wechat certificate serial",
+        "matches wechat.private_key_file",
+        "OK   wechat answer key",
+        "PUB_KEY_ID_",
+        "OK   wechat certificate",
+        "OK   clock",
+    ] {
+        assert!(out.contains(what), "no {what:?} in:\n{out}");
+    }
+    // A serial that is not the certificate's: every request would be refused.
+    let wrong = tables.replacen("[wechat]\n", "[wechat]\ncert_serial_no = \"0A1B2C\"\n", 1);
+    let (code, out) = doctor(&s.config(&wrong, &s.scanner)).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        fail_lines(&out)
+            .iter()
+            .any(|l| l.contains("wechat certificate serial") && l.contains("0A1B2C")),
+        "{out}"
+    );
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 use tillpay::domain::Provider;
 use tillpay::sim::behaviour::Behaviour;
+use tillpay::sim::WechatApi;
 
 use till::{E2eTill, Speed};
 
@@ -25,7 +26,17 @@ async fn scanned_sale(t: &mut E2eTill, order: &str, amount: u64, code: &str) -> 
 }
 
 async fn path(provider: Provider, behaviour: Behaviour, amount: u64, want: &str) {
-    let mut t = E2eTill::start(Speed::Fast).await;
+    path_on(WechatApi::V2, provider, behaviour, amount, want).await
+}
+
+async fn path_on(
+    api: WechatApi,
+    provider: Provider,
+    behaviour: Behaviour,
+    amount: u64,
+    want: &str,
+) {
+    let mut t = E2eTill::start_api(Speed::Fast, api, |_, t| t).await;
     let code = behaviour.code(provider, 1);
     let p = scanned_sale(&mut t, "E1", amount, &code).await;
     assert_eq!(p["status"], want, "{provider} {behaviour:?}: {p}");
@@ -47,6 +58,11 @@ macro_rules! paths {
         mod alipay {
             use super::*;
             $( #[tokio::test] async fn $name() { path(Provider::Alipay, $behaviour, 1234, $want).await; } )*
+        }
+        /// The same paths through the daemon speaking WeChat Pay API v3.
+        mod wechat_v3 {
+            use super::*;
+            $( #[tokio::test] async fn $name() { path_on(WechatApi::V3, Provider::Wechat, $behaviour, 1234, $want).await; } )*
         }
     };
 }
