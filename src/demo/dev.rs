@@ -236,11 +236,17 @@ async fn commands(dev: &mut Dev) {
         return;
     };
     let mut serial = 100;
+    // At the end of input only the signals remain to be waited for: the
+    // input branch is switched off, not left pending inside the select.
+    let mut input_open = true;
     loop {
         let line = tokio::select! {
-            line = lines.recv() => match line {
+            line = lines.recv(), if input_open => match line {
                 Some(l) => l,
-                None => std::future::pending().await,
+                None => {
+                    input_open = false;
+                    continue;
+                }
             },
             _ = term.recv() => return,
             _ = int.recv() => return,

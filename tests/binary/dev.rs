@@ -150,3 +150,26 @@ async fn tillpay_dev_is_a_till_to_develop_against_and_keeps_its_journal() {
     assert_eq!(p["status"], "paid", "{p}");
     dev.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_its_input_closed_sigterm_still_stops_it_and_its_daemon() {
+    // A POS developer's script runs it with `< /dev/null` (or a pipe that
+    // closes) and stops it with SIGTERM: the till must stop, daemon too.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut dev = DevTill::start(dir.path()).await;
+    drop(dev.stdin);
+    drop(Conn::open(&dev.socket).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = dev.child.id().expect("running") as libc::pid_t;
+    // SAFETY: kill(2) on our own child's pid, which it still is (not reaped).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(20), dev.child.wait())
+        .await
+        .expect("tillpay dev stopped within 20 s of SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    assert!(
+        tokio::net::UnixStream::connect(&dev.socket).await.is_err(),
+        "the daemon stopped with it"
+    );
+}

@@ -28,7 +28,6 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from wechatpayv3 import WeChatPay, WeChatPayType
-from wechatpayv3.type import RequestType
 from wechatpayv3.utils import build_authorization
 
 failures = []

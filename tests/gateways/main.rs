@@ -1,7 +1,8 @@
 //! The gateway clients: against the simulator over real HTTP with real
 //! signatures, through a TLS double that checks client certificates, under
 //! transport faults, and side by side with third-party clients (wechatpy,
-//! python-alipay-sdk). One test binary, so the crate is linked once.
+//! wechatpayv3, python-alipay-sdk). One test binary, so the crate is linked
+//! once.
 
 mod conformance_env;
 mod wechat_support;
@@ -15,3 +16,4 @@ mod wechat_failover;
 mod wechat_faults;
 mod wechat_sim;
 mod wechat_v3;
+mod wechat_v3_conformance;
