@@ -27,3 +27,39 @@ pub fn python(client: &str) -> Option<String> {
     );
     None
 }
+
+/// Runs a conformance script (`tests/conformance/<script>`) with `python`
+/// and `args`, within two minutes, and returns its output once it exited
+/// 0 and printed `passed` (the script's own last line).
+pub async fn run(python: &str, script: &str, args: &[&str], passed: &str) -> String {
+    let path = format!("{}/tests/conformance/{script}", env!("CARGO_MANIFEST_DIR"));
+    let child = tokio::process::Command::new(python)
+        .arg(&path)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python:?}: {e}"));
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        child.wait_with_output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{script} did not finish within 120 s"))
+    .unwrap_or_else(|e| panic!("{script} did not run: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{script} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains(passed),
+        "{script}: no {passed:?} in\n{stdout}"
+    );
+    stdout
+}

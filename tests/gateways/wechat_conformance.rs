@@ -9,7 +9,6 @@
 use crate::conformance_env;
 use crate::wechat_support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use tillpay::domain::Provider;
@@ -27,36 +26,13 @@ async fn wechatpy_drives_the_simulator() {
         .collect();
     let user_paying = Behaviour::NeverConfirms.code(Provider::Wechat, 9_100);
     let codes = serde_json::json!({ "pays": pays, "user_paying": user_paying }).to_string();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/conformance/wechat_conformance.py"
-    );
-
-    let child = tokio::process::Command::new(&python)
-        .arg(script)
-        .args([&sim.base_url, APPID, MCH_ID, API_KEY, &codes])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {python:?}: {e}"));
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("the conformance script finished within 120 s")
-        .expect("the conformance script ran");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}");
-    assert!(
-        out.status.success(),
-        "wechatpy conformance failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    assert!(
-        stdout.contains("all WeChat conformance checks passed"),
-        "{stdout}"
-    );
+    conformance_env::run(
+        &python,
+        "wechat_conformance.py",
+        &[&sim.base_url, APPID, MCH_ID, API_KEY, &codes],
+        "all WeChat conformance checks passed",
+    )
+    .await;
 
     // The script really talked to this simulator: of its three payments one
     // was reversed, one never confirmed, and the HMAC one (3 fen) was kept.

@@ -10,7 +10,6 @@
 use crate::conformance_env;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,13 +40,10 @@ async fn wechatpayv3_drives_the_v3_simulator_with_its_own_verification() {
         .collect();
     let user_paying = Behaviour::NeverConfirms.code(Provider::Wechat, 9_400);
     let codes = serde_json::json!({ "pays": pays, "user_paying": user_paying }).to_string();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/conformance/wechat_v3_conformance.py"
-    );
-    let child = tokio::process::Command::new(&python)
-        .arg(script)
-        .args([
+    conformance_env::run(
+        &python,
+        "wechat_v3_conformance.py",
+        &[
             sim.base_url.as_str(),
             keys::APPID,
             keys::MCHID,
@@ -56,29 +52,10 @@ async fn wechatpayv3_drives_the_v3_simulator_with_its_own_verification() {
             &public,
             keys::PUBLIC_KEY_ID,
             &codes,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {python:?}: {e}"));
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("the conformance script finished within 120 s")
-        .expect("the conformance script ran");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}");
-    assert!(
-        out.status.success(),
-        "wechatpayv3 conformance failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    assert!(
-        stdout.contains("all WeChat v3 conformance checks passed"),
-        "{stdout}"
-    );
+        ],
+        "all WeChat v3 conformance checks passed",
+    )
+    .await;
 
     // It really talked to this simulator: a code pay, a reverse, a refund,
     // each with its own Authorization; 10 fen paid less a 3 fen refund (in
