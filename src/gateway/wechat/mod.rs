@@ -23,7 +23,8 @@ pub mod failover;
 pub mod sign;
 mod transport;
 pub mod v3;
-pub mod xml;
+/// WeChat's v2 documents are the shared flat XML.
+pub use crate::gateway::flat_xml as xml;
 
 /// A platform certificate's public key (for tests and the simulator's
 /// migration case).

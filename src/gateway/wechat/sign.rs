@@ -80,14 +80,7 @@ pub fn verify(params: &BTreeMap<String, String>, key: &str, t: SignType) -> bool
     constant_time_eq(given.to_ascii_uppercase().as_bytes(), expected.as_bytes())
 }
 
-/// Compares without an early exit, so the time taken says nothing about
-/// how many leading characters of a forged signature were right.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use crate::gateway::constant_time_eq;
 
 fn hex_upper(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";

@@ -1,4 +1,6 @@
-//! The flat `<xml><k>v</k>…</xml>` documents of WeChat Pay v2.
+//! The flat `<xml><k>v</k>…</xml>` documents of WeChat Pay v2 and of the
+//! acquirers' `unified.trade.*` gateways: one level of fields, values in
+//! CDATA where they need it.
 //!
 //! Responses come from the network, so parsing is strict and bounded: a size
 //! and field cap, no DTD (hence no entity definitions: only the five
