@@ -99,6 +99,7 @@ fn local() -> Vec<AttemptRow> {
             order_no: format!("O{i}"),
             seq: 1,
             provider: Provider::Wechat,
+            channel: "wechat".into(),
             amount: Fen(100 + i % 900),
             code_masked: String::new(),
             code_hash: String::new(),

@@ -52,6 +52,9 @@ pub struct Config {
     /// One checked table per configured channel (`[wechat]`, `[alipay]`,
     /// …), in the order of the registry.
     pub channels: Vec<Arc<dyn ChannelConfig>>,
+    /// `[routes]`: which channel carries each provider's codes, when the
+    /// config says; see [`Config::route`].
+    pub routes: Vec<(Provider, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -175,13 +178,14 @@ impl Config {
         // Each channel checks its own table; what is left is tillpay's.
         let mut channels = Vec::new();
         for channel in CHANNELS {
-            if let Some(t) = table.remove(channel.provider().as_str()) {
+            if let Some(t) = table.remove(channel.name()) {
                 channels.push(channel.check_config(t, base)?);
             }
         }
-        const OWN: [&str; 4] = ["till", "pos", "scanner", "payment"];
+        let routes = check_routes(table.remove("routes"), &channels)?;
+        const OWN: [&str; 5] = ["till", "pos", "scanner", "payment", "routes"];
         if let Some(key) = table.keys().find(|k| !OWN.contains(&k.as_str())) {
-            let channels: Vec<&str> = CHANNELS.iter().map(|c| c.provider().as_str()).collect();
+            let channels: Vec<&str> = CHANNELS.iter().map(|c| c.name()).collect();
             return Err(invalid(
                 key,
                 format!(
@@ -195,10 +199,7 @@ impl Config {
             .try_into()
             .map_err(|e: toml::de::Error| syntax(e.to_string()))?;
         if channels.is_empty() {
-            let names: Vec<String> = CHANNELS
-                .iter()
-                .map(|c| format!("[{}]", c.provider()))
-                .collect();
+            let names: Vec<String> = CHANNELS.iter().map(|c| format!("[{}]", c.name())).collect();
             return Err(invalid(
                 &names.join(" / "),
                 format!(
@@ -213,15 +214,29 @@ impl Config {
             scanner: raw.scanner.map(check_scanner).transpose()?,
             payment: check_payment(raw.payment.unwrap_or_default())?,
             channels,
+            routes,
         })
     }
 
-    /// The config of `provider`'s channel, when it is configured.
-    pub fn channel(&self, provider: Provider) -> Option<&dyn ChannelConfig> {
+    /// The config of the channel named `name`, when it is configured.
+    pub fn channel(&self, name: &str) -> Option<&dyn ChannelConfig> {
         self.channels
             .iter()
             .map(|c| c.as_ref())
-            .find(|c| c.provider() == provider)
+            .find(|c| c.name() == name)
+    }
+
+    /// The channel that carries `provider`'s codes: the one `[routes]`
+    /// names, else the first configured channel that carries it (the
+    /// wallet's own before an acquirer, in registry order); `None` when no
+    /// configured channel does, and the till refuses those codes (1003).
+    pub fn route(&self, provider: Provider) -> Option<&str> {
+        if let Some((_, name)) = self.routes.iter().find(|(p, _)| *p == provider) {
+            return Some(name);
+        }
+        crate::gateway::carrying(provider)
+            .map(|ch| ch.name())
+            .find(|n| self.channel(n).is_some())
     }
 
     /// The concrete config of one channel, for code that knows it.
@@ -237,6 +252,59 @@ impl Config {
             .map(|c| Ok(c.gateway(&self.till.id, self.payment.http_timeout)?))
             .collect()
     }
+
+    /// Which channel carries each provider, by the channel's name, for
+    /// the engine (see [`Config::route`]).
+    pub fn routing(&self) -> Vec<(Provider, String)> {
+        Provider::ALL
+            .into_iter()
+            .filter_map(|p| Some((p, self.route(p)?.to_string())))
+            .collect()
+    }
+}
+
+/// `[routes]`: provider = "channel", each channel configured and able to
+/// carry that provider's codes.
+fn check_routes(
+    table: Option<toml::Value>,
+    channels: &[Arc<dyn ChannelConfig>],
+) -> Result<Vec<(Provider, String)>, ConfigError> {
+    let Some(table) = table else {
+        return Ok(Vec::new());
+    };
+    let toml::Value::Table(table) = table else {
+        return Err(invalid("routes", "must be a table: provider = \"channel\""));
+    };
+    let mut routes = Vec::new();
+    for (key, value) in table {
+        let at = format!("routes.{key}");
+        let provider = Provider::parse(&key).ok_or_else(|| {
+            let all: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
+            invalid(
+                &at,
+                format!("no such provider: tillpay knows {}", all.join(", ")),
+            )
+        })?;
+        let name = value
+            .as_str()
+            .ok_or_else(|| invalid(&at, "must be a channel's name in quotes"))?;
+        let channel = crate::gateway::channel(name)
+            .ok_or_else(|| invalid(&at, format!("{name:?} is not a channel")))?;
+        if !channel.carries().contains(&provider) {
+            return Err(invalid(
+                &at,
+                format!("the {name} channel does not carry {provider} codes"),
+            ));
+        }
+        if !channels.iter().any(|c| c.name() == name) {
+            return Err(invalid(
+                &at,
+                format!("the {name} channel is not configured: add its [{name}] table"),
+            ));
+        }
+        routes.push((provider, name.to_string()));
+    }
+    Ok(routes)
 }
 
 fn check_till(raw: Option<RawTill>) -> Result<TillConfig, ConfigError> {

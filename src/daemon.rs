@@ -38,7 +38,12 @@ pub async fn run(cfg: Config, gateways: Vec<Arc<dyn Gateway>>) -> Result<(), Dae
     let journal = tokio::task::spawn_blocking(move || Journal::open(&j, &till_id))
         .await
         .map_err(|e| DaemonError::Other(e.to_string()))??;
-    let engine = Engine::new(Arc::new(journal), gateways, cfg.payment.clone());
+    let engine = Engine::routed(
+        Arc::new(journal),
+        gateways,
+        &cfg.routing(),
+        cfg.payment.clone(),
+    );
 
     systemd::notify("STATUS=resuming unfinished payments");
     let resumed = engine

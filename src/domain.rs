@@ -78,26 +78,53 @@ impl fmt::Display for Fen {
     }
 }
 
-/// A payment channel the till can charge through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What the customer pays with: the wallet whose payment code was
+/// scanned. Which channel carries the payment (the wallet's own gateway, or
+/// an acquirer's) is the routing's business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Wechat,
     Alipay,
+    Unionpay,
 }
 
 impl Provider {
+    pub const ALL: [Provider; 3] = [Provider::Wechat, Provider::Alipay, Provider::Unionpay];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Wechat => "wechat",
             Provider::Alipay => "alipay",
+            Provider::Unionpay => "unionpay",
+        }
+    }
+
+    /// `[self]`, for a channel that carries this provider only.
+    pub fn alone(self) -> &'static [Provider] {
+        match self {
+            Provider::Wechat => &[Provider::Wechat],
+            Provider::Alipay => &[Provider::Alipay],
+            Provider::Unionpay => &[Provider::Unionpay],
         }
     }
 
     pub fn parse(s: &str) -> Option<Provider> {
-        match s {
-            "wechat" => Some(Provider::Wechat),
-            "alipay" => Some(Provider::Alipay),
+        Provider::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// Whose payment code `digits` is, by length and prefix
+    /// (payment-rules.md §19): WeChat 18 digits from 10-15, Alipay 16-24
+    /// digits from 25-30, UnionPay 19 digits from 62.
+    pub fn of_code(digits: &str) -> Option<Provider> {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let prefix: u32 = digits.get(..2)?.parse().ok()?;
+        match (digits.len(), prefix) {
+            (18, 10..=15) => Some(Provider::Wechat),
+            (16..=24, 25..=30) => Some(Provider::Alipay),
+            (19, 62) => Some(Provider::Unionpay),
             _ => None,
         }
     }
@@ -119,8 +146,8 @@ pub struct AuthCode {
 }
 
 impl AuthCode {
-    /// A payment code of `provider`'s. Which channel a scanned string
-    /// belongs to is the channels' business: `gateway::recognise` asks them.
+    /// A payment code of `provider`'s; [`recognise`] tells whose a scanned
+    /// string is.
     pub fn new(digits: &str, provider: Provider) -> AuthCode {
         AuthCode {
             digits: digits.to_string(),
@@ -153,6 +180,12 @@ impl fmt::Display for AuthCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.masked())
     }
+}
+
+/// Recognises a payment code (payment-rules.md §19). Anything else, URLs
+/// and letters included, is `None`.
+pub fn recognise(s: &str) -> Option<AuthCode> {
+    Provider::of_code(s).map(|p| AuthCode::new(s, p))
 }
 
 /// Masks anything that might be a code: first 4 and last 4 characters kept.

@@ -345,7 +345,7 @@ async fn gateways(c: &mut Checks, cfg: &Config) {
     let urls: Vec<(String, String)> = cfg
         .channels
         .iter()
-        .map(|ch| (ch.provider().to_string(), ch.endpoint().to_string()))
+        .map(|ch| (ch.name().to_string(), ch.endpoint().to_string()))
         .collect();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::domain::Provider;
+use crate::gateway::channel::Channel;
 use crate::gateway::BillAnswer;
 use crate::gateway::CHANNELS;
 use crate::journal::Journal;
@@ -36,10 +37,10 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 /// `--<channel>-bill FILE` for each registered channel (`--wechat-bill`,
 /// `--alipay-bill`): the bill from a file instead of the gateway.
 #[derive(Debug, Default)]
-pub struct BillFiles(Vec<(Provider, PathBuf)>);
+pub struct BillFiles(Vec<(&'static str, PathBuf)>);
 
-fn bill_flag(p: Provider) -> String {
-    format!("{p}-bill")
+fn bill_flag(channel: &str) -> String {
+    format!("{channel}-bill")
 }
 
 impl clap::FromArgMatches for BillFiles {
@@ -47,8 +48,8 @@ impl clap::FromArgMatches for BillFiles {
         let files = CHANNELS
             .iter()
             .filter_map(|ch| {
-                let file = m.get_one::<PathBuf>(&bill_flag(ch.provider()))?;
-                Some((ch.provider(), file.clone()))
+                let file = m.get_one::<PathBuf>(&bill_flag(ch.name()))?;
+                Some((ch.name(), file.clone()))
             })
             .collect();
         Ok(BillFiles(files))
@@ -63,7 +64,7 @@ impl clap::FromArgMatches for BillFiles {
 impl clap::Args for BillFiles {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         CHANNELS.iter().fold(cmd, |cmd, ch| {
-            let flag = bill_flag(ch.provider());
+            let flag = bill_flag(ch.name());
             cmd.arg(
                 clap::Arg::new(flag.clone())
                     .long(flag)
@@ -79,19 +80,39 @@ impl clap::Args for BillFiles {
     }
 }
 
-fn parse(provider: Provider, bytes: &[u8], till: &str) -> Result<Bill, String> {
-    let ch =
-        crate::gateway::channel(provider).ok_or_else(|| format!("{provider}: no such channel"))?;
+fn parse(name: &str, bytes: &[u8], till: &str) -> Result<Bill, String> {
+    let ch = crate::gateway::channel(name).ok_or_else(|| format!("{name}: no such channel"))?;
     ch.parse_bill(&mut Cursor::new(bytes), till)
         .map_err(|e| e.to_string())
 }
 
 /// Streamed: a million-row bill is never held whole.
-fn parse_path(provider: Provider, path: &Path, till: &str) -> Result<Bill, String> {
-    let ch =
-        crate::gateway::channel(provider).ok_or_else(|| format!("{provider}: no such channel"))?;
+fn parse_path(name: &str, path: &Path, till: &str) -> Result<Bill, String> {
+    let ch = crate::gateway::channel(name).ok_or_else(|| format!("{name}: no such channel"))?;
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     ch.parse_bill(&mut f, till).map_err(|e| e.to_string())
+}
+
+/// A channel's bill as one bill per provider it carries: reconciliation
+/// matches each provider's rows with the journal's.
+fn by_provider(ch: &dyn Channel, bill: Bill) -> Vec<(Provider, Bill)> {
+    ch.carries()
+        .iter()
+        .map(|p| {
+            let rows = bill
+                .rows
+                .iter()
+                .filter(|r| r.provider == *p)
+                .cloned()
+                .collect();
+            let part = Bill {
+                rows,
+                other_tills: bill.other_tills,
+                total_rows: bill.total_rows,
+            };
+            (*p, part)
+        })
+        .collect()
 }
 
 // Long because it reports each way a bill can be missing in words a shop owner can act on.
@@ -104,23 +125,29 @@ pub async fn main(args: Args) -> ExitCode {
         Err(e) => return fail(format!("config: {e}")),
     };
     let till = cfg.till.id.clone();
-    // Each provider of the config, and any whose bill file is given: from
-    // the file when given, else downloaded. A file for one provider never
+    // Each channel of the config, and any whose bill file is given: from
+    // the file when given, else downloaded. A file for one channel never
     // leaves the other unchecked.
-    let wanted: Vec<(Provider, Option<&PathBuf>)> = CHANNELS
+    let wanted: Vec<(&'static dyn Channel, Option<&PathBuf>)> = CHANNELS
         .iter()
-        .map(|ch| ch.provider())
-        .filter_map(|p| {
-            let file = args.bills.0.iter().find(|(q, _)| *q == p).map(|(_, f)| f);
-            (cfg.channel(p).is_some() || file.is_some()).then_some((p, file))
+        .copied()
+        .filter_map(|ch| {
+            let file = args
+                .bills
+                .0
+                .iter()
+                .find(|(n, _)| *n == ch.name())
+                .map(|(_, f)| f);
+            (cfg.channel(ch.name()).is_some() || file.is_some()).then_some((ch, file))
         })
         .collect();
     let mut gateways = None;
     let mut bills = Vec::new();
-    for (p, file) in wanted {
+    for (ch, file) in wanted {
+        let p = ch.name();
         if let Some(path) = file {
             match parse_path(p, path, &till) {
-                Ok(b) => bills.push((p, b)),
+                Ok(b) => bills.extend(by_provider(ch, b)),
                 Err(e) => return fail(e),
             }
             continue;
@@ -131,17 +158,17 @@ pub async fn main(args: Args) -> ExitCode {
                 Err(e) => return fail(format!("config: {e}")),
             }
         }
-        let Some(gw) = gateways.iter().flatten().find(|g| g.provider() == p) else {
+        let Some(gw) = gateways.iter().flatten().find(|g| g.channel() == p) else {
             continue;
         };
         match gw.bill(&args.date).await {
             BillAnswer::File(bytes) => match parse(p, &bytes, &till) {
-                Ok(b) => bills.push((p, b)),
+                Ok(b) => bills.extend(by_provider(ch, b)),
                 Err(e) => return fail(e),
             },
             BillAnswer::NoBill(n) => {
                 eprintln!("{p}: no bill exists for {} ({}): no trades that day", args.date, n.message);
-                bills.push((p, Bill::default()));
+                bills.extend(by_provider(ch, Bill::default()));
             }
             BillAnswer::NotYet(n) => {
                 return fail(format!(

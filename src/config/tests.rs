@@ -178,3 +178,49 @@ fn a_short_reverse_delay_only_for_simulators() {
         Duration::from_millis(300)
     );
 }
+
+#[test]
+fn each_provider_goes_by_its_own_channel_unless_routes_say_otherwise() {
+    let d = Dir::new();
+    let c = d.parse(GOOD).expect("good config");
+    assert_eq!(
+        c.routing(),
+        [
+            (Provider::Wechat, "wechat".to_string()),
+            (Provider::Alipay, "alipay".to_string())
+        ],
+        "no channel carries UnionPay codes here"
+    );
+    let routed = d
+        .parse(&format!("{GOOD}[routes]\nwechat = \"wechat\"\n"))
+        .expect("a route to a configured channel");
+    assert_eq!(routed.route(Provider::Wechat), Some("wechat"));
+    for (routes, key, says) in [
+        (
+            "wechat = \"alipay\"",
+            "routes.wechat",
+            "does not carry wechat",
+        ),
+        (
+            "unionpay = \"wechat\"",
+            "routes.unionpay",
+            "does not carry unionpay",
+        ),
+        ("paypal = \"wechat\"", "routes.paypal", "no such provider"),
+        ("wechat = \"bank\"", "routes.wechat", "is not a channel"),
+        ("wechat = 1", "routes.wechat", "channel's name"),
+    ] {
+        let e = err(d.parse(&format!("{GOOD}[routes]\n{routes}\n")));
+        assert!(e.contains(key) && e.contains(says), "{routes}: {e}");
+    }
+    let only_wechat: String = GOOD
+        .split("[alipay]")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let e = err(d.parse(&format!("{only_wechat}[routes]\nalipay = \"alipay\"\n")));
+    assert!(
+        e.contains("routes.alipay") && e.contains("not configured"),
+        "{e}"
+    );
+}

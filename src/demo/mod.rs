@@ -75,6 +75,7 @@ async fn start(wechat_api: WechatApi) -> Result<Till, String> {
         }),
         payment: demo_payment(),
         channels: vec![wechat, Arc::new(sim.alipay_config())],
+        routes: Vec::new(),
     };
     let gateways = cfg.gateways().map_err(|e| e.to_string())?;
     tokio::spawn(async move {

@@ -69,11 +69,12 @@ impl AttemptRun {
             .get(&code.provider())
             .cloned()
             .ok_or(EngineError::ProviderUnavailable(code.provider()))?;
+        let channel = gateway.channel();
         let j = engine.journal().clone();
         let o = order_no.to_string();
         let c = code.clone();
         let (row, subject) = blocking(move || {
-            let row = j.begin_attempt(&o, &c)?;
+            let row = j.begin_attempt_on(&o, &c, channel)?;
             let subject = j.sale(&o)?.map(|(s, _)| s.subject).unwrap_or_default();
             Ok((row, subject))
         })
@@ -83,7 +84,8 @@ impl AttemptRun {
             order_no,
             "submitted",
             json!({
-                "provider": gateway.provider(),
+                "provider": row.provider,
+                "channel": row.channel,
                 "out_trade_no": row.out_trade_no,
                 "auth_code_masked": row.code_masked,
             }),
@@ -120,7 +122,7 @@ impl AttemptRun {
     /// An attempt the journal holds in flight at start-up, with the event
     /// that resumes it.
     pub(super) fn resume(engine: &Arc<Engine>, row: AttemptRow) -> (AttemptRun, Event) {
-        let gateway = engine.gateways.get(&row.provider).cloned();
+        let gateway = engine.channel_gateway(&row.channel);
         // Wall clock across the restart; a clock that went backwards counts
         // as no time passed (the machine asks the gateway first anyway).
         let elapsed =

@@ -66,7 +66,12 @@ struct Registry {
 
 pub struct Engine {
     journal: Arc<Journal>,
+    /// The routing: which gateway carries each provider's codes.
     gateways: HashMap<Provider, Arc<dyn Gateway>>,
+    /// Every gateway by its channel's name: an attempt, a revoke or a
+    /// refund goes on through the channel its pay request went through,
+    /// whatever the routing says since.
+    channels: HashMap<&'static str, Arc<dyn Gateway>>,
     cfg: PaymentConfig,
     notify: broadcast::Sender<Notification>,
     registry: Mutex<Registry>,
@@ -95,10 +100,36 @@ impl Engine {
         gateways: Vec<Arc<dyn Gateway>>,
         cfg: PaymentConfig,
     ) -> Arc<Engine> {
+        Engine::routed(journal, gateways, &[], cfg)
+    }
+
+    /// As [`Engine::new`], with `routes` naming the channel of each
+    /// provider it lists; any other provider goes by the first gateway
+    /// that carries it.
+    pub fn routed(
+        journal: Arc<Journal>,
+        gateways: Vec<Arc<dyn Gateway>>,
+        routes: &[(Provider, String)],
+        cfg: PaymentConfig,
+    ) -> Arc<Engine> {
         let (notify, _) = broadcast::channel(256);
+        let mut by_provider: HashMap<Provider, Arc<dyn Gateway>> = HashMap::new();
+        let mut channels = HashMap::new();
+        for g in gateways {
+            for p in g.carries() {
+                by_provider.entry(*p).or_insert_with(|| g.clone());
+            }
+            channels.insert(g.channel(), g);
+        }
+        for (p, name) in routes {
+            if let Some(g) = channels.get(name.as_str()) {
+                by_provider.insert(*p, g.clone());
+            }
+        }
         Arc::new(Engine {
             journal,
-            gateways: gateways.into_iter().map(|g| (g.provider(), g)).collect(),
+            gateways: by_provider,
+            channels,
             cfg,
             notify,
             registry: Mutex::new(Registry::default()),
@@ -276,12 +307,25 @@ impl Engine {
     }
 
     /// Where each channel sends its requests now (primary, backup, which
-    /// goes first), by provider name, for `status`.
+    /// goes first), by channel name, for `status`.
     pub fn routes(&self) -> std::collections::BTreeMap<String, crate::gateway::Route> {
+        self.channels
+            .iter()
+            .filter_map(|(n, g)| Some((n.to_string(), g.route()?)))
+            .collect()
+    }
+
+    /// Which channel carries each provider's codes, for `status`.
+    pub fn routing(&self) -> std::collections::BTreeMap<Provider, &'static str> {
         self.gateways
             .iter()
-            .filter_map(|(p, g)| Some((p.to_string(), g.route()?)))
+            .map(|(p, g)| (*p, g.channel()))
             .collect()
+    }
+
+    /// The gateway of the channel an attempt went through.
+    pub(crate) fn channel_gateway(&self, name: &str) -> Option<Arc<dyn Gateway>> {
+        self.channels.get(name).cloned()
     }
 
     /// The orders with an attempt in flight or waiting for a scan, sorted.
@@ -359,12 +403,9 @@ impl Engine {
             None => None,
             Some(c) => {
                 let code = crate::gateway::recognise(c.trim()).ok_or_else(|| {
-                    let names: Vec<&str> = crate::gateway::CHANNELS
-                        .iter()
-                        .map(|ch| ch.provider().as_str())
-                        .collect();
+                    let names: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
                     EngineError::InvalidParams(format!(
-                        "auth_code is not a payment code of any channel ({})",
+                        "auth_code is not a payment code of any provider ({})",
                         names.join(", ")
                     ))
                 })?;

@@ -89,9 +89,7 @@ pub(super) async fn open(
         return Err(EngineError::RefundRejected(why.into()));
     };
     let gateway = engine
-        .gateways
-        .get(&paid.provider)
-        .cloned()
+        .channel_gateway(&paid.channel)
         .ok_or(EngineError::ProviderUnavailable(paid.provider))?;
     let row = RefundRow {
         out_refund_no: out_refund_no(engine.journal().till_id(), &asked.refund_no),
@@ -139,9 +137,9 @@ pub(super) async fn resume(engine: &Arc<Engine>, row: RefundRow) -> Option<Refun
     };
     let paid =
         sale.and_then(|(_, a)| a.into_iter().find(|a| a.out_trade_no == row.out_trade_no))?;
-    let Some(gateway) = engine.gateways.get(&paid.provider).cloned() else {
+    let Some(gateway) = engine.channel_gateway(&paid.channel) else {
         tracing::error!(order = %row.order_no, refund_no = %row.refund_no,
-            provider = %paid.provider, "cannot confirm refund: provider not configured");
+            channel = %paid.channel, "cannot confirm refund: its channel is not configured");
         return None;
     };
     tracing::info!(order = %row.order_no, refund_no = %row.refund_no,

@@ -31,6 +31,8 @@ enum Sent {
 /// sent, with the (paused) time since the first pay request.
 struct Scripted {
     provider: Provider,
+    /// Another channel's name and the providers it carries (an acquirer).
+    route: Option<(&'static str, &'static [Provider])>,
     min_revoke: Duration,
     pay: StdMutex<VecDeque<PayAnswer>>,
     query: StdMutex<VecDeque<QueryAnswer>>,
@@ -75,6 +77,7 @@ impl Scripted {
     fn new(provider: Provider) -> Arc<Scripted> {
         Arc::new(Scripted {
             provider,
+            route: None,
             min_revoke: if provider == Provider::Wechat {
                 Duration::from_secs(15)
             } else {
@@ -90,6 +93,12 @@ impl Scripted {
             pay_delay: StdMutex::default(),
             refund_query: StdMutex::default(),
         })
+    }
+    /// A double of the channel `name` carrying `providers`' codes.
+    fn channel_named(name: &'static str, providers: &'static [Provider]) -> Arc<Scripted> {
+        let mut s = Arc::try_unwrap(Scripted::new(providers[0])).unwrap_or_else(|_| unreachable!());
+        s.route = Some((name, providers));
+        Arc::new(s)
     }
     fn pays(self: &Arc<Self>, a: PayAnswer) -> Arc<Self> {
         self.pay.lock().expect("lock").push_back(a);
@@ -134,8 +143,12 @@ impl Scripted {
 
 #[async_trait]
 impl Gateway for Scripted {
-    fn provider(&self) -> Provider {
-        self.provider
+    fn channel(&self) -> &'static str {
+        self.route.map_or(self.provider.as_str(), |(n, _)| n)
+    }
+
+    fn carries(&self) -> &'static [Provider] {
+        self.route.map_or(self.provider.alone(), |(_, p)| p)
     }
     fn min_revoke_delay(&self) -> Duration {
         self.min_revoke
@@ -200,13 +213,23 @@ struct Till {
 }
 
 fn till_with(gateways: Vec<Arc<Scripted>>, dir: tempfile::TempDir) -> Till {
+    till_routed(gateways, &[], dir)
+}
+
+/// A till whose `routes` name the channel of the providers they list.
+fn till_routed(
+    gateways: Vec<Arc<Scripted>>,
+    routes: &[(Provider, &str)],
+    dir: tempfile::TempDir,
+) -> Till {
     let path = dir.path().join("journal.sqlite");
     let journal = Arc::new(Journal::open(&path, "T1").expect("journal"));
     let gws = gateways
         .into_iter()
         .map(|g| g as Arc<dyn Gateway>)
         .collect();
-    let engine = Engine::new(journal, gws, PaymentConfig::default());
+    let routes: Vec<(Provider, String)> = routes.iter().map(|(p, n)| (*p, n.to_string())).collect();
+    let engine = Engine::routed(journal, gws, &routes, PaymentConfig::default());
     Till {
         _dir: dir,
         path,
@@ -329,3 +352,4 @@ mod paths;
 mod races;
 mod refunds;
 mod restart;
+mod routing;

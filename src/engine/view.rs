@@ -67,7 +67,12 @@ pub struct Payment {
     pub order_no: String,
     pub amount: u64,
     pub status: PaymentStatus,
+    /// What the customer paid with.
     pub provider: Option<Provider>,
+    /// The route it went by: the wallet's own gateway (`wechat`,
+    /// `alipay`) or an acquirer's.
+    #[serde(default)]
+    pub channel: Option<String>,
     pub out_trade_no: Option<String>,
     pub transaction_id: Option<String>,
     pub paid_at: Option<String>,
@@ -121,6 +126,7 @@ impl Payment {
             amount: sale.amount.0,
             status,
             provider: shown.map(|a| a.provider),
+            channel: shown.map(|a| a.channel.clone()),
             out_trade_no: shown.map(|a| a.out_trade_no.clone()),
             transaction_id: shown.and_then(|a| a.transaction_id.clone()),
             paid_at: shown

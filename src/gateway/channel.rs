@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::bill::{Bill, BillError};
 use super::setup::SetupError;
 use super::Gateway;
-use crate::domain::{AuthCode, Provider};
+use crate::domain::Provider;
 
 /// A readable, seekable bill source: a file, or bytes in memory.
 pub trait BillSource: Read + Seek {}
@@ -22,12 +22,13 @@ impl<T: Read + Seek> BillSource for T {}
 
 pub trait Channel: Sync {
     /// The channel's name everywhere: its config table (`[wechat]`), the
-    /// journal's `provider` column, the `--<name>-bill` flag.
-    fn provider(&self) -> Provider;
+    /// journal's `channel` column, a Payment's `channel`, the
+    /// `--<name>-bill` flag.
+    fn name(&self) -> &'static str;
 
-    /// Does this scanned string look like one of the channel's payment
-    /// codes (payment-rules.md §19)? Only digits reach here.
-    fn takes_code(&self, digits: &str) -> bool;
+    /// Whose payment codes it carries: the wallet's own gateway one, an
+    /// acquirer several.
+    fn carries(&self) -> &'static [Provider];
 
     /// Checks the channel's config table; `base` is the folder relative
     /// paths start from. Errors name the key (`wechat.mch_id`).
@@ -49,7 +50,8 @@ pub trait Channel: Sync {
 /// One channel's checked config: it builds the gateway client and knows
 /// what `tillpay doctor` should look at.
 pub trait ChannelConfig: fmt::Debug + Send + Sync {
-    fn provider(&self) -> Provider;
+    /// The [`Channel::name`] of the channel it configures.
+    fn name(&self) -> &'static str;
 
     /// The gateway's address, for the reachability and clock checks.
     fn endpoint(&self) -> &str;
@@ -97,30 +99,17 @@ impl Finding {
     }
 }
 
-/// The registered channel of `provider`.
-pub fn channel(provider: Provider) -> Option<&'static dyn Channel> {
+/// The registered channel named `name`.
+pub fn channel(name: &str) -> Option<&'static dyn Channel> {
+    super::CHANNELS.iter().copied().find(|c| c.name() == name)
+}
+
+/// The channels that carry `provider`'s codes, in registry order.
+pub fn carrying(provider: Provider) -> impl Iterator<Item = &'static dyn Channel> {
     super::CHANNELS
         .iter()
         .copied()
-        .find(|c| c.provider() == provider)
-}
-
-/// Recognises a payment code: the first registered channel that takes it
-/// (payment-rules.md §19). Anything else, URLs and letters included, is
-/// `None`.
-pub fn recognise(s: &str) -> Option<AuthCode> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    super::CHANNELS
-        .iter()
-        .find(|c| c.takes_code(s))
-        .map(|c| AuthCode::new(s, c.provider()))
-}
-
-/// The two-digit prefix of a code, for channels that tell codes apart by it.
-pub fn prefix(digits: &str) -> Option<u32> {
-    digits.get(..2)?.parse().ok()
+        .filter(move |c| c.carries().contains(&provider))
 }
 
 #[cfg(test)]
@@ -128,11 +117,11 @@ mod tests {
     use super::*;
 
     fn taken_by(s: &str) -> Option<Provider> {
-        recognise(s).map(|c| c.provider())
+        crate::domain::recognise(s).map(|c| c.provider())
     }
 
     #[test]
-    fn codes_go_to_the_channel_whose_length_and_prefix_they_have() {
+    fn codes_are_the_providers_whose_length_and_prefix_they_have() {
         assert_eq!(taken_by("134567890123456789"), Some(Provider::Wechat));
         assert_eq!(taken_by("104567890123456789"), Some(Provider::Wechat));
         assert_eq!(taken_by("164567890123456789"), None);
@@ -143,20 +132,29 @@ mod tests {
         assert_eq!(taken_by("244567890123456789"), None);
         assert_eq!(taken_by("6901234567892"), None, "an EAN-13 is not a code");
         assert_eq!(taken_by("13456789012345678x"), None);
+        assert_eq!(taken_by("6212345678901234567"), Some(Provider::Unionpay));
+        assert_eq!(
+            taken_by("621234567890123456"),
+            None,
+            "UnionPay's are 19 digits"
+        );
         assert_eq!(taken_by(""), None);
     }
 
     #[test]
     fn every_channel_is_registered_once_and_found_by_name() {
         for ch in crate::gateway::CHANNELS {
-            let p = ch.provider();
-            assert_eq!(Provider::parse(p.as_str()), Some(p));
+            let n = ch.name();
             let same = crate::gateway::CHANNELS
                 .iter()
-                .filter(|c| c.provider() == p)
+                .filter(|c| c.name() == n)
                 .count();
-            assert_eq!(same, 1, "{p}");
-            assert!(channel(p).is_some(), "{p}");
+            assert_eq!(same, 1, "{n}");
+            assert!(channel(n).is_some(), "{n}");
+            assert!(!ch.carries().is_empty(), "{n} carries nothing");
+        }
+        for p in [Provider::Wechat, Provider::Alipay] {
+            assert!(carrying(p).next().is_some(), "{p}");
         }
     }
 
@@ -169,9 +167,9 @@ mod tests {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let names: Vec<String> = crate::gateway::CHANNELS
             .iter()
-            .map(|c| c.provider().as_str().to_string())
+            .map(|c| c.name().to_string())
             .collect();
-        let variants = ["Provider::Wechat", "Provider::Alipay"];
+        let variants = ["Provider::Wechat", "Provider::Alipay", "Provider::Unionpay"];
         let mut offences = Vec::new();
         let mut stack = vec![src.clone()];
         while let Some(dir) = stack.pop() {

@@ -28,8 +28,9 @@ channels![wechat, alipay];
 /// needs routing by provider first.
 pub mod acquirer;
 
+pub use crate::domain::recognise;
 pub use bill::BillAnswer;
-pub use channel::{channel, recognise};
+pub use channel::{carrying, channel};
 pub use setup::SetupError;
 
 use std::time::Duration;
@@ -251,7 +252,11 @@ pub(crate) async fn read_capped(
 /// client; every call is independent and may be retried with the same ids.
 #[async_trait]
 pub trait Gateway: Send + Sync {
-    fn provider(&self) -> Provider;
+    /// The [`channel::Channel::name`] of its channel.
+    fn channel(&self) -> &'static str;
+
+    /// Whose payment codes it carries.
+    fn carries(&self) -> &'static [Provider];
 
     /// The earliest a revoke may be sent after the pay request. WeChat
     /// forbids reversing sooner than 15 s after micropay (payment-rules.md §11).

@@ -269,7 +269,18 @@ impl Journal {
     /// Commits a new attempt in `submitting` before any byte of its pay
     /// request is sent (payment-rules.md §3). Refused while another attempt of the
     /// sale is in flight or paid (payment-rules.md §2).
+    /// Through the provider's own channel (the channel of the same name).
     pub fn begin_attempt(&self, order_no: &str, code: &AuthCode) -> Result<AttemptRow> {
+        self.begin_attempt_on(order_no, code, code.provider().as_str())
+    }
+
+    /// As [`Journal::begin_attempt`], through the channel named `channel`.
+    pub fn begin_attempt_on(
+        &self,
+        order_no: &str,
+        code: &AuthCode,
+        channel: &str,
+    ) -> Result<AttemptRow> {
         let hash = self.code_hash(code);
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -306,6 +317,7 @@ impl Journal {
             order_no: order_no.to_string(),
             seq,
             provider: code.provider(),
+            channel: channel.to_string(),
             amount: sale.amount,
             code_masked: code.masked(),
             code_hash: hash,
@@ -328,7 +340,7 @@ impl Journal {
             order_no,
             Some(&row.out_trade_no),
             "submitting",
-            &serde_json::json!({"provider": row.provider, "code": row.code_masked, "amount": row.amount.0}),
+            &serde_json::json!({"provider": row.provider, "channel": row.channel, "code": row.code_masked, "amount": row.amount.0}),
         )?;
         tx.commit()?;
         Ok(row)

@@ -28,6 +28,8 @@ pub struct AttemptRow {
     pub order_no: String,
     pub seq: u32,
     pub provider: Provider,
+    /// The channel it went through (`Channel::name`).
+    pub channel: String,
     pub amount: Fen,
     pub code_masked: String,
     pub code_hash: String,
@@ -114,7 +116,7 @@ fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
 const ATTEMPT_COLS: &str =
     "out_trade_no, order_no, seq, provider, amount, code_masked, code_hash, phase,
     submitted_at, cancel_requested, seen_paid, revoke_tries, revoke_effect, transaction_id, paid_at,
-    error_code, error_message, updated_at, booked_amount, used_number, background_revoke";
+    error_code, error_message, updated_at, booked_amount, used_number, background_revoke, channel";
 
 pub(super) fn attempts_where<P: Params>(
     conn: &Connection,
@@ -137,6 +139,9 @@ fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
         order_no: r.get(1)?,
         seq: r.get(2)?,
         provider: Provider::parse(&provider).ok_or_else(|| conv_err(3, "provider"))?,
+        channel: r
+            .get::<_, Option<String>>(21)?
+            .unwrap_or_else(|| provider.clone()),
         amount: Fen(r.get::<_, i64>(4)? as u64),
         code_masked: r.get(5)?,
         code_hash: r.get(6)?,
@@ -175,7 +180,7 @@ fn effect_str(e: RevokeEffect) -> &'static str {
 pub(super) fn insert_attempt(conn: &Connection, a: &AttemptRow) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO attempts (out_trade_no, order_no, seq, provider, amount, code_masked, code_hash,
-         phase, submitted_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         phase, submitted_at, updated_at, channel) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             a.out_trade_no,
             a.order_no,
@@ -186,7 +191,8 @@ pub(super) fn insert_attempt(conn: &Connection, a: &AttemptRow) -> rusqlite::Res
             a.code_hash,
             a.state.phase.as_str(),
             a.submitted_at,
-            a.updated_at
+            a.updated_at,
+            a.channel
         ],
     )?;
     Ok(())

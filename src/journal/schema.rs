@@ -114,6 +114,13 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE sales ADD COLUMN cancel_reason TEXT;
     "#,
+    // 6: the channel an attempt went through (the wallet's own gateway or
+    // an acquirer's): it is the one its query, revoke and refunds use.
+    // Attempts from before went through their provider's own channel.
+    r#"
+    ALTER TABLE attempts ADD COLUMN channel TEXT;
+    UPDATE attempts SET channel = provider;
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

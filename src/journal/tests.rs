@@ -165,6 +165,7 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
              ALTER TABLE sales DROP COLUMN waiting;
              ALTER TABLE attempts DROP COLUMN background_revoke;
              ALTER TABLE sales DROP COLUMN cancel_reason;
+             ALTER TABLE attempts DROP COLUMN channel;
              PRAGMA user_version = 1;",
         )
         .expect("downgrade");
@@ -175,6 +176,9 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
         schema::VERSION.to_string()
     );
     assert_eq!(j.code_used(&c).expect("lookup").as_deref(), Some("A1"));
+    // An attempt from before went through its provider's own channel.
+    let (_, before) = j.sale("A1").expect("read").expect("sale");
+    assert_eq!(before.first().map(|a| a.channel.as_str()), Some("wechat"));
     j.ensure_sale("B2", Fen(100), "x").expect("sale");
     assert!(
         matches!(j.begin_attempt("B2", &c), Err(JournalError::CodeUsed(ref o)) if o == "A1"),

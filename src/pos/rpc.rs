@@ -256,6 +256,7 @@ async fn status(ctx: &Context) -> Result<Value, EngineError> {
         "in_flight": in_flight,
         "in_flight_orders": ctx.engine.in_flight_orders(),
         "gateways": ctx.engine.routes(),
+        "routing": ctx.engine.routing(),
         "needs_attention": attention,
         "journal_ok": ctx.engine.journal_ok() && journal_error.is_none(),
         "journal_error": journal_error,

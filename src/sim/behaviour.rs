@@ -173,12 +173,13 @@ impl Behaviour {
     /// makes codes distinct (a real code is single-use).
     pub fn code(self, provider: Provider, serial: u64) -> String {
         let (b, n) = self.digits();
-        let prefix = match provider {
-            Provider::Wechat => "13",
-            Provider::Alipay => "28",
-        };
-        // 2 + 2 + 1 + 13 = 18 digits: valid for both providers.
-        format!("{prefix}{b:02}{n}{:013}", serial % 10_000_000_000_000)
+        match provider {
+            // 2 + 2 + 1 + 13 = 18 digits: WeChat's form, and one of Alipay's.
+            Provider::Wechat => format!("13{b:02}{n}{:013}", serial % 10_000_000_000_000),
+            Provider::Alipay => format!("28{b:02}{n}{:013}", serial % 10_000_000_000_000),
+            // 2 + 2 + 1 + 14 = 19 digits, UnionPay's form.
+            Provider::Unionpay => format!("62{b:02}{n}{:014}", serial % 100_000_000_000_000),
+        }
     }
 }
 
@@ -190,6 +191,11 @@ pub fn is_wechat_code(s: &str) -> bool {
 /// An Alipay payment code as Alipay documents it: 16-24 digits, 25-30 first.
 pub fn is_alipay_code(s: &str) -> bool {
     (16..=24).contains(&s.len()) && digits_with_prefix(s, 25..=30)
+}
+
+/// A UnionPay payment code as acquirers document it: 19 digits, 62 first.
+pub fn is_unionpay_code(s: &str) -> bool {
+    s.len() == 19 && digits_with_prefix(s, 62..=62)
 }
 
 fn digits_with_prefix(s: &str, first: std::ops::RangeInclusive<u32>) -> bool {

@@ -305,6 +305,8 @@ impl Ledger {
             Provider::Wechat => format!("4200{day}{:016}", inner.seq),
             // Alipay trade_no: date + "22" + digits (28 digits).
             Provider::Alipay => format!("{day}22{:018}", inner.seq),
+            // An acquirer's own order number for a UnionPay payment.
+            Provider::Unionpay => format!("{day}62{:018}", inner.seq),
         }
     }
 

@@ -42,8 +42,12 @@ fn paid(o: &tillpay::sim::ledger::Order) -> PaidInfo {
 
 #[async_trait]
 impl Gateway for LedgerGateway {
-    fn provider(&self) -> Provider {
-        self.provider
+    fn channel(&self) -> &'static str {
+        (self.provider).as_str()
+    }
+
+    fn carries(&self) -> &'static [Provider] {
+        (self.provider).alone()
     }
     async fn pay(&self, req: &PayRequest) -> PayAnswer {
         let out = self.ledger.pay(

@@ -29,7 +29,10 @@ fn a_pem_certificate_and_key_load() {
     cfg.client_identity = Some(identity(CERT, KEY));
     cfg.min_reverse_delay = Duration::from_secs(15);
     let gw = WechatGateway::new(&cfg, TILL, Duration::from_secs(10)).expect("identity loads");
-    assert_eq!(gw.provider(), Provider::Wechat);
+    assert_eq!(
+        (gw.channel(), gw.carries()),
+        ("wechat", &[Provider::Wechat][..])
+    );
     assert_eq!(gw.min_revoke_delay(), Duration::from_secs(15));
 }
 

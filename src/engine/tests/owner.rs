@@ -235,8 +235,12 @@ struct Panicking;
 
 #[async_trait]
 impl Gateway for Panicking {
-    fn provider(&self) -> Provider {
-        Provider::Alipay
+    fn channel(&self) -> &'static str {
+        (Provider::Alipay).as_str()
+    }
+
+    fn carries(&self) -> &'static [Provider] {
+        (Provider::Alipay).alone()
     }
     async fn pay(&self, _: &PayRequest) -> PayAnswer {
         panic!("a bug while reading the answer")

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::config::AlipayConfig;
 use crate::domain::Provider;
 use crate::gateway::bill::{Bill, BillError};
-use crate::gateway::channel::{prefix, BillSource, Channel, ChannelConfig};
+use crate::gateway::channel::{BillSource, Channel, ChannelConfig};
 use crate::gateway::{Gateway, SetupError};
 
 pub struct Alipay;
@@ -18,13 +18,12 @@ pub struct Alipay;
 pub static CHANNEL: Alipay = Alipay;
 
 impl Channel for Alipay {
-    fn provider(&self) -> Provider {
-        Provider::Alipay
+    fn name(&self) -> &'static str {
+        "alipay"
     }
 
-    /// 16-24 digits starting 25-30 (gateway-facts.md §A10).
-    fn takes_code(&self, digits: &str) -> bool {
-        (16..=24).contains(&digits.len()) && prefix(digits).is_some_and(|p| (25..=30).contains(&p))
+    fn carries(&self) -> &'static [Provider] {
+        &[Provider::Alipay]
     }
 
     fn check_config(
@@ -46,8 +45,8 @@ impl Channel for Alipay {
 }
 
 impl ChannelConfig for AlipayConfig {
-    fn provider(&self) -> Provider {
-        Provider::Alipay
+    fn name(&self) -> &'static str {
+        "alipay"
     }
 
     fn endpoint(&self) -> &str {

@@ -315,8 +315,12 @@ fn scrub_pay(answer: PayAnswer, code: &AuthCode) -> PayAnswer {
 
 #[async_trait]
 impl Gateway for AlipayGateway {
-    fn provider(&self) -> Provider {
-        Provider::Alipay
+    fn channel(&self) -> &'static str {
+        "alipay"
+    }
+
+    fn carries(&self) -> &'static [Provider] {
+        &[Provider::Alipay]
     }
 
     async fn pay(&self, req: &PayRequest) -> PayAnswer {

@@ -11,9 +11,7 @@ use super::config::WechatConfig;
 use super::v3::WechatV3Config;
 use crate::domain::Provider;
 use crate::gateway::bill::{Bill, BillError};
-use crate::gateway::channel::{
-    prefix, BillSource, Channel, ChannelConfig, Finding, Health,
-};
+use crate::gateway::channel::{BillSource, Channel, ChannelConfig, Finding, Health};
 use crate::gateway::{Gateway, SetupError};
 
 pub struct Wechat;
@@ -22,13 +20,12 @@ pub struct Wechat;
 pub static CHANNEL: Wechat = Wechat;
 
 impl Channel for Wechat {
-    fn provider(&self) -> Provider {
-        Provider::Wechat
+    fn name(&self) -> &'static str {
+        "wechat"
     }
 
-    /// 18 digits starting 10-15 (gateway-facts.md §W12).
-    fn takes_code(&self, digits: &str) -> bool {
-        digits.len() == 18 && prefix(digits).is_some_and(|p| (10..=15).contains(&p))
+    fn carries(&self) -> &'static [Provider] {
+        &[Provider::Wechat]
     }
 
     fn check_config(
@@ -59,8 +56,8 @@ impl Channel for Wechat {
 }
 
 impl ChannelConfig for WechatConfig {
-    fn provider(&self) -> Provider {
-        Provider::Wechat
+    fn name(&self) -> &'static str {
+        "wechat"
     }
 
     fn endpoint(&self) -> &str {
@@ -123,8 +120,8 @@ pub(super) fn expiry_finding(
 }
 
 impl ChannelConfig for WechatV3Config {
-    fn provider(&self) -> Provider {
-        Provider::Wechat
+    fn name(&self) -> &'static str {
+        "wechat"
     }
 
     fn endpoint(&self) -> &str {

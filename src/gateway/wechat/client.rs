@@ -280,8 +280,12 @@ impl WechatGateway {
 
 #[async_trait]
 impl Gateway for WechatGateway {
-    fn provider(&self) -> Provider {
-        Provider::Wechat
+    fn channel(&self) -> &'static str {
+        "wechat"
+    }
+
+    fn carries(&self) -> &'static [Provider] {
+        &[Provider::Wechat]
     }
 
     fn min_revoke_delay(&self) -> Duration {

@@ -14,6 +14,7 @@ fn attempt(
         order_no: otn.into(),
         seq: 1,
         provider,
+        channel: provider.as_str().into(),
         amount: Fen(amount),
         code_masked: "1345**********6789".into(),
         code_hash: String::new(),

@@ -200,8 +200,12 @@ pub struct Counter {
 
 #[async_trait]
 impl Gateway for Counter {
-    fn provider(&self) -> Provider {
-        self.provider
+    fn channel(&self) -> &'static str {
+        (self.provider).as_str()
+    }
+
+    fn carries(&self) -> &'static [Provider] {
+        (self.provider).alone()
     }
 
     fn min_revoke_delay(&self) -> Duration {

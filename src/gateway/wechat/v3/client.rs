@@ -258,8 +258,12 @@ impl WechatV3Gateway {
 
 #[async_trait]
 impl Gateway for WechatV3Gateway {
-    fn provider(&self) -> Provider {
-        Provider::Wechat
+    fn channel(&self) -> &'static str {
+        "wechat"
+    }
+
+    fn carries(&self) -> &'static [Provider] {
+        &[Provider::Wechat]
     }
 
     fn min_revoke_delay(&self) -> Duration {
