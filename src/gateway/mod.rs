@@ -22,11 +22,7 @@ macro_rules! channels {
     };
 }
 
-channels![wechat, alipay];
-
-/// Not registered yet: a channel that takes several providers' codes
-/// needs routing by provider first.
-pub mod acquirer;
+channels![wechat, alipay, acquirer];
 
 pub use crate::domain::recognise;
 pub use bill::BillAnswer;
@@ -211,6 +207,50 @@ pub(crate) fn http_client(
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("tillpay/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The till's own address towards `host`: the source address the OS picks
+/// for a UDP "connection" to it (nothing is sent). Gateways that want the
+/// device's IP in a request (WeChat `spbill_create_ip`, an acquirer's
+/// `mch_create_ip`) get it from here.
+pub(crate) async fn local_ip_towards(host: &str, port: u16) -> Option<std::net::IpAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    let target: SocketAddr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .ok()?
+        .next()?;
+    let bind: SocketAddr = if target.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = tokio::net::UdpSocket::bind(bind).await.ok()?;
+    sock.connect(target).await.ok()?;
+    let ip = sock.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+/// A random `nonce_str` (WeChat, the acquirers): 32 characters of
+/// `[A-Za-z0-9]`.
+pub fn nonce() -> String {
+    use ring::rand::SecureRandom;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 32];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        // The OS RNG failing is near impossible; a nonce only has to be
+        // unlikely to repeat, so fall back to the clock.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (t >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(37);
+        }
+    }
+    bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
 }
 
 /// Compares without an early exit, so the time taken says nothing about

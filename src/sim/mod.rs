@@ -3,6 +3,7 @@
 //! and the tests. It follows the gateways' documented behaviour, not
 //! tillpay's client.
 
+pub mod acquirer;
 pub mod alipay;
 pub mod behaviour;
 pub mod http;
@@ -15,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::gateway::acquirer::config::{AcquirerConfig, Keys as AcquirerKeys};
 use crate::gateway::alipay::AlipayConfig;
 use crate::gateway::rsa as key_parse;
 use crate::gateway::wechat::v3::config::{AnswerKey, WechatV3Config};
@@ -44,11 +46,15 @@ struct Router {
     wechat: Arc<dyn Handler>,
     wechat_v3: Arc<dyn Handler>,
     alipay: Arc<dyn Handler>,
+    acquirer: Arc<dyn Handler>,
 }
 
 impl Handler for Router {
     fn handle(&self, req: SimRequest) -> BoxFuture<'_, SimResponse> {
-        if req.path.starts_with("/pay/") || req.path.starts_with("/secapi/") {
+        // The acquirer's `/pay/gateway` before WeChat's `/pay/…`.
+        if req.path == "/pay/gateway" || req.path == "/gateway" {
+            self.acquirer.handle(req)
+        } else if req.path.starts_with("/pay/") || req.path.starts_with("/secapi/") {
             self.wechat.handle(req)
         } else if req.path.starts_with("/v3/") {
             self.wechat_v3.handle(req)
@@ -63,6 +69,7 @@ pub struct Simulator {
     pub ledger: Arc<Ledger>,
     wechat: Arc<wechat::WechatSim>,
     pub wechat_v3: Arc<wechat::v3::WechatV3Sim>,
+    pub acquirer: Arc<acquirer::AcquirerSim>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -89,9 +96,11 @@ impl Simulator {
                 .map_err(std::io::Error::other)?
                 .with_same_day_bills(),
         );
+        let acquirer = Arc::new(acquirer::AcquirerSim::new(ledger.clone()).with_same_day_bills());
         let router = Arc::new(Router {
             wechat: wechat.clone(),
             wechat_v3: wechat_v3.clone(),
+            acquirer: acquirer.clone(),
             // Training and tests only have today: serve today's bill too.
             alipay: Arc::new(
                 alipay::AlipaySim::demo(ledger.clone())
@@ -105,6 +114,7 @@ impl Simulator {
             ledger,
             wechat,
             wechat_v3,
+            acquirer,
             task,
         })
     }
@@ -169,6 +179,46 @@ impl Simulator {
             ca_pem: None,
             min_reverse_delay,
         })
+    }
+
+    /// A till's `[acquirer]` config for this simulator's acquirer, which
+    /// from now on refuses (and counts) a reverse of a WeChat payment sooner
+    /// than `min_reverse_delay`.
+    pub fn acquirer_config(&self, min_reverse_delay: Duration) -> AcquirerConfig {
+        self.acquirer.enforce_min_reverse_delay(min_reverse_delay);
+        AcquirerConfig {
+            gateway_url: format!("http://{}/pay/gateway", self.addr),
+            bill_url: format!("http://{}/gateway", self.addr),
+            mch_id: acquirer::MCH_ID.into(),
+            keys: AcquirerKeys::Md5 {
+                key: acquirer::KEY.into(),
+            },
+            op_user_id: None,
+            shop_id: None,
+            ca_pem: None,
+            min_reverse_delay,
+        }
+    }
+
+    /// Writes the acquirer's merchant key into `dir` (0600) and returns an
+    /// `[acquirer]` table for this simulator's acquirer.
+    pub fn write_acquirer_table(
+        &self,
+        dir: &Path,
+        min_reverse_delay_ms: u64,
+    ) -> std::io::Result<String> {
+        use std::os::unix::fs::PermissionsExt;
+        self.acquirer
+            .enforce_min_reverse_delay(Duration::from_millis(min_reverse_delay_ms));
+        let key = dir.join("acquirer-key");
+        std::fs::write(&key, acquirer::KEY)?;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+        Ok(format!(
+            "[acquirer]\ngateway_url = \"http://{addr}/pay/gateway\"\nbill_url = \"http://{addr}/gateway\"\nmch_id = {:?}\nkey_file = {:?}\nmin_reverse_delay_ms = {min_reverse_delay_ms}\n",
+            acquirer::MCH_ID,
+            key.display().to_string(),
+            addr = self.addr,
+        ))
     }
 
     /// A till's `[alipay]` config for this simulator.
@@ -249,6 +299,7 @@ mod tests {
             "crate::gateway::wechat::{WechatConfig, WechatSignType}",
             "crate::gateway::wechat::v3::config::{AnswerKey, WechatV3Config}",
             "crate::gateway::wechat::v3::request::Account",
+            "crate::gateway::acquirer::config::{AcquirerConfig, Keys as AcquirerKeys}",
             "crate::gateway::alipay::AlipayGateway::new",
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim");

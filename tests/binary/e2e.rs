@@ -36,11 +36,35 @@ async fn path_on(
     amount: u64,
     want: &str,
 ) {
-    let mut t = E2eTill::start_api(Speed::Fast, api, |_, t| t).await;
+    let t = E2eTill::start_api(Speed::Fast, api, |_, t| t).await;
+    judge_path(t, provider, behaviour, amount, want, provider.as_str()).await
+}
+
+/// The same path with only an acquirer's channel configured: every
+/// provider's codes go through it.
+async fn path_via_acquirer(provider: Provider, behaviour: Behaviour, amount: u64, want: &str) {
+    let t = E2eTill::start_api(Speed::Fast, WechatApi::V2, |sim, _| {
+        let keys = tempfile::tempdir().expect("tempdir").keep();
+        sim.write_acquirer_table(&keys, 1000)
+            .expect("acquirer table")
+    })
+    .await;
+    judge_path(t, provider, behaviour, amount, want, "acquirer").await
+}
+
+async fn judge_path(
+    mut t: E2eTill,
+    provider: Provider,
+    behaviour: Behaviour,
+    amount: u64,
+    want: &str,
+    channel: &str,
+) {
     let code = behaviour.code(provider, 1);
     let p = scanned_sale(&mut t, "E1", amount, &code).await;
     assert_eq!(p["status"], want, "{provider} {behaviour:?}: {p}");
     assert_eq!(p["provider"], provider.as_str());
+    assert_eq!(p["channel"], channel, "{p}");
     let otn = p["out_trade_no"]
         .as_str()
         .expect("out_trade_no")
@@ -63,6 +87,22 @@ macro_rules! paths {
         mod wechat_v3 {
             use super::*;
             $( #[tokio::test] async fn $name() { path_on(WechatApi::V3, Provider::Wechat, $behaviour, 1234, $want).await; } )*
+        }
+        /// Through an acquirer's channel only, for each wallet's codes.
+        mod acquirer {
+            use super::*;
+            mod wechat {
+                use super::*;
+                $( #[tokio::test] async fn $name() { path_via_acquirer(Provider::Wechat, $behaviour, 1234, $want).await; } )*
+            }
+            mod alipay {
+                use super::*;
+                $( #[tokio::test] async fn $name() { path_via_acquirer(Provider::Alipay, $behaviour, 1234, $want).await; } )*
+            }
+            mod unionpay {
+                use super::*;
+                $( #[tokio::test] async fn $name() { path_via_acquirer(Provider::Unionpay, $behaviour, 1234, $want).await; } )*
+            }
         }
     };
 }

@@ -7,6 +7,7 @@
 mod conformance_env;
 mod wechat_support;
 
+mod acquirer_sim;
 mod alipay_conformance;
 mod alipay_sim;
 mod gateway_tls;

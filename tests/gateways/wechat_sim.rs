@@ -78,11 +78,16 @@ fn client(base_url: &str, sign_type: WechatSignType) -> WechatGateway {
 }
 
 pub fn request(b: Behaviour, serial: u64, amount: u64) -> PayRequest {
-    let code = b.code(Provider::Wechat, serial);
+    request_of(Provider::Wechat, b, serial, amount)
+}
+
+/// A sale of `amount` paid with a code of `provider`'s that asks for `b`.
+pub fn request_of(provider: Provider, b: Behaviour, serial: u64, amount: u64) -> PayRequest {
+    let code = b.code(provider, serial);
     PayRequest {
         out_trade_no: format!("S001T03_B{serial}_1"),
         amount: Fen(amount),
-        auth_code: tillpay::gateway::recognise(&code).expect("a valid WeChat code"),
+        auth_code: tillpay::gateway::recognise(&code).expect("a valid payment code"),
         subject: format!("{} 测试", b.describe()),
     }
 }
@@ -132,12 +137,23 @@ async fn every_behaviour_ends_as_the_ledger_says() {
 
 /// Drives one sale of every customer behaviour, each through its own
 /// client of `gateways`, and checks what was seen and where the money is.
-// One arm per simulator behaviour: long because there are many behaviours.
 pub async fn every_behaviour(gateways: Vec<Arc<dyn Gateway>>, ledger: &Ledger, codes: &Codes) {
+    every_behaviour_of(Provider::Wechat, 1000, gateways, ledger, codes).await
+}
+
+/// As [`every_behaviour`], with `provider`'s codes, serials from `first`.
+// One arm per simulator behaviour: long because there are many behaviours.
+pub async fn every_behaviour_of(
+    provider: Provider,
+    first: u64,
+    gateways: Vec<Arc<dyn Gateway>>,
+    ledger: &Ledger,
+    codes: &Codes,
+) {
     let mut tasks = Vec::new();
     for (i, b) in Behaviour::ALL.into_iter().enumerate() {
         let gw = gateways[i].clone();
-        let req = request(b, 1000 + i as u64, 1234 + i as u64);
+        let req = request_of(provider, b, first + i as u64, 1234 + i as u64);
         tasks.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             let end = drive(gw.as_ref(), &req, &mut seen).await;
@@ -210,7 +226,14 @@ pub async fn every_behaviour(gateways: Vec<Arc<dyn Gateway>>, ledger: &Ledger, c
                     .iter()
                     .filter(|s| s.starts_with("revoke:Retry") && s.contains("USERPAYING"))
                     .count();
-                assert_eq!(refused, n as usize, "{ctx}");
+                // WeChat refuses to reverse while the customer decides;
+                // Alipay closes the waiting trade at once.
+                let want = if provider == Provider::Wechat {
+                    n as usize
+                } else {
+                    0
+                };
+                assert_eq!(refused, want, "{ctx}");
             }
             Behaviour::RefundCloses
             | Behaviour::RefundChange

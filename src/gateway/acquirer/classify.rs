@@ -36,7 +36,9 @@ use std::collections::BTreeMap;
 use chrono::{FixedOffset, NaiveDateTime, TimeZone};
 
 use crate::domain::Fen;
-use crate::gateway::{GatewayNote, PaidInfo, PayAnswer, QueryAnswer, RevokeAnswer, RevokeEffect};
+use crate::gateway::{
+    GatewayNote, PaidInfo, PayAnswer, QueryAnswer, RefundAnswer, RevokeAnswer, RevokeEffect,
+};
 
 pub type Fields = BTreeMap<String, String>;
 
@@ -254,6 +256,139 @@ pub fn reverse(reply: &Reply) -> RevokeAnswer {
         | "ACQ.TRADE_CANCEL_TIME_OUT"
         | "ACQ.REASON_TRADE_REFUND_FEE_ERR" => RevokeAnswer::Refused(note),
         _ => RevokeAnswer::Retry(note),
+    }
+}
+
+/// After a reverse: the query says whether it closed an unpaid order or
+/// returned a payment (a reversed order that was paid keeps its
+/// `transaction_id` and `time_end`).
+pub fn revoke_effect(reply: &Reply, out_trade_no: &str) -> RevokeEffect {
+    let Ok(f) = accepted(reply) else {
+        return RevokeEffect::Unstated;
+    };
+    if get(f, "result_code") != "0" || stranger(f, out_trade_no).is_some() {
+        return RevokeEffect::Unstated;
+    }
+    match get(f, "trade_state") {
+        "REVOKED" | "REVERSE" | "CLOSED" if !get(f, "time_end").is_empty() => RevokeEffect::Refunded,
+        "REVOKED" | "REVERSE" | "CLOSED" => RevokeEffect::Closed,
+        _ => RevokeEffect::Unstated,
+    }
+}
+
+/// Refund errors that refuse this refund for good.
+fn refund_refused(code: &str) -> bool {
+    matches!(
+        code,
+        "ERROR" | "NOTENOUGH" | "TRADE_OVERDUE" | "USER_ACCOUNT_ABNORMAL" | "ORDERNOTEXIST"
+            | "REFUND_FEE_MISMATCH" | "REFUND_FEE_INVALID"
+    ) || config_error(code)
+}
+
+/// Not this refund's answer.
+fn other_refund(f: &Fields, out_trade_no: &str, refund_no: &str) -> Option<GatewayNote> {
+    let otn = get(f, "out_trade_no");
+    let orn = get(f, "out_refund_no");
+    ((!otn.is_empty() && otn != out_trade_no) || (!orn.is_empty() && orn != refund_no)).then(|| {
+        GatewayNote::new(
+            "ANSWER_MISMATCH",
+            format!("the answer is about {otn}/{orn}, not {out_trade_no}/{refund_no}"),
+        )
+    })
+}
+
+/// The answer to `unified.trade.refund`: `result_code=0` only accepts the
+/// refund ("实际的退款结果根据退款查询接口查询"); the refund query tells.
+pub fn refund(reply: &Reply, out_trade_no: &str, refund_no: &str) -> RefundAnswer {
+    let f = match accepted(reply) {
+        Ok(f) => f,
+        Err(note) => return RefundAnswer::Unknown(note),
+    };
+    if let Some(n) = other_refund(f, out_trade_no, refund_no) {
+        return RefundAnswer::Unknown(n);
+    }
+    if get(f, "result_code") == "0" {
+        return RefundAnswer::Processing(GatewayNote::new(
+            "ACCEPTED",
+            format!("refund accepted, refund_id {}", get(f, "refund_id")),
+        ));
+    }
+    let note = note_of(f);
+    match note.code.as_str() {
+        "FREQUENCY_LIMITED" | "INVALID_REQ_TOO_MUCH" => RefundAnswer::Later(note),
+        c if refund_refused(c) => RefundAnswer::Failed(note),
+        // An undocumented code may hide an accepted refund.
+        _ => RefundAnswer::Unknown(note),
+    }
+}
+
+/// The answer to `unified.trade.refundquery` by `out_refund_no`.
+pub fn refund_query(reply: &Reply, out_trade_no: &str, refund_no: &str) -> RefundAnswer {
+    let f = match accepted(reply) {
+        Ok(f) => f,
+        Err(note) => return RefundAnswer::Unknown(note),
+    };
+    if get(f, "result_code") != "0" {
+        let note = note_of(f);
+        return match note.code.as_str() {
+            "REFUNDNOTEXIST" | "ORDERNOTEXIST" => RefundAnswer::NotFound(note),
+            _ => RefundAnswer::Unknown(note),
+        };
+    }
+    if let Some(n) = other_refund(f, out_trade_no, "") {
+        return RefundAnswer::Unknown(n);
+    }
+    let count: usize = get(f, "refund_count").parse().unwrap_or(0);
+    let Some(n) = (0..count.min(100)).find(|n| get(f, &format!("out_refund_no_{n}")) == refund_no) else {
+        return RefundAnswer::Unknown(GatewayNote::new(
+            "REFUND_NOT_LISTED",
+            "the refund query answer does not list this refund",
+        ));
+    };
+    let status = get(f, &format!("refund_status_{n}"));
+    let note = GatewayNote::new(status, get(f, &format!("refund_status_info_{n}")));
+    match status {
+        "SUCCESS" => {
+            let id = get(f, &format!("refund_id_{n}"));
+            RefundAnswer::Refunded {
+                refund_id: (!id.is_empty()).then(|| id.to_string()),
+            }
+        }
+        "PROCESSING" => RefundAnswer::Processing(note),
+        // "未确定，需要商户原退款单号重新发起": the same refund again.
+        "NOTSURE" => RefundAnswer::Later(note),
+        // One terminal reads FAILED where the document says FAIL.
+        "FAIL" | "FAILED" | "CHANGE" => RefundAnswer::Failed(note),
+        _ => RefundAnswer::Unknown(note),
+    }
+}
+
+/// The bill download's answer: the text itself, or an XML error.
+pub fn bill(body: Vec<u8>) -> crate::gateway::BillAnswer {
+    use crate::gateway::BillAnswer;
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => return BillAnswer::Failed(GatewayNote::new("EMPTY_BILL", "empty answer")),
+        Some(b'<') => {}
+        Some(_) => return BillAnswer::File(body),
+    }
+    let f = match crate::gateway::flat_xml::parse(&body) {
+        Ok(f) => f,
+        Err(e) => return BillAnswer::Failed(GatewayNote::new("BAD_RESPONSE", e.to_string())),
+    };
+    let msg = match get(&f, "err_msg") {
+        "" => get(&f, "message"),
+        m => m,
+    };
+    let note = GatewayNote::new(get(&f, "err_code"), msg);
+    // The wording of "no bill" and "not yet" is unconfirmed
+    // (gateway-facts.md §U): both are read from the message.
+    if msg.contains("不存在") || msg.to_ascii_lowercase().contains("no bill") {
+        BillAnswer::NoBill(note)
+    } else if msg.contains("生成中") || msg.to_ascii_lowercase().contains("creating") {
+        BillAnswer::NotYet(note)
+    } else {
+        BillAnswer::Failed(note)
     }
 }
 

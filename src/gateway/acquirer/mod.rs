@@ -1,11 +1,20 @@
 //! An acquirer's route: the `unified.trade.*` protocol (SwiftPass's, which
-//! many banks and UnionPay's barcode front-end expose), one route for
+//! many banks and UnionPay's barcode front-end expose), one channel for
 //! WeChat, Alipay and UnionPay payment codes, for merchants who hold no
 //! WeChat or Alipay key of their own.
 //!
-//! Being built: so far its signatures ([`sign`]) and what its answers mean
-//! ([`classify`]); the client, its config table, routing codes by provider
-//! to it, and the simulator's dialect follow.
+//! - [`sign`]: MD5 and RSA_1_256 signatures;
+//! - [`classify`]: what its answers mean (payment-rules.md §21);
+//! - [`client`]: [`AcquirerGateway`]; [`config`]: the `[acquirer]` table;
+//! - [`bill`]: the merchant bill; [`channel`]: all of it as one channel.
 
+pub mod bill;
+pub mod channel;
 pub mod classify;
+pub mod client;
+pub mod config;
 pub mod sign;
+
+pub use channel::CHANNEL;
+pub use client::AcquirerGateway;
+pub use config::AcquirerConfig;

@@ -13,7 +13,8 @@ use crate::gateway::{ReadError, SetupError};
 
 use super::classify::{self, Fields, Reply};
 use super::sign::{self, sign_type_name, SignType};
-use super::transport::{cut, finish_pay, local_ip_towards, transport_error};
+use super::transport::{cut, finish_pay, transport_error};
+use crate::gateway::local_ip_towards;
 use super::xml;
 use super::config::WechatConfig;
 use super::failover::Hosts;

@@ -92,27 +92,7 @@ fn hex_upper(bytes: &[u8]) -> String {
     s
 }
 
-/// A random `nonce_str`: 32 characters of `[A-Za-z0-9]`.
-pub fn nonce() -> String {
-    use ring::rand::SecureRandom;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut bytes = [0u8; 32];
-    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
-        // The OS RNG failing is near impossible; a nonce only has to be
-        // unlikely to repeat, so fall back to the clock.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = (t >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(37);
-        }
-    }
-    bytes
-        .iter()
-        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
-        .collect()
-}
+pub use crate::gateway::nonce;
 
 #[cfg(test)]
 mod tests {

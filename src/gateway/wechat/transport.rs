@@ -3,27 +3,9 @@
 //! proves (payment-rules.md §4), cutting fields to WeChat's byte limits, and
 //! masking a payment code a gateway echoed back.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
 use super::classify::Reply;
 use crate::domain::AuthCode;
 use crate::gateway::{GatewayNote, PayAnswer};
-
-pub(super) async fn local_ip_towards(host: &str, port: u16) -> Option<IpAddr> {
-    let target: SocketAddr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-        .await
-        .ok()?
-        .next()?;
-    let bind: SocketAddr = if target.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let sock = tokio::net::UdpSocket::bind(bind).await.ok()?;
-    sock.connect(target).await.ok()?;
-    let ip = sock.local_addr().ok()?.ip();
-    (!ip.is_unspecified()).then_some(ip)
-}
 
 /// payment-rules.md §4: only a failure to connect (DNS, refused, connect timeout, TLS
 /// handshake) proves nothing was sent.
