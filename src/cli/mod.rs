@@ -47,6 +47,10 @@ enum Command {
         /// The WeChat Pay API the till speaks to the simulator.
         #[arg(long, value_enum, default_value_t = crate::sim::WechatApi::V2)]
         wechat_api: crate::sim::WechatApi,
+        /// The route of the payments: the wallets' own gateways, or one
+        /// acquirer's for WeChat, Alipay and UnionPay codes.
+        #[arg(long, value_enum, default_value_t = crate::demo::DemoChannel::Direct)]
+        channel: crate::demo::DemoChannel,
     },
     /// A till to develop a POS against: the daemon and the simulator, on a
     /// socket it prints, with its journal kept in a directory.
@@ -142,7 +146,10 @@ pub fn main() -> ExitCode {
 async fn dispatch(cmd: Command) -> ExitCode {
     match cmd {
         Command::Run { config } => run(&config).await,
-        Command::Demo { wechat_api } => crate::demo::main(wechat_api).await,
+        Command::Demo {
+            wechat_api,
+            channel,
+        } => crate::demo::main(wechat_api, channel).await,
         Command::Dev(args) => crate::demo::dev::main(args).await,
         Command::Charge {
             amount,

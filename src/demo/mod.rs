@@ -35,14 +35,26 @@ fn demo_payment() -> PaymentConfig {
     }
 }
 
+/// Which route the demo till's payments take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DemoChannel {
+    /// WeChat Pay's and Alipay's own gateways.
+    #[default]
+    Direct,
+    /// One acquirer's `unified.trade.*` gateway for WeChat, Alipay and
+    /// UnionPay codes.
+    Acquirer,
+}
+
 struct Till {
     sim: Simulator,
+    providers: Vec<Provider>,
     scanner: crate::sim::pty::Pty,
     socket: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-async fn start(wechat_api: WechatApi) -> Result<Till, String> {
+async fn start(wechat_api: WechatApi, route: DemoChannel) -> Result<Till, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     // One second of simulated customer time is 500 ms of wall time.
     let sim = Simulator::start(Duration::from_millis(500))
@@ -74,7 +86,10 @@ async fn start(wechat_api: WechatApi) -> Result<Till, String> {
             frame_gap: Duration::from_millis(50),
         }),
         payment: demo_payment(),
-        channels: vec![wechat, Arc::new(sim.alipay_config())],
+        channels: match route {
+            DemoChannel::Direct => vec![wechat, Arc::new(sim.alipay_config())],
+            DemoChannel::Acquirer => vec![Arc::new(sim.acquirer_config(delay))],
+        },
         routes: Vec::new(),
     };
     let gateways = cfg.gateways().map_err(|e| e.to_string())?;
@@ -85,8 +100,13 @@ async fn start(wechat_api: WechatApi) -> Result<Till, String> {
     });
     for _ in 0..100 {
         if Client::connect(&socket).await.is_ok() {
+            let providers = match route {
+                DemoChannel::Direct => vec![Provider::Wechat, Provider::Alipay],
+                DemoChannel::Acquirer => Provider::ALL.to_vec(),
+            };
             return Ok(Till {
                 sim,
+                providers,
                 scanner,
                 socket,
                 _dir: dir,
@@ -97,14 +117,17 @@ async fn start(wechat_api: WechatApi) -> Result<Till, String> {
     Err("the demo daemon did not start".into())
 }
 
-pub async fn main(wechat_api: WechatApi) -> ExitCode {
+pub async fn main(wechat_api: WechatApi, route: DemoChannel) -> ExitCode {
     let api = match wechat_api {
         WechatApi::V2 => "API v2",
         WechatApi::V3 => "API v3",
     };
-    println!("tillpay demo — simulated WeChat Pay ({api}) and Alipay on this machine, a virtual scan gun, a temporary journal.");
+    match route {
+        DemoChannel::Direct => println!("tillpay demo — simulated WeChat Pay ({api}) and Alipay on this machine, a virtual scan gun, a temporary journal."),
+        DemoChannel::Acquirer => println!("tillpay demo — a simulated acquirer's gateway (unified.trade.*) carrying WeChat Pay, Alipay and UnionPay codes, a virtual scan gun, a temporary journal."),
+    }
     println!("Demo timings: polls every 1 s, revoke after 6 s unpaid (production: 5 s and 30 s); 1 simulated second = 0.5 s.");
-    let till = match start(wechat_api).await {
+    let till = match start(wechat_api, route).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("tillpay demo: {e}");
@@ -188,7 +211,7 @@ fn yuan(v: &Value) -> String {
 
 // A script: the demo's scenes in the order they are shown.
 async fn scripted(mut till: Till) -> ExitCode {
-    let plan = [
+    let mut plan = vec![
         (
             "WeChat Pay, pays at once",
             Provider::Wechat,
@@ -225,6 +248,15 @@ async fn scripted(mut till: Till) -> ExitCode {
             "failed",
         ),
     ];
+    if till.providers.contains(&Provider::Unionpay) {
+        plan.push((
+            "UnionPay, pays at once",
+            Provider::Unionpay,
+            Behaviour::PaysAtOnce,
+            2500,
+            "paid",
+        ));
+    }
     let mut all_ok = true;
     for (i, (what, provider, behaviour, amount, want)) in plan.into_iter().enumerate() {
         let order = format!("DEMO{}", i + 1);
@@ -241,13 +273,14 @@ async fn scripted(mut till: Till) -> ExitCode {
                 let money_ok =
                     (status == "paid") == (kept == amount) && (status == "paid" || kept == 0);
                 println!(
-                    "  => {} ¥{}{}; the gateway kept ¥{}",
+                    "  => {} ¥{}{} via {}; the gateway kept ¥{}",
                     status.to_uppercase(),
                     yuan(&p["amount"]),
                     p["error"]["message"]
                         .as_str()
                         .map(|m| format!(" ({m})"))
                         .unwrap_or_default(),
+                    p["channel"].as_str().unwrap_or("?"),
                     Fen(kept).to_yuan()
                 );
                 status == want && money_ok
@@ -274,7 +307,7 @@ async fn scripted(mut till: Till) -> ExitCode {
 async fn interactive(mut till: Till) -> ExitCode {
     println!("\nYou are the cashier. Ready-made payment codes (type or paste one when asked):");
     let mut codes = Vec::new();
-    for provider in [Provider::Wechat, Provider::Alipay] {
+    for provider in till.providers.clone() {
         for (i, b) in Behaviour::ALL.iter().enumerate() {
             let code = b.code(provider, 7_000_000 + i as u64);
             println!("  {:<7} {code}  {}", provider.as_str(), b.describe());

@@ -55,3 +55,29 @@ fn the_scripted_demo_runs_on_wechat_pay_api_v3() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 }
+
+#[test]
+fn the_scripted_demo_runs_through_an_acquirer_for_three_wallets() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tillpay"))
+        .args(["demo", "--channel", "acquirer"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("tillpay demo runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "carrying WeChat Pay, Alipay and UnionPay codes",
+        "UnionPay, pays at once",
+        "=> PAID ¥25.00 via acquirer",
+        "=> REVOKED ¥19.99",
+        "via acquirer; the gateway kept ¥0.00",
+        "every sale ended as scripted",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}

@@ -39,8 +39,13 @@ async fn reconcile(t: &E2eTill, extra: &[&str]) -> (Option<i32>, String, String)
 /// A day of sales on both providers: paid, declined, revoked after the
 /// money was taken (a revoke-caused refund), and a partial refund.
 async fn trade(t: &E2eTill) {
+    trade_with(t, &[Provider::Wechat, Provider::Alipay]).await
+}
+
+/// As [`trade`], with `providers`' codes.
+async fn trade_with(t: &E2eTill, providers: &[Provider]) {
     let mut pos = t.pos().await;
-    for (i, provider) in [Provider::Wechat, Provider::Alipay].into_iter().enumerate() {
+    for (i, provider) in providers.iter().copied().enumerate() {
         let o = |s: &str| format!("{s}{i}");
         let paid = pos
             .call(1, "charge", json!({"order_no": o("PAID"), "amount": 1234, "auth_code": Behaviour::PaysAtOnce.code(provider, 100 + i as u64)}))
@@ -101,6 +106,29 @@ async fn a_day_reconciles_clean_including_revoke_refunds_and_partial_refunds() {
         table.contains("no discrepancies") && table.contains("wechat") && table.contains("alipay"),
         "{table}"
     );
+}
+
+#[tokio::test]
+async fn a_day_through_an_acquirer_reconciles_clean_for_three_wallets_from_one_bill() {
+    let t = till::E2eTill::start_api(Speed::Fast, tillpay::sim::WechatApi::V2, |sim, _| {
+        let keys = tempfile::tempdir().expect("tempdir").keep();
+        sim.write_acquirer_table(&keys, 1000)
+            .expect("acquirer table")
+    })
+    .await;
+    trade_with(
+        &t,
+        &[Provider::Wechat, Provider::Alipay, Provider::Unionpay],
+    )
+    .await;
+    let (code, out, err) = reconcile(&t, &["--json"]).await;
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}\n{err}"));
+    assert_eq!(v["discrepancies"], json!([]), "{v}\n{err}");
+    // Per wallet: paid, refund, declined (absent both sides), revoked.
+    assert_eq!(v["matched"], 12, "{v}");
+    assert_eq!(code, Some(0));
+    let (_, table, _) = reconcile(&t, &[]).await;
+    assert!(table.contains("unionpay"), "{table}");
 }
 
 // One day of a till, then its reconciliation: the steps depend on each other.
