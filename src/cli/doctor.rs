@@ -60,6 +60,7 @@ pub async fn main(path: &Path) -> ExitCode {
         }
     };
     keys(&mut c, &cfg);
+    routing(&mut c, &cfg);
     scanner(&mut c, &cfg);
     socket(&mut c, &cfg).await;
     journal(&mut c, &cfg);
@@ -91,6 +92,29 @@ fn keys(c: &mut Checks, cfg: &Config) {
         };
         c.add(level, finding.what, finding.detail);
     }
+}
+
+/// Which channel carries each provider's codes, and which codes the till
+/// will refuse for want of one.
+fn routing(c: &mut Checks, cfg: &Config) {
+    let routes = cfg.routing();
+    let shown: Vec<String> = routes
+        .iter()
+        .map(|(p, ch)| format!("{p} by {ch}"))
+        .collect();
+    let refused: Vec<&str> = crate::domain::Provider::ALL
+        .iter()
+        .filter(|p| !routes.iter().any(|(q, _)| q == *p))
+        .map(|p| p.as_str())
+        .collect();
+    let mut detail = shown.join(", ");
+    if !refused.is_empty() {
+        detail.push_str(&format!(
+            "; {} codes are refused (no channel carries them)",
+            refused.join(", ")
+        ));
+    }
+    c.add(Level::Ok, "routing", detail);
 }
 
 fn scanner(c: &mut Checks, cfg: &Config) {

@@ -104,6 +104,8 @@ async fn a_good_config_passes() {
         "OK   scanner",
         "OK   wechat gateway",
         "OK   alipay gateway",
+        "OK   routing",
+        "wechat by wechat, alipay by alipay; unionpay codes are refused",
         "OK   clock",
         "journal",
         "wechat certificate",
@@ -230,4 +232,21 @@ async fn a_v3_merchant_gets_its_key_and_serial_checked() {
             .any(|l| l.contains("wechat certificate serial") && l.contains("0A1B2C")),
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn an_acquirer_only_till_routes_every_wallet_through_it() {
+    let s = setup().await;
+    let table = s
+        .sim
+        .write_acquirer_table(s.dir.path(), 15000)
+        .expect("table");
+    let (code, out) = doctor(&s.config(&table, &s.scanner)).await;
+    assert_eq!(code, Some(0), "{out}");
+    for what in [
+        "OK   acquirer gateway",
+        "wechat by acquirer, alipay by acquirer, unionpay by acquirer",
+    ] {
+        assert!(out.contains(what), "no {what:?} in:\n{out}");
+    }
 }

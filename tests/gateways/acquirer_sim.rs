@@ -159,3 +159,80 @@ async fn a_wrong_key_charges_nothing_and_is_never_called_failed() {
         QueryAnswer::Pending { .. }
     ));
 }
+
+/// The acquirer dialect behind a hook that may change its answers on the
+/// way out (a man in the middle).
+struct Tampering {
+    sim: tillpay::sim::acquirer::AcquirerSim,
+    forge: bool,
+}
+
+impl tillpay::sim::http::Handler for Tampering {
+    fn handle(
+        &self,
+        req: tillpay::sim::http::SimRequest,
+    ) -> tillpay::sim::http::BoxFuture<'_, tillpay::sim::http::SimResponse> {
+        use tillpay::sim::http::SimResponse;
+        Box::pin(async move {
+            let answer = self.sim.respond(&req);
+            let micropay = String::from_utf8_lossy(&req.body).contains("unified.trade.micropay");
+            match answer {
+                // A paid answer turned into a refusal, its sign left as it was.
+                SimResponse::Reply {
+                    status,
+                    content_type,
+                    body,
+                    headers,
+                } if self.forge && micropay => {
+                    use tillpay::sim::wechat::wire;
+                    let mut f = wire::parse(&body).expect("the simulator answers XML");
+                    f.insert("result_code".into(), "1".into());
+                    f.insert("err_code".into(), "NOTENOUGH".into());
+                    f.insert("need_query".into(), "N".into());
+                    SimResponse::Reply {
+                        status,
+                        content_type,
+                        body: wire::to_xml(&f).into_bytes(),
+                        headers,
+                    }
+                }
+                other => other,
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_forged_answer_is_unknown_and_the_query_finds_the_money() {
+    let ledger = Arc::new(tillpay::sim::ledger::Ledger::new(TIME_UNIT));
+    let handler = Arc::new(Tampering {
+        sim: tillpay::sim::acquirer::AcquirerSim::new(ledger.clone()),
+        forge: true,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(tillpay::sim::http::serve(listener, handler));
+    let sim = Simulator::start(TIME_UNIT).await.expect("simulator");
+    let mut cfg = sim.acquirer_config(Duration::ZERO);
+    cfg.gateway_url = format!("http://{addr}/pay/gateway");
+    let gw = AcquirerGateway::new(&cfg, TILL, Duration::from_secs(2)).expect("client");
+    for provider in [Provider::Wechat, Provider::Alipay, Provider::Unionpay] {
+        let req = request_of(provider, Behaviour::PaysAtOnce, 40, 660);
+        let req = tillpay::gateway::PayRequest {
+            out_trade_no: format!("{}_{provider}", req.out_trade_no),
+            ..req
+        };
+        match gw.pay(&req).await {
+            PayAnswer::Unknown { note, .. } => assert_eq!(note.code, "BAD_SIGNATURE", "{provider}"),
+            other => panic!("{provider}: a forged refusal must not count: {other:?}"),
+        }
+        assert!(
+            matches!(gw.query(&req.out_trade_no).await, QueryAnswer::Paid(_)),
+            "{provider}"
+        );
+        assert_eq!(ledger.money_kept(&req.out_trade_no), 660);
+    }
+    task.abort();
+}
