@@ -81,6 +81,21 @@ pub struct ScannerConfig {
     pub device: PathBuf,
     pub baud: u32,
     pub frame_gap: Duration,
+    pub kind: ScannerKind,
+}
+
+/// How the gun talks to the till.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScannerKind {
+    /// USB-COM or RS232: bytes on a tty.
+    #[default]
+    Serial,
+    /// USB keyboard mode: key events on an evdev node, grabbed.
+    Hid {
+        layout: crate::scanner::hid::Layout,
+        /// Keys further apart than this are a person typing, not a scan.
+        max_key_gap: Duration,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,9 +152,12 @@ struct RawPos {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScanner {
+    kind: Option<String>,
     device: Option<PathBuf>,
     baud: Option<u32>,
     frame_gap_ms: Option<u64>,
+    layout: Option<String>,
+    max_key_gap_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -361,11 +379,54 @@ fn check_scanner(raw: RawScanner) -> Result<ScannerConfig, ConfigError> {
             format!("{baud} is not one of {BAUDS:?}"),
         ));
     }
-    let gap = ranged(raw.frame_gap_ms, 50, 5, 2_000, "scanner.frame_gap_ms")?;
+    let kind = match raw.kind.as_deref().unwrap_or("serial") {
+        "serial" => {
+            for (set, key) in [
+                (raw.layout.is_some(), "scanner.layout"),
+                (raw.max_key_gap_ms.is_some(), "scanner.max_key_gap_ms"),
+            ] {
+                if set {
+                    return Err(invalid(key, "is for kind = \"hid\" only"));
+                }
+            }
+            ScannerKind::Serial
+        }
+        "hid" => ScannerKind::Hid {
+            layout: raw
+                .layout
+                .as_deref()
+                .unwrap_or("us")
+                .parse()
+                .map_err(|e: String| invalid("scanner.layout", e))?,
+            max_key_gap: ranged(raw.max_key_gap_ms, 50, 5, 1_000, "scanner.max_key_gap_ms")?,
+        },
+        other => {
+            return Err(invalid(
+                "scanner.kind",
+                format!("{other:?} must be \"serial\" or \"hid\" (a gun in keyboard mode)"),
+            ))
+        }
+    };
+    // A keyboard-mode gun's frame ends at its Enter; the gap only closes a
+    // frame whose Enter never came, and must outlast a slow typist's keys
+    // so that they are reported as typing, not as one-digit scans.
+    let gap_default = if matches!(kind, ScannerKind::Hid { .. }) {
+        300
+    } else {
+        50
+    };
+    let gap = ranged(
+        raw.frame_gap_ms,
+        gap_default,
+        5,
+        2_000,
+        "scanner.frame_gap_ms",
+    )?;
     Ok(ScannerConfig {
         device,
         baud,
         frame_gap: gap,
+        kind,
     })
 }
 

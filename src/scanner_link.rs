@@ -11,8 +11,9 @@ use crate::config::Config;
 use crate::engine::{Engine, ScanOutcome};
 use crate::scanner::{self, DoubleReadFilter, ScannerEvent, DOUBLE_READ};
 
-/// `(device, connected)` for the `status` method.
-pub type ScannerStatus = Arc<dyn Fn() -> (String, bool) + Send + Sync>;
+/// `(device, connected, problem)` for the `status` method: the problem
+/// says why the scanner cannot be used now (absent, grab refused).
+pub type ScannerStatus = Arc<dyn Fn() -> (String, bool, Option<String>) + Send + Sync>;
 
 /// Starts the reader; `None` when `[scanner]` is absent.
 pub fn start(cfg: &Config, engine: &Arc<Engine>) -> Option<ScannerStatus> {
@@ -42,7 +43,13 @@ pub fn start_reader(scfg: crate::config::ScannerConfig, engine: &Arc<Engine>) ->
         }
     });
     let status_handle = handle.clone();
-    Arc::new(move || (device.clone(), status_handle.connected()))
+    Arc::new(move || {
+        (
+            device.clone(),
+            status_handle.connected(),
+            status_handle.problem(),
+        )
+    })
 }
 
 async fn dispatch(

@@ -117,6 +117,30 @@ fn routing(c: &mut Checks, cfg: &Config) {
     c.add(Level::Ok, "routing", detail);
 }
 
+/// Where udev lists keyboard-mode devices by their vendor and model.
+const INPUT_BY_ID: &str = "/dev/input/by-id";
+
+/// The keyboards a gun in keyboard mode could be, for the configuring.
+fn hid_candidates(c: &mut Checks) {
+    let found = crate::scanner::hid::device::candidates(std::path::Path::new(INPUT_BY_ID));
+    if found.is_empty() {
+        c.add(
+            Level::Ok,
+            "scanner candidates",
+            format!("no keyboard-mode devices under {INPUT_BY_ID}"),
+        );
+    } else {
+        c.add(
+            Level::Ok,
+            "scanner candidates",
+            format!(
+                "keyboard-mode devices: {}; a gun in keyboard mode is one of these: set [scanner] kind = \"hid\" and device = its path",
+                found.join(", ")
+            ),
+        );
+    }
+}
+
 fn scanner(c: &mut Checks, cfg: &Config) {
     let Some(s) = &cfg.scanner else {
         c.add(
@@ -124,21 +148,34 @@ fn scanner(c: &mut Checks, cfg: &Config) {
             "scanner",
             "none configured ([scanner] absent): codes typed at the POS only",
         );
+        hid_candidates(c);
         return;
     };
     let dev = s.device.display().to_string();
+    let hid = matches!(s.kind, crate::config::ScannerKind::Hid { .. });
     let real = match std::fs::canonicalize(&s.device) {
         Ok(r) => r,
         Err(_) => {
+            let how = if hid {
+                "plug the scanner in (keyboard mode) and check its path under /dev/input/by-id"
+            } else {
+                "plug the scanner in (serial/COM mode) and check the udev rules (docs/operations.md)"
+            };
             c.add(
                 Level::Fail,
                 "scanner",
-                format!("{dev} is not present: plug the scanner in (serial/COM mode) and check the udev rules (docs/operations.md)"),
+                format!("{dev} is not present: {how}"),
             );
+            if hid {
+                hid_candidates(c);
+            }
             return;
         }
     };
     let holders = holders_of(&real);
+    if hid {
+        return hid_scanner(c, &dev, &real, &holders);
+    }
     match serialport::new(real.to_string_lossy(), s.baud).timeout(Duration::from_millis(100)).open() {
         Ok(_) => c.add(Level::Ok, "scanner", format!("{dev} → {} opens at {} baud", real.display(), s.baud)),
         Err(e) if !holders.is_empty() => c.add(
@@ -151,6 +188,39 @@ fn scanner(c: &mut Checks, cfg: &Config) {
             "scanner",
             format!("{dev} cannot be opened: {e}: the service user must be in group dialout (adduser tillpay dialout)"),
         ),
+    }
+}
+
+/// A keyboard-mode gun: it opens, and tillpay can take it (or the running
+/// tillpay holds it).
+fn hid_scanner(c: &mut Checks, dev: &str, real: &std::path::Path, holders: &[String]) {
+    use crate::scanner::hid::device::{self, GrabError};
+    let file = match device::open(real) {
+        Ok(f) => f,
+        Err(e) => {
+            return c.add(
+                Level::Fail,
+                "scanner",
+                format!(
+                    "{dev} {e}: the service user must be in group input (adduser tillpay input)"
+                ),
+            )
+        }
+    };
+    match device::grab(&file) {
+        Ok(()) => c.add(Level::Ok, "scanner", format!("{dev} → {} opens and can be taken (EVIOCGRAB)", real.display())),
+        Err(GrabError::Refused(why)) if !holders.is_empty() => c.add(
+            Level::Warn,
+            "scanner",
+            format!("{dev}: {why}; held by {}: fine if that is the running tillpay", holders.join(", ")),
+        ),
+        Err(GrabError::Refused(why)) => c.add(Level::Fail, "scanner", format!("{dev}: grab refused: {why}")),
+        Err(GrabError::NotInput) => c.add(
+            Level::Fail,
+            "scanner",
+            format!("{dev} is not an input device: kind = \"hid\" wants an evdev node (/dev/input/by-id/…-event-kbd)"),
+        ),
+        Err(GrabError::Other(why)) => c.add(Level::Fail, "scanner", format!("{dev}: {why}")),
     }
 }
 

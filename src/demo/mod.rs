@@ -84,6 +84,7 @@ async fn start(wechat_api: WechatApi, route: DemoChannel) -> Result<Till, String
             device: scanner.path.clone(),
             baud: 9600,
             frame_gap: Duration::from_millis(50),
+            kind: Default::default(),
         }),
         payment: demo_payment(),
         channels: match route {

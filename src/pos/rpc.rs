@@ -16,8 +16,9 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub struct Context {
     pub engine: Arc<Engine>,
     pub till_id: String,
-    /// `(device, connected)` of the scanner, if one is configured.
-    pub scanner: Option<Arc<dyn Fn() -> (String, bool) + Send + Sync>>,
+    /// The scanner's device, whether it is connected, and why it cannot be
+    /// used if it cannot, when one is configured.
+    pub scanner: Option<crate::scanner_link::ScannerStatus>,
 }
 
 /// A request that parsed; `id` is `None` for a notification.
@@ -243,8 +244,8 @@ async fn status(ctx: &Context) -> Result<Value, EngineError> {
     let journal_error = ctx.engine.journal_failure().or(read_error);
     let scanner = match &ctx.scanner {
         Some(f) => {
-            let (device, connected) = f();
-            json!({"device": device, "connected": connected})
+            let (device, connected, problem) = f();
+            json!({"device": device, "connected": connected, "problem": problem})
         }
         None => json!({"device": null, "connected": false}),
     };

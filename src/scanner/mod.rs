@@ -8,6 +8,7 @@
 
 pub mod double_read;
 pub mod framer;
+pub mod hid;
 pub mod reader;
 
 pub use double_read::DoubleReadFilter;

@@ -12,8 +12,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_serial::{DataBits, FlowControl, Parity, SerialPortBuilderExt, SerialStream, StopBits};
 
+use super::hid::device::GrabError;
+use super::hid::{EventParser, Key, KeyDecoder};
 use super::{classify, DoubleReadFilter, Frame, Framer, ScannerEvent, DOUBLE_READ};
-use crate::config::ScannerConfig;
+use crate::config::{ScannerConfig, ScannerKind};
 
 /// Tuning of the reader; [`Default`] is what the daemon uses.
 #[derive(Debug, Clone)]
@@ -27,6 +29,9 @@ pub struct ReaderOptions {
     /// Window of the double-read filter; `None` passes every code on (for
     /// an engine that filters itself).
     pub double_read_window: Option<Duration>,
+    /// Takes a keyboard-mode gun's node exclusively (`EVIOCGRAB`); tests
+    /// stand in a refusal.
+    pub grab: fn(&std::fs::File) -> Result<(), GrabError>,
 }
 
 impl Default for ReaderOptions {
@@ -36,6 +41,7 @@ impl Default for ReaderOptions {
             backoff_max: Duration::from_secs(3),
             path_check: Duration::from_secs(1),
             double_read_window: Some(super::double_read::DEFAULT_WINDOW),
+            grab: super::hid::device::grab,
         }
     }
 }
@@ -45,6 +51,9 @@ impl Default for ReaderOptions {
 pub struct ScannerHandle {
     device: PathBuf,
     connected: Arc<AtomicBool>,
+    /// Why the device cannot be used now (absent, grab refused), for
+    /// `status`; `None` while connected.
+    problem: Arc<std::sync::Mutex<Option<String>>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -52,6 +61,14 @@ impl ScannerHandle {
     /// Whether the device is open now (for `status`).
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::SeqCst)
+    }
+
+    /// Why the device cannot be used now, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The configured device path.
@@ -92,11 +109,13 @@ pub fn spawn_with(
     events: mpsc::Sender<ScannerEvent>,
 ) -> ScannerHandle {
     let connected = Arc::new(AtomicBool::new(false));
+    let problem = Arc::new(std::sync::Mutex::new(None));
     let device = cfg.device.clone();
-    let task = tokio::spawn(run(cfg, opts, events, connected.clone()));
+    let task = tokio::spawn(run(cfg, opts, events, connected.clone(), problem.clone()));
     ScannerHandle {
         device,
         connected,
+        problem,
         task: Some(task),
     }
 }
@@ -109,12 +128,22 @@ enum End {
     Closed,
 }
 
+/// An open device of either kind.
+enum Port {
+    Serial(SerialStream),
+    Hid(super::hid::device::Node),
+}
+
 async fn run(
     cfg: ScannerConfig,
     opts: ReaderOptions,
     events: mpsc::Sender<ScannerEvent>,
     connected: Arc<AtomicBool>,
+    problem: Arc<std::sync::Mutex<Option<String>>>,
 ) {
+    let set_problem = |p: Option<String>| {
+        *problem.lock().unwrap_or_else(|e| e.into_inner()) = p;
+    };
     let device = cfg.device.display().to_string();
     let mut filter = opts.double_read_window.map(DoubleReadFilter::new);
     // A zero backoff would spin while the device is absent.
@@ -122,16 +151,28 @@ async fn run(
     let mut backoff = opts.backoff_min.max(floor);
     let mut warned_absent = false;
     loop {
-        match open(&cfg) {
+        let opened = match cfg.kind {
+            ScannerKind::Serial => open(&cfg).map(|(p, r)| (Port::Serial(p), r)),
+            ScannerKind::Hid { .. } => open_hid(&cfg, &opts).map(|(p, r)| (Port::Hid(p), r)),
+        };
+        match opened {
             Ok((mut port, rdev)) => {
                 warned_absent = false;
+                set_problem(None);
                 connected.store(true, Ordering::SeqCst);
                 tracing::info!(%device, "scanner connected");
                 if events.send(ScannerEvent::Connected).await.is_err() {
                     return;
                 }
                 let started = Instant::now();
-                let end = session(&mut port, &cfg, &opts, rdev, filter.as_mut(), &events).await;
+                let end = match &mut port {
+                    Port::Serial(p) => {
+                        session(p, &cfg, &opts, rdev, filter.as_mut(), &events).await
+                    }
+                    Port::Hid(f) => {
+                        hid_session(f, &cfg, &opts, rdev, filter.as_mut(), &events).await
+                    }
+                };
                 // Close at once: while the old fd is open a replugged
                 // USB device comes back under a new name (ttyACM0 → ttyACM1).
                 drop(port);
@@ -155,8 +196,13 @@ async fn run(
                 }
             }
             Err(error) => {
+                set_problem(Some(error.clone()));
                 if !warned_absent {
-                    tracing::warn!(%device, %error, "scanner not available; waiting for it");
+                    if error.starts_with(GRAB_REFUSED) {
+                        tracing::error!(%device, %error, "scanner cannot be taken; waiting for it");
+                    } else {
+                        tracing::warn!(%device, %error, "scanner not available; waiting for it");
+                    }
                     warned_absent = true;
                 } else {
                     tracing::debug!(%device, %error, "scanner still not available");
@@ -192,6 +238,126 @@ fn open(cfg: &ScannerConfig) -> Result<(SerialStream, Option<u64>), String> {
         .map_err(|e| format!("cannot open: {e}"))?;
     let rdev = std::fs::metadata(&cfg.device).map(|m| m.rdev()).ok();
     Ok((port, rdev))
+}
+
+/// The start of the reason a keyboard-mode gun could not be taken.
+pub const GRAB_REFUSED: &str = "grab refused";
+
+/// Opens a keyboard-mode gun's evdev node and grabs it. A node that is not
+/// an input device (a pipe standing in for one) is read ungrabbed, with a
+/// warning.
+fn open_hid(
+    cfg: &ScannerConfig,
+    opts: &ReaderOptions,
+) -> Result<(super::hid::device::Node, Option<u64>), String> {
+    let file = super::hid::device::open(&cfg.device)?;
+    match (opts.grab)(&file) {
+        Ok(()) => {}
+        Err(GrabError::NotInput) => tracing::warn!(
+            device = %cfg.device.display(),
+            "not an input device: read without a grab, so its keys may reach other programs too"
+        ),
+        Err(GrabError::Refused(why)) => return Err(format!("{GRAB_REFUSED}: {why}")),
+        Err(GrabError::Other(why)) => return Err(format!("{GRAB_REFUSED}: {why}")),
+    }
+    let rdev = std::fs::metadata(&cfg.device).map(|m| m.rdev()).ok();
+    let node = super::hid::device::Node::new(file).map_err(|e| format!("cannot watch: {e}"))?;
+    Ok((node, rdev))
+}
+
+/// Reads key events until the device goes away or the events channel
+/// closes: characters go through the same framer as a serial gun's bytes,
+/// Enter and Tab end a frame, and a frame typed too slowly is reported,
+/// never charged.
+// One loop: reading, the gap timer and the path check share the framer and the decoder.
+async fn hid_session(
+    file: &mut super::hid::device::Node,
+    cfg: &ScannerConfig,
+    opts: &ReaderOptions,
+    rdev: Option<u64>,
+    mut filter: Option<&mut DoubleReadFilter>,
+    events: &mpsc::Sender<ScannerEvent>,
+) -> End {
+    let ScannerKind::Hid {
+        layout,
+        max_key_gap,
+    } = cfg.kind
+    else {
+        return End::Gone("not a keyboard-mode scanner".into());
+    };
+    let mut decoder = KeyDecoder::new(layout, max_key_gap);
+    let mut parser = EventParser::default();
+    let mut framer = Framer::new(cfg.frame_gap);
+    let mut buf = [0u8; 1024];
+    let mut input = Vec::new();
+    // Each frame with whether its keys came too slowly.
+    let mut frames: Vec<(Frame, bool)> = Vec::new();
+    let mut check = tokio::time::interval(opts.path_check);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.tick().await;
+    loop {
+        let gap = framer.deadline().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            read = file.read(&mut buf) => match read {
+                Ok(0) => return End::Gone("end of file from the device".to_string()),
+                Ok(n) => {
+                    parser.push(&buf[..n], &mut input);
+                    for ev in input.drain(..) {
+                        let mut out = Vec::new();
+                        let slow = match decoder.push(ev) {
+                            None => continue,
+                            Some(Key::Char(c)) => {
+                                let mut b = [0u8; 4];
+                                framer.push(c.encode_utf8(&mut b).as_bytes(), Instant::now(), &mut out);
+                                false
+                            }
+                            Some(Key::End { slow }) => {
+                                framer.push(b"\r", Instant::now(), &mut out);
+                                slow
+                            }
+                            // A key that types nothing a scan holds: the
+                            // framer drops the frame as garbage.
+                            Some(Key::Other(_)) => {
+                                framer.push(&[0x01], Instant::now(), &mut out);
+                                false
+                            }
+                        };
+                        frames.extend(out.into_iter().map(|f| (f, slow)));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // ENODEV: the gun was unplugged.
+                Err(e) => return End::Gone(format!("read error: {e}")),
+            },
+            () = tokio::time::sleep_until(gap.unwrap_or_else(tokio::time::Instant::now)), if gap.is_some() => {
+                if let Some(f) = framer.poll_gap(Instant::now()) {
+                    frames.push((f, decoder.end_frame()));
+                }
+            }
+            _ = check.tick() => {
+                if let Some(reason) = path_gone(&cfg.device, rdev) {
+                    return End::Gone(reason);
+                }
+            }
+        }
+        for (frame, slow) in frames.drain(..) {
+            let event = match (slow, frame) {
+                (true, Frame::Text(text)) => {
+                    let reason = format!(
+                        "typed too slowly for a scan gun (a keyboard?): {} ({} characters)",
+                        crate::domain::mask_code(text.as_str()),
+                        text.as_str().len()
+                    );
+                    tracing::info!(%reason, "scan ignored");
+                    ScannerEvent::Ignored { reason }
+                }
+                (_, frame) => judge(frame, filter.as_deref_mut()),
+            };
+            if events.send(event).await.is_err() {
+                return End::Closed;
+            }
+        }
+    }
 }
 
 /// Reads frames until the device goes away or the events channel closes.

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
 pub struct Pty {
@@ -55,6 +55,62 @@ impl Pty {
 }
 
 impl Pty {
+    /// A pty whose slave end is raw, so bytes pass unchanged: what stands in
+    /// for a keyboard-mode gun's evdev node (these machines have no uinput).
+    pub fn open_raw() -> std::io::Result<Pty> {
+        let p = Pty::open()?;
+        let fd = p._slave.as_raw_fd();
+        // SAFETY: a zeroed termios is a valid out-buffer for tcgetattr; the
+        // fd is the open slave this Pty owns.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(fd, &mut t) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::cfmakeraw(&mut t);
+            if libc::tcsetattr(fd, libc::TCSANOW, &t) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(p)
+    }
+
+    /// Types `text` and then Enter as a gun in keyboard mode on a US layout
+    /// does: a key-down and key-up `input_event` per key, with Shift where
+    /// the character needs it, `gap_us` microseconds apart.
+    pub fn type_keys(&mut self, text: &str, gap_us: i64) -> std::io::Result<()> {
+        use crate::scanner::hid::keymap::{self, Layout, KEY_ENTER, KEY_LEFTSHIFT};
+        use crate::scanner::hid::InputEvent;
+        let mut t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        let mut out = Vec::new();
+        let mut key = |code: u16, shift: bool, t: &mut i64| {
+            if shift {
+                out.extend(InputEvent::key(KEY_LEFTSHIFT, 1, *t).to_bytes());
+            }
+            out.extend(InputEvent::key(code, 1, *t).to_bytes());
+            out.extend(InputEvent::key(code, 0, *t + 300).to_bytes());
+            if shift {
+                out.extend(InputEvent::key(KEY_LEFTSHIFT, 0, *t + 400).to_bytes());
+            }
+            *t += gap_us;
+        };
+        for c in text.chars() {
+            let found = (1..=100u16)
+                .flat_map(|code| [(code, false), (code, true)])
+                .find(|(code, shift)| keymap::char_of(Layout::Us, *code, *shift) == Some(c));
+            let Some((code, shift)) = found else {
+                return Err(std::io::Error::other(format!("no US key types {c:?}")));
+            };
+            key(code, shift, &mut t);
+        }
+        key(KEY_ENTER, false, &mut t);
+        self.master.write_all(&out)?;
+        self.master.flush()
+    }
+
     /// What a program whose terminal this is has written so far, without
     /// waiting for more (a test reading what a person would see).
     pub fn read_output(&mut self) -> std::io::Result<Vec<u8>> {

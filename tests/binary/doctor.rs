@@ -250,3 +250,20 @@ async fn an_acquirer_only_till_routes_every_wallet_through_it() {
         assert!(out.contains(what), "no {what:?} in:\n{out}");
     }
 }
+
+#[tokio::test]
+async fn a_keyboard_mode_scanner_that_is_not_an_input_device_is_named() {
+    let s = setup().await;
+    let text = s.config(&s.tables, &s.scanner);
+    let config = std::fs::read_to_string(&text).expect("config");
+    let config = config.replacen("[scanner]\n", "[scanner]\nkind = \"hid\"\n", 1);
+    std::fs::write(&text, config).expect("write");
+    let (code, out) = doctor(&text).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        fail_lines(&out)
+            .iter()
+            .any(|l| l.contains("scanner") && l.contains("not an input device")),
+        "{out}"
+    );
+}

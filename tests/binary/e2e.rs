@@ -427,3 +427,44 @@ async fn journal_resolve_goes_through_the_running_daemon_and_works_without_one()
     );
     t.stop().await;
 }
+
+#[tokio::test]
+async fn a_sale_scanned_by_a_gun_in_keyboard_mode_is_charged_through_the_real_daemon() {
+    let mut t = E2eTill::start(Speed::Fast).await;
+    // Swap the serial gun for a keyboard-mode one behind the same udev name.
+    t.kill9();
+    t.scanner = tillpay::sim::pty::Pty::open_raw().expect("pty");
+    let link = t.dir.path().join("tillpay-scanner");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&t.scanner.path, &link).expect("symlink");
+    let text = std::fs::read_to_string(&t.config).expect("config");
+    let text = text.replace(
+        "frame_gap_ms = 30\n",
+        "kind = \"hid\"\nmax_key_gap_ms = 50\n",
+    );
+    assert!(text.contains("kind = \"hid\""), "{text}");
+    std::fs::write(&t.config, text).expect("config");
+    t.spawn().await;
+    let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 77);
+    let mut pos = t.pos().await;
+    pos.send(json!({"jsonrpc": "2.0", "id": 1, "method": "charge", "params": {"order_no": "K1", "amount": 321}}))
+        .await;
+    tokio::time::timeout(Duration::from_secs(20), t.wait_armed("K1"))
+        .await
+        .unwrap_or_else(|_| panic!("never armed:\n{}", t.log()));
+    t.scanner.type_keys(&code, 2_000).expect("type");
+    let (answer, _) = tokio::time::timeout(Duration::from_secs(20), pos.answer(1))
+        .await
+        .unwrap_or_else(|_| panic!("no answer:\n{}", t.log()));
+    let p = &answer["result"];
+    assert_eq!(p["status"], "paid", "{answer}\n{}", t.log());
+    let otn = p["out_trade_no"]
+        .as_str()
+        .expect("out_trade_no")
+        .to_string();
+    t.assert_ledger_agrees(&otn, p);
+    let status = pos.call(2, "status", json!({})).await;
+    assert_eq!(status["result"]["scanner"]["connected"], true, "{status}");
+    assert!(!t.log().contains(&code), "the full code never in the log");
+    t.stop().await;
+}

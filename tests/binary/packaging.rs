@@ -125,6 +125,12 @@ fn the_udev_rules_parse_and_name_the_scanner_away_from_modemmanager() {
         let pairs = parse_rule(rule).unwrap_or_else(|e| panic!("{e}: {line}"));
         let has =
             |k: &str, op: &str, v: &str| pairs.iter().any(|p| p.0 == k && p.1 == op && p.2 == v);
+        if has("SUBSYSTEM", "==", "input") {
+            // A keyboard-mode gun: its own stable name, the input group.
+            assert!(has("SYMLINK", "+=", "tillpay-scanner-kbd"), "{line}");
+            assert!(has("GROUP", "=", "input"), "{line}");
+            continue;
+        }
         assert!(has("SYMLINK", "+=", "tillpay-scanner"), "{line}");
         assert!(has("GROUP", "=", "dialout"), "{line}");
         assert!(has("ENV{ID_MM_DEVICE_IGNORE}", "=", "1"), "{line}");

@@ -10,4 +10,5 @@ mod follow;
 mod linearizable;
 mod pos_socket;
 mod scanner_dispatch;
+mod scanner_hid;
 mod scanner_pty;

@@ -30,6 +30,7 @@ async fn rig() -> Rig {
             device: link,
             baud: 9600,
             frame_gap: Duration::from_millis(30),
+            kind: Default::default(),
         },
         &till.engine,
     );

@@ -89,6 +89,7 @@ fn config(device: PathBuf) -> ScannerConfig {
         device,
         baud: 9600,
         frame_gap: GAP,
+        kind: Default::default(),
     }
 }
 
