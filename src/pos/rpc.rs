@@ -247,7 +247,7 @@ async fn status(ctx: &Context) -> Result<Value, EngineError> {
             let (device, connected, problem) = f();
             json!({"device": device, "connected": connected, "problem": problem})
         }
-        None => json!({"device": null, "connected": false}),
+        None => json!({"device": null, "connected": false, "problem": null}),
     };
     Ok(json!({
         "till_id": ctx.till_id,
