@@ -11,6 +11,7 @@ pub mod channel;
 pub mod flat_xml;
 pub mod rsa;
 pub mod setup;
+pub mod text;
 
 /// The channels tillpay knows, in the order a payment code is offered to
 /// them: each name is a folder of `gateway/` exporting `CHANNEL`.

@@ -15,6 +15,7 @@ use super::config::{AcquirerConfig, Keys};
 use super::sign::Signer;
 use crate::domain::Provider;
 use crate::gateway::flat_xml;
+use crate::gateway::text::{cut, error_chain, scrub_pay};
 use crate::gateway::{
     BillAnswer, Gateway, GatewayNote, PayAnswer, PayRequest, QueryAnswer, ReadError, RefundAnswer,
     RefundRequest, RevokeAnswer, RevokeEffect, SetupError,
@@ -50,31 +51,9 @@ impl std::fmt::Debug for AcquirerGateway {
     }
 }
 
-/// `s` cut to `max` bytes on a character boundary.
-fn cut(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-fn error_text(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
-        source = s.source();
-    }
-    text
-}
-
 /// payment-rules.md §4: only a failure to connect proves nothing was sent.
 fn transport(service: &str, e: &reqwest::Error) -> Reply {
-    let text = error_text(e);
+    let text = error_chain(e);
     if e.is_connect() {
         tracing::warn!(service, error = %text, "could not reach the acquirer; nothing was sent");
         Reply::NotSent(GatewayNote::new("NOT_SENT", text))
@@ -235,19 +214,6 @@ impl AcquirerGateway {
     }
 }
 
-/// The code's full digits must not reach a note even if echoed back.
-fn scrub(mut answer: PayAnswer, req: &PayRequest) -> PayAnswer {
-    let full = req.auth_code.expose();
-    if let PayAnswer::Failed { note, .. }
-    | PayAnswer::Unknown { note, .. }
-    | PayAnswer::NotSent(note)
-    | PayAnswer::OrderNumberUsed(note) = &mut answer
-    {
-        note.message = note.message.replace(full, &req.auth_code.masked());
-    }
-    answer
-}
-
 #[async_trait]
 impl Gateway for AcquirerGateway {
     fn channel(&self) -> &'static str {
@@ -280,7 +246,7 @@ impl Gateway for AcquirerGateway {
             f.insert("op_shop_id".into(), shop.clone());
         }
         let answer = classify::pay(&self.call(f).await, &req.out_trade_no, req.amount);
-        scrub(answer, req)
+        scrub_pay(answer, &req.auth_code)
     }
 
     async fn query(&self, out_trade_no: &str) -> QueryAnswer {

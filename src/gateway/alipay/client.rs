@@ -14,6 +14,7 @@ use super::classify::{self, china, Reply};
 use super::{form, json_scan, keys, sign};
 use super::config::AlipayConfig;
 use crate::domain::{AuthCode, Provider};
+use crate::gateway::text::{error_chain, scrub, scrub_pay};
 use crate::gateway::{
     BillAnswer, Gateway, GatewayNote, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
     RefundRequest, RevokeAnswer,
@@ -190,7 +191,11 @@ impl AlipayGateway {
             Ok(reply) => Outcome::Verified(reply),
             Err(note) => {
                 let note = match code {
-                    Some(c) => scrub(note, c),
+                    Some(c) => {
+                        let mut note = note;
+                        scrub(&mut note, c);
+                        note
+                    }
                     None => note,
                 };
                 tracing::warn!(method, code = %note.code, "alipay answer not trusted: {}", note.message);
@@ -273,44 +278,6 @@ fn transport_note(e: &reqwest::Error) -> GatewayNote {
         "TRANSPORT"
     };
     GatewayNote::new(code, error_chain(e))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-/// Whatever the gateway echoes, the full payment code never reaches a note
-/// (payment-rules.md §19).
-fn scrub(mut note: GatewayNote, code: &AuthCode) -> GatewayNote {
-    let full = code.expose();
-    if !full.is_empty() {
-        note.code = note.code.replace(full, &code.masked());
-        note.message = note.message.replace(full, &code.masked());
-    }
-    note
-}
-
-fn scrub_pay(answer: PayAnswer, code: &AuthCode) -> PayAnswer {
-    match answer {
-        PayAnswer::Paid(p) => PayAnswer::Paid(p),
-        PayAnswer::Failed { note, config_error } => PayAnswer::Failed {
-            note: scrub(note, code),
-            config_error,
-        },
-        PayAnswer::Unknown { note, user_paying } => PayAnswer::Unknown {
-            note: scrub(note, code),
-            user_paying,
-        },
-        PayAnswer::NotSent(note) => PayAnswer::NotSent(scrub(note, code)),
-        PayAnswer::OrderNumberUsed(note) => PayAnswer::OrderNumberUsed(scrub(note, code)),
-    }
 }
 
 #[async_trait]

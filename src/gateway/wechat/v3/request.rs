@@ -87,14 +87,7 @@ pub fn codepay(account: &Account, req: &PayRequest, till_id: &str, store_id: Opt
         Account::Partner { .. } => "/v3/pay/partner/transactions/codepay",
     };
     let mut body = ids(account);
-    let mut description = req.subject.trim();
-    while description.len() > 127 {
-        let mut end = 127;
-        while !description.is_char_boundary(end) {
-            end -= 1;
-        }
-        description = &description[..end];
-    }
+    let description = crate::gateway::text::cut(req.subject.trim(), 127);
     body["description"] = json!(if description.is_empty() { "tillpay" } else { description });
     body["out_trade_no"] = json!(req.out_trade_no);
     body["payer"] = json!({"auth_code": req.auth_code.expose()});
