@@ -268,7 +268,7 @@ impl Simulator {
                 let cert = write("wechat-apiclient_cert.pem", keys::MERCHANT_CERT_PEM, 0o644)?;
                 let public = write("wechatpay-public-key.pem", keys::WECHATPAY_PUBLIC_KEY_PEM, 0o644)?;
                 format!(
-                    "[wechat]\napi = \"v3\"\nbase_url = {:?}\nappid = {:?}\nmch_id = {:?}\nprivate_key_file = {private:?}\ncert_file = {cert:?}\nwechatpay_public_key_id = {:?}\nwechatpay_public_key_file = {public:?}\nmin_reverse_delay_ms = {min_reverse_delay_ms}\n",
+                    "[wechat]\napi = \"v3\"\nbase_url = {:?}\nappid = {:?}\nmch_id = {:?}\ncert_key_file = {private:?}\ncert_file = {cert:?}\nwechatpay_public_key_id = {:?}\nwechatpay_public_key_file = {public:?}\nmin_reverse_delay_ms = {min_reverse_delay_ms}\n",
                     self.wechat_base_url(),
                     keys::APPID,
                     keys::MCHID,

@@ -214,7 +214,7 @@ async fn a_v3_merchant_gets_its_key_and_serial_checked() {
         "OK   wechat api",
         "API v3 for merchant 1900000001",
         "OK   wechat certificate serial",
-        "matches wechat.private_key_file",
+        "matches wechat.cert_key_file",
         "OK   wechat answer key",
         "PUB_KEY_ID_",
         "OK   wechat certificate",

@@ -96,7 +96,7 @@ impl WechatV3Gateway {
             }
         }
         let key = crate::gateway::rsa::parse_private_key(&cfg.private_key_pem)
-            .map_err(|e| format!("wechat.private_key_file: {e}"))?;
+            .map_err(|e| format!("wechat.cert_key_file: {e}"))?;
         let roots = crate::gateway::setup::extra_roots(cfg.ca_pem.as_deref(), "wechat.ca_file")?;
         let http = crate::gateway::http_client(&roots, http_timeout.min(MAX_CONNECT_TIMEOUT), http_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
@@ -192,7 +192,7 @@ impl WechatV3Gateway {
                 // WeChat signs its answer only to a request whose own
                 // signature verified: an unsigned 401 means the merchant key
                 // or cert_serial_no is wrong. Still unknown, never "failed".
-                tracing::error!(path, status, "wechat refused the request's signature: check wechat.private_key_file and wechat.cert_serial_no");
+                tracing::error!(path, status, "wechat refused the request's signature: check wechat.cert_key_file and wechat.cert_serial_no");
             } else {
                 tracing::warn!(path, status, reason = %why, "wechat v3 answer does not verify; treated as unknown");
             }

@@ -80,7 +80,14 @@ struct RawV3 {
     mch_id: Option<String>,
     sub_mch_id: Option<String>,
     sub_appid: Option<String>,
+    /// The key that signs requests. `cert_key_file` is the name the POS
+    /// contract gives it (the key beside `cert_file`); `private_key_file`
+    /// is the older name: one of them, not both.
+    cert_key_file: Option<PathBuf>,
     private_key_file: Option<PathBuf>,
+    /// The API v3 key: WeChat uses it only to encrypt notifications and
+    /// certificate downloads, which a till does not take; checked if given.
+    api_key_file: Option<PathBuf>,
     cert_serial_no: Option<String>,
     cert_file: Option<PathBuf>,
     wechatpay_public_key_id: Option<String>,
@@ -119,14 +126,35 @@ pub fn check(table: toml::Value, base: &Path) -> Result<WechatV3Config, SetupErr
             sub_appid: raw.sub_appid.filter(|s| !s.is_empty()),
         },
     };
-    let key_file = resolve(base, required(raw.private_key_file, "wechat.private_key_file")?);
-    let private_key_pem = read_secret(&key_file, "wechat.private_key_file")?;
-    crate::gateway::rsa::parse_private_key(&private_key_pem).map_err(|e| {
-        invalid(
-            "wechat.private_key_file",
-            format!("{}: {e}", key_file.display()),
-        )
-    })?;
+    let (key_name, key_file) = match (raw.cert_key_file, raw.private_key_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "wechat.private_key_file",
+                "give the signing key once, as wechat.cert_key_file",
+            ))
+        }
+        (Some(p), None) => ("wechat.cert_key_file", p),
+        (None, Some(p)) => ("wechat.private_key_file", p),
+        (None, None) => {
+            return Err(invalid(
+                "wechat.cert_key_file",
+                "is required (apiclient_key.pem, the key of the merchant API certificate)",
+            ))
+        }
+    };
+    let key_file = resolve(base, key_file);
+    let private_key_pem = read_secret(&key_file, key_name)?;
+    crate::gateway::rsa::parse_private_key(&private_key_pem)
+        .map_err(|e| invalid(key_name, format!("{}: {e}", key_file.display())))?;
+    if let Some(p) = raw.api_key_file {
+        let key = read_secret(&resolve(base, p), "wechat.api_key_file")?;
+        if key.trim().len() != 32 {
+            return Err(invalid(
+                "wechat.api_key_file",
+                "the API v3 key is 32 characters",
+            ));
+        }
+    }
     let merchant_cert = match raw.cert_file {
         Some(p) => {
             let p = resolve(base, p);

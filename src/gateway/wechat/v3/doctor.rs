@@ -76,12 +76,12 @@ fn merchant_cert(cfg: &WechatV3Config, file: &std::path::Path, pem: &str) -> Fin
         (Ok(a), Ok(b)) if a == b => Finding::new(
             Health::Ok,
             what,
-            format!("{shown} has serial {serial} and matches wechat.private_key_file"),
+            format!("{shown} has serial {serial} and matches wechat.cert_key_file"),
         ),
         (Ok(_), Ok(_)) => Finding::new(
             Health::Fail,
             what,
-            format!("{shown} is not the certificate of wechat.private_key_file: WeChat will refuse every request"),
+            format!("{shown} is not the certificate of wechat.cert_key_file: WeChat will refuse every request"),
         ),
         (Err(e), _) | (_, Err(e)) => Finding::new(Health::Fail, what, format!("{shown}: {e}")),
     }

@@ -35,7 +35,7 @@ const GOOD: &str = r#"
 api = "v3"
 appid = "wx8888888888888888"
 mch_id = "1900000001"
-private_key_file = "key.pem"
+cert_key_file = "key.pem"
 cert_file = "cert.pem"
 wechatpay_public_key_id = "PUB_KEY_ID_0119000000012026120100000000000001"
 wechatpay_public_key_file = "pub.pem"
@@ -85,7 +85,7 @@ fn each_mistake_names_its_key() {
             .join("\n")
     };
     let cases = [
-        (without("private_key_file"), "wechat.private_key_file"),
+        (without("cert_key_file"), "wechat.cert_key_file"),
         (without("cert_file"), "wechat.cert_serial_no"),
         (without("wechatpay_public_key_file"), "wechat.wechatpay_public_key_file"),
         (without("wechatpay_public_key"), "wechat.wechatpay_public_key_id"),
@@ -95,16 +95,21 @@ fn each_mistake_names_its_key() {
         ),
         (format!("{GOOD}cert_serial_no = \"not hex\"\n"), "wechat.cert_serial_no"),
         (format!("{GOOD}min_reverse_delay_ms = 10\n"), "wechat.min_reverse_delay_ms"),
-        (format!("{GOOD}api_key_file = \"k\"\n"), "wechat"),
+        (format!("{GOOD}api_key_file = \"k\"\n"), "wechat.api_key_file"),
+        (format!("{GOOD}private_key_file = \"key.pem\"\n"), "wechat.private_key_file"),
+        (format!("{GOOD}sign_type = \"MD5\"\n"), "wechat"),
         (GOOD.replace("pub.pem", "key.pem"), "wechat.wechatpay_public_key_file"),
     ];
     for (table, key) in cases {
         let err = d.check(&table).expect_err(key);
         assert!(err.starts_with(&format!("{key}:")), "{key}: {err}");
     }
+    // The older name of the signing key still works on its own.
+    d.check(&GOOD.replace("cert_key_file =", "private_key_file ="))
+        .expect("private_key_file");
     d.write("key.pem", keys::MERCHANT_PRIVATE_KEY_PEM, 0o644);
     let err = d.check(GOOD).expect_err("a readable key");
-    assert!(err.starts_with("wechat.private_key_file:") && err.contains("chmod 600"), "{err}");
+    assert!(err.starts_with("wechat.cert_key_file:") && err.contains("chmod 600"), "{err}");
 }
 
 #[test]
