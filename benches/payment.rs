@@ -79,7 +79,8 @@ fn journal_commits() {
     let (mut begin, mut paid) = (Vec::new(), Vec::new());
     for i in 0..commits {
         let order = format!("J{i}");
-        j.ensure_sale(&order, Fen(100), "bench").expect("sale");
+        j.ensure_sale(&order, Fen(100), "bench", None)
+            .expect("sale");
         let code = tillpay::gateway::recognise(&format!("13{:016}", i)).expect("code");
         let t = Instant::now();
         let row = j.begin_attempt(&order, &code).expect("attempt");
@@ -90,6 +91,7 @@ fn journal_commits() {
         };
         let rec = Record {
             paid: Some(PaidInfo {
+                paid_by: Default::default(),
                 transaction_id: format!("4200{i}"),
                 paid_at: None,
                 amount: Some(Fen(100)),
@@ -130,6 +132,7 @@ async fn engine_sales() {
     let engine = Engine::new(journal, gateways, PaymentConfig::default());
     let sale = |engine: Arc<Engine>, provider: Provider, serial: u64| async move {
         let req = ChargeRequest {
+            operator_id: None,
             order_no: format!("{provider}{serial}"),
             amount: 100 + serial,
             subject: Some("bench".into()),

@@ -95,6 +95,7 @@ fn local() -> Vec<AttemptRow> {
     (0..rows)
         .step_by(MINE_EVERY as usize)
         .map(|i| AttemptRow {
+            paid_by: Default::default(),
             out_trade_no: format!("O{i}"),
             order_no: format!("O{i}"),
             seq: 1,

@@ -19,5 +19,6 @@ pub mod pos;
 pub mod reconcile;
 pub mod scanner;
 pub mod scanner_link;
+pub mod shift;
 pub mod sim;
 pub mod systemd;

@@ -58,7 +58,7 @@ fn progress(order: &str) -> impl FnMut(&Value) {
     }
 }
 
-async fn call(
+pub(super) async fn call(
     opts: &ClientOpts,
     method: &str,
     params: Value,
@@ -98,6 +98,16 @@ fn print_payment(p: &Value) {
     if let Some(t) = p["transaction_id"].as_str() {
         line.push_str(&format!(" transaction {t}"));
     }
+    if let Some(d) = p["receipt"]["discount"].as_u64().filter(|d| *d > 0) {
+        line.push_str(&format!(
+            " (customer paid ¥{}, discount ¥{})",
+            yuan(p["receipt"]["customer_paid"].as_u64()),
+            yuan(Some(d))
+        ));
+    }
+    if let Some(o) = p["operator_id"].as_str() {
+        line.push_str(&format!(" cashier {o}"));
+    }
     if let Some(r) = p["refunded_amount"].as_u64().filter(|r| *r > 0) {
         line.push_str(&format!(" refunded ¥{}", yuan(Some(r))));
     }
@@ -111,7 +121,7 @@ fn print_payment(p: &Value) {
     println!("{line}");
 }
 
-fn output(opts: &ClientOpts, v: &Value, human: impl Fn(&Value)) {
+pub(super) fn output(opts: &ClientOpts, v: &Value, human: impl Fn(&Value)) {
     if opts.json {
         println!("{v}");
     } else {
@@ -125,6 +135,7 @@ pub async fn charge(
     order: Option<String>,
     subject: Option<String>,
     typed: bool,
+    operator: Option<String>,
 ) -> ExitCode {
     let Ok(fen) = Fen::parse_yuan(amount, false) else {
         return usage(&format!(
@@ -136,6 +147,9 @@ pub async fn charge(
     let mut params = json!({"order_no": order, "amount": fen.0});
     if let Some(s) = subject {
         params["subject"] = json!(s);
+    }
+    if let Some(o) = operator {
+        params["operator_id"] = json!(o);
     }
     if typed {
         match read_typed_code() {
@@ -201,6 +215,7 @@ pub async fn refund(
     refund_no: &str,
     amount: &str,
     reason: Option<String>,
+    operator: Option<String>,
 ) -> ExitCode {
     let Ok(fen) = Fen::parse_yuan(amount, false) else {
         return usage(&format!(
@@ -210,6 +225,9 @@ pub async fn refund(
     let mut params = json!({"order_no": order, "refund_no": refund_no, "amount": fen.0});
     if let Some(r) = reason {
         params["reason"] = json!(r);
+    }
+    if let Some(o) = operator {
+        params["operator_id"] = json!(o);
     }
     match call(opts, "refund", params, order).await {
         Ok(r) => {

@@ -213,7 +213,7 @@ fn list(j: &Journal, date: Option<String>) -> Result<ExitCode, String> {
         let refunds = j.refunds_of(&sale.order_no).map_err(|e| e.to_string())?;
         let p = Payment::build(&sale, &attempts, &refunds, crate::engine::view::Live::Idle);
         println!(
-            "  {:<24} {:>10} {:<16} {:<7} {}",
+            "  {:<24} {:>10} {:<16} {:<8} {:<12} {}",
             p.order_no,
             crate::domain::Fen(p.amount).to_yuan(),
             serde_json::to_value(p.status)
@@ -221,6 +221,7 @@ fn list(j: &Journal, date: Option<String>) -> Result<ExitCode, String> {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
             p.provider.map(|p| p.as_str()).unwrap_or("-"),
+            p.operator_id.as_deref().unwrap_or("-"),
             p.out_trade_no.unwrap_or_default()
         );
     }
@@ -232,11 +233,15 @@ fn show(j: &Journal, order: &str) -> Result<ExitCode, String> {
         return Err(format!("no order {order} in the journal"));
     };
     println!(
-        "order {} ¥{} {:?} created {}{}",
+        "order {} ¥{} {:?} created {}{}{}",
         sale.order_no,
         sale.amount.to_yuan(),
         sale.subject,
         when(sale.created_at),
+        sale.operator_id
+            .as_ref()
+            .map(|o| format!(" by cashier {o}"))
+            .unwrap_or_default(),
         if sale.cancelled { " (cancelled)" } else { "" }
     );
     for a in &attempts {
@@ -259,10 +264,14 @@ fn show(j: &Journal, order: &str) -> Result<ExitCode, String> {
     }
     for r in j.refunds_of(order).map_err(|e| e.to_string())? {
         println!(
-            "  refund {} ¥{} {}",
+            "  refund {} ¥{} {}{}",
             r.refund_no,
             r.amount.to_yuan(),
-            r.status.as_str()
+            r.status.as_str(),
+            r.operator_id
+                .as_ref()
+                .map(|o| format!(" by cashier {o}"))
+                .unwrap_or_default()
         );
     }
     println!("history:");

@@ -4,6 +4,7 @@ mod client_cmds;
 mod doctor;
 mod journal_cmds;
 mod reconcile_cmd;
+mod shift_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +71,9 @@ enum Command {
         /// the shell's history would keep it.
         #[arg(long)]
         typed: bool,
+        /// The cashier (1-32 of A-Z a-z 0-9 _ -), kept with the sale.
+        #[arg(long)]
+        operator: Option<String>,
         #[command(flatten)]
         opts: ClientOpts,
     },
@@ -96,6 +100,9 @@ enum Command {
         amount: String,
         #[arg(long)]
         reason: Option<String>,
+        /// The cashier who refunds.
+        #[arg(long)]
+        operator: Option<String>,
         #[command(flatten)]
         opts: ClientOpts,
     },
@@ -104,6 +111,9 @@ enum Command {
         #[command(flatten)]
         opts: ClientOpts,
     },
+    /// The cashier's shift: its report (Z-report), or close it.
+    #[command(subcommand)]
+    Shift(shift_cmd::ShiftCommand),
     /// List a day's payments (default today).
     List {
         #[arg(long)]
@@ -156,8 +166,9 @@ async fn dispatch(cmd: Command) -> ExitCode {
             order,
             subject,
             typed,
+            operator,
             opts,
-        } => client_cmds::charge(&opts, &amount, order, subject, typed).await,
+        } => client_cmds::charge(&opts, &amount, order, subject, typed, operator).await,
         Command::Query { order, opts } => client_cmds::order_call(&opts, "query", &order).await,
         Command::Cancel { order, opts } => client_cmds::order_call(&opts, "cancel", &order).await,
         Command::Refund {
@@ -165,10 +176,12 @@ async fn dispatch(cmd: Command) -> ExitCode {
             refund_no,
             amount,
             reason,
+            operator,
             opts,
-        } => client_cmds::refund(&opts, &order, &refund_no, &amount, reason).await,
+        } => client_cmds::refund(&opts, &order, &refund_no, &amount, reason, operator).await,
         Command::Status { opts } => client_cmds::status(&opts).await,
         Command::List { date, opts } => client_cmds::list(&opts, date).await,
+        Command::Shift(cmd) => shift_cmd::main(cmd).await,
         Command::Journal(args) => journal_cmds::main(args).await,
         Command::Reconcile(args) => reconcile_cmd::main(args).await,
         Command::Doctor { config } => doctor::main(&config).await,

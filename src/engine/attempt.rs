@@ -73,10 +73,10 @@ impl AttemptRun {
         let j = engine.journal().clone();
         let o = order_no.to_string();
         let c = code.clone();
-        let (row, subject) = blocking(move || {
+        let (row, sale) = blocking(move || {
             let row = j.begin_attempt_on(&o, &c, channel)?;
-            let subject = j.sale(&o)?.map(|(s, _)| s.subject).unwrap_or_default();
-            Ok((row, subject))
+            let sale = j.sale(&o)?.map(|(s, _)| s);
+            Ok((row, sale))
         })
         .await
         .map_err(|e| engine.journal_error(e))?;
@@ -94,7 +94,8 @@ impl AttemptRun {
             out_trade_no: row.out_trade_no.clone(),
             amount: row.amount,
             auth_code: code,
-            subject,
+            subject: sale.as_ref().map(|s| s.subject.clone()).unwrap_or_default(),
+            operator_id: sale.and_then(|s| s.operator_id),
         };
         let gw = gateway.clone();
         // The full code lives in this future only, until its one use.

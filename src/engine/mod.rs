@@ -42,6 +42,8 @@ pub struct ChargeRequest {
     pub subject: Option<String>,
     /// Typed in by hand; without it the charge waits for the scanner.
     pub auth_code: Option<String>,
+    /// The cashier (1-32 of A-Z a-z 0-9 _ -).
+    pub operator_id: Option<String>,
 }
 
 /// What happened to a scanned payment code.
@@ -399,6 +401,7 @@ impl Engine {
                 "subject must be at most 128 characters".into(),
             ));
         }
+        check_operator(req.operator_id.as_deref())?;
         let code = match &req.auth_code {
             None => None,
             Some(c) => {
@@ -454,7 +457,9 @@ impl Engine {
         refund_no: &str,
         amount: u64,
         reason: Option<String>,
+        operator_id: Option<String>,
     ) -> Result<RefundView, EngineError> {
+        check_operator(operator_id.as_deref())?;
         if !is_valid_id(refund_no) {
             return Err(EngineError::InvalidParams(
                 "refund_no must be 1-32 characters of A-Z a-z 0-9 _ -".into(),
@@ -478,9 +483,12 @@ impl Engine {
         }
         let refund_no = refund_no.to_string();
         self.ask(order_no, |reply| Msg::Refund {
-            refund_no,
-            amount,
-            reason,
+            asked: refunds::Asked {
+                refund_no,
+                amount,
+                reason,
+                operator_id,
+            },
             reply,
         })
         .await
@@ -492,6 +500,17 @@ impl Engine {
         let order_no = req.order_no.clone();
         self.ask(&order_no, |reply| Msg::Resolve { req, reply })
             .await
+    }
+}
+
+/// A cashier's id: the same alphabet as an order number, so it fits the
+/// gateways' operator fields (Alipay's takes 28 characters, an acquirer's 32).
+fn check_operator(operator_id: Option<&str>) -> Result<(), EngineError> {
+    match operator_id {
+        Some(o) if !is_valid_id(o) => Err(EngineError::InvalidParams(
+            "operator_id must be 1-32 characters of A-Z a-z 0-9 _ -".into(),
+        )),
+        _ => Ok(()),
     }
 }
 

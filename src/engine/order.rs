@@ -52,9 +52,7 @@ pub(super) enum Msg {
         reply: Reply<(Payment, u64)>,
     },
     Refund {
-        refund_no: String,
-        amount: u64,
-        reason: Option<String>,
+        asked: refunds::Asked,
         reply: Reply<RefundView>,
     },
     Resolve {
@@ -298,17 +296,7 @@ impl Owner {
                 let p = self.payment().await;
                 let _ = reply.send(p.map(|p| (p, seq)));
             }
-            Msg::Refund {
-                refund_no,
-                amount,
-                reason,
-                reply,
-            } => {
-                let asked = refunds::Asked {
-                    refund_no,
-                    amount,
-                    reason,
-                };
+            Msg::Refund { asked, reply } => {
                 let attempt_idle = self.attempt.is_none();
                 match refunds::open(&self.engine, &self.order_no, asked, attempt_idle).await {
                     Ok(refunds::Opened::Answer(view)) => {

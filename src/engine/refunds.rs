@@ -22,6 +22,7 @@ pub(super) struct Asked {
     pub refund_no: String,
     pub amount: u64,
     pub reason: Option<String>,
+    pub operator_id: Option<String>,
 }
 
 pub(super) enum Opened {
@@ -103,6 +104,7 @@ pub(super) async fn open(
         refund_id: None,
         error: None,
         created_at: now_ms(),
+        operator_id: asked.operator_id,
     };
     let j = engine.journal().clone();
     let (r, total) = (row.clone(), paid.amount);
@@ -198,6 +200,7 @@ impl RefundRun {
         match call {
             RefundCall::Send => {
                 let req = RefundRequest {
+                    operator_id: self.row.operator_id.clone(),
                     out_trade_no: otn,
                     transaction_id: self.transaction_id.clone(),
                     refund_no: orn,

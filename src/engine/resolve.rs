@@ -89,6 +89,7 @@ fn verdict_text(row: &AttemptRow, req: &ResolveRequest) -> Result<Verdict, Strin
         ));
     };
     Ok(Verdict::Paid(PaidInfo {
+        paid_by: Default::default(),
         transaction_id,
         paid_at: Some(paid_at),
         amount: row.booked,

@@ -51,6 +51,7 @@ fn note(code: &str) -> GatewayNote {
 
 fn paid_info() -> PaidInfo {
     PaidInfo {
+        paid_by: Default::default(),
         transaction_id: "4200000000001".into(),
         paid_at: Some("2026-11-23T10:00:00+08:00".into()),
         amount: None,
@@ -268,6 +269,7 @@ async fn wait_armed(t: &Till) {
 
 fn charge(order: &str, code: Option<&str>) -> ChargeRequest {
     ChargeRequest {
+        operator_id: None,
         order_no: order.into(),
         amount: 1234,
         subject: Some("2 coffees".into()),
@@ -282,7 +284,7 @@ fn crashed_journal(phase: &str, ago: Duration, provider: Provider) -> tempfile::
     let path = dir.path().join("journal.sqlite");
     {
         let j = Journal::open(&path, "T1").expect("journal");
-        j.ensure_sale("A1", Fen(500), "x").expect("sale");
+        j.ensure_sale("A1", Fen(500), "x", None).expect("sale");
         let code = if provider == Provider::Wechat {
             WECHAT_CODE
         } else {

@@ -78,6 +78,42 @@ pub struct Payment {
     pub paid_at: Option<String>,
     pub refunded_amount: u64,
     pub error: Option<ErrorObject>,
+    /// The cashier of the latest charge, when the POS named one.
+    #[serde(default)]
+    pub operator_id: Option<String>,
+    /// What goes on the customer's receipt: only for a paid sale.
+    #[serde(default)]
+    pub receipt: Option<Receipt>,
+}
+
+/// The receipt data of a paid sale, amounts in fen. `customer_paid` and
+/// `discount` are null where the gateway did not say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub provider: Provider,
+    pub channel: String,
+    pub transaction_id: Option<String>,
+    pub paid_at: Option<String>,
+    pub amount: u64,
+    pub customer_paid: Option<u64>,
+    pub discount: Option<u64>,
+    /// The payer as the gateway names them, masked.
+    pub payer: Option<String>,
+}
+
+impl Receipt {
+    fn of(a: &AttemptRow) -> Receipt {
+        Receipt {
+            provider: a.provider,
+            channel: a.channel.clone(),
+            transaction_id: a.transaction_id.clone(),
+            paid_at: a.paid_at.clone(),
+            amount: a.booked.unwrap_or(a.amount).0,
+            customer_paid: a.paid_by.customer_paid.map(|f| f.0),
+            discount: a.paid_by.discount.map(|f| f.0),
+            payer: a.paid_by.payer.clone(),
+        }
+    }
 }
 
 impl Payment {
@@ -134,6 +170,8 @@ impl Payment {
                 .and_then(|a| a.paid_at.clone()),
             refunded_amount,
             error,
+            operator_id: sale.operator_id.clone(),
+            receipt: paid.map(Receipt::of),
         }
     }
 }

@@ -62,6 +62,55 @@ pub struct PaidInfo {
     pub paid_at: Option<String>,
     /// The amount the gateway booked, when it said.
     pub amount: Option<Fen>,
+    /// What the receipt shows of how the customer paid, where the gateway
+    /// says.
+    pub paid_by: PaidBy,
+}
+
+/// How the customer paid a paid order, as far as the gateway says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaidBy {
+    /// What left the customer's wallet (WeChat `cash_fee`, Alipay
+    /// `buyer_pay_amount`).
+    pub customer_paid: Option<Fen>,
+    /// Coupons and discounts that covered the rest (WeChat `coupon_fee`,
+    /// Alipay the total less `buyer_pay_amount`).
+    pub discount: Option<Fen>,
+    /// The payer, masked (an openid or Alipay's masked login).
+    pub payer: Option<String>,
+}
+
+impl PaidBy {
+    /// From what the customer paid of `total`: the rest is the discount.
+    pub fn from_customer_paid(
+        total: Option<Fen>,
+        paid: Option<Fen>,
+        payer: Option<&str>,
+    ) -> PaidBy {
+        PaidBy {
+            customer_paid: paid,
+            discount: match (total, paid) {
+                (Some(t), Some(p)) if p.0 <= t.0 => Some(Fen(t.0 - p.0)),
+                _ => None,
+            },
+            payer: payer.filter(|p| !p.is_empty()).map(mask_payer),
+        }
+    }
+}
+
+/// A payer id with its middle hidden: the first and last four characters
+/// (Alipay masks its login already: `159****5620` stays as it is).
+pub fn mask_payer(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if id.contains('*') {
+        return id.to_string();
+    }
+    if chars.len() <= 8 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
 }
 
 /// The request for one attempt's pay call. Every retry of the same attempt
@@ -72,6 +121,9 @@ pub struct PayRequest {
     pub amount: Fen,
     pub auth_code: AuthCode,
     pub subject: String,
+    /// The cashier, for gateways with a field for it (Alipay's
+    /// `operator_id`, an acquirer's `op_user_id`).
+    pub operator_id: Option<String>,
 }
 
 /// Classified answer to a pay call.
@@ -157,6 +209,8 @@ pub struct RefundRequest {
     pub total_amount: Fen,
     pub refund_amount: Fen,
     pub reason: Option<String>,
+    /// The cashier who refunds, where the gateway has a field for it.
+    pub operator_id: Option<String>,
 }
 
 /// Classified answer to a refund or refund query.

@@ -10,6 +10,7 @@ mod refunds;
 mod resolutions;
 mod rows;
 mod schema;
+mod shifts;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -22,6 +23,7 @@ use crate::machine::{Attempt, Phase, Record};
 
 pub use crate::machine::refund::RefundStatus;
 pub use rows::{AttemptRow, EventRow, RefundRow, SaleRow};
+pub use shifts::{ShiftRow, ShiftRows};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -186,7 +188,14 @@ impl Journal {
 
     /// Creates the sale if it is new. An existing sale with another amount
     /// is a conflict (docs/pos-protocol.md `order_conflict`).
-    pub fn ensure_sale(&self, order_no: &str, amount: Fen, subject: &str) -> Result<SaleRow> {
+    /// `operator_id` is the cashier of this charge: the sale's from now on.
+    pub fn ensure_sale(
+        &self,
+        order_no: &str,
+        amount: Fen,
+        subject: &str,
+        operator_id: Option<&str>,
+    ) -> Result<SaleRow> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if let Some(existing) = rows::sale(&tx, order_no)? {
@@ -202,24 +211,33 @@ impl Journal {
                     [order_no],
                 )?;
             }
+            if operator_id.is_some() && operator_id != existing.operator_id.as_deref() {
+                tx.execute(
+                    "UPDATE sales SET operator_id = ?2 WHERE order_no = ?1",
+                    params![order_no, operator_id],
+                )?;
+            }
             tx.commit()?;
             return Ok(SaleRow {
                 cancelled: false,
                 cancel_reason: None,
+                operator_id: operator_id
+                    .map(str::to_string)
+                    .or(existing.operator_id.clone()),
                 ..existing
             });
         }
         let now = now_ms();
         tx.execute(
-            "INSERT INTO sales (order_no, amount, subject, local_date, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![order_no, amount.0 as i64, subject, local_date(), now],
+            "INSERT INTO sales (order_no, amount, subject, local_date, created_at, operator_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![order_no, amount.0 as i64, subject, local_date(), now, operator_id],
         )?;
         rows::event(
             &tx,
             order_no,
             None,
             "sale_created",
-            &serde_json::json!({"amount": amount.0}),
+            &serde_json::json!({"amount": amount.0, "operator_id": operator_id}),
         )?;
         tx.commit()?;
         Ok(SaleRow {
@@ -230,6 +248,7 @@ impl Journal {
             created_at: now,
             cancelled: false,
             cancel_reason: None,
+            operator_id: operator_id.map(str::to_string),
         })
     }
 
@@ -329,6 +348,7 @@ impl Journal {
             error: None,
             updated_at: now_ms(),
             booked: None,
+            paid_by: Default::default(),
         };
         rows::insert_attempt(&tx, &row).map_err(conflict)?;
         tx.execute(

@@ -19,22 +19,7 @@ impl Journal {
             "date(created_at / 1000, 'unixepoch', 'localtime') = ?1 ORDER BY created_at",
             [date],
         )?;
-        let mut out = Vec::with_capacity(refunds.len());
-        for f in refunds {
-            let provider: String = conn.query_row(
-                "SELECT provider FROM attempts WHERE out_trade_no = ?1",
-                [&f.out_trade_no],
-                |r| r.get(0),
-            )?;
-            let provider = Provider::parse(&provider).ok_or_else(|| {
-                JournalError::Corrupt(format!(
-                    "attempt {}: unknown provider {provider:?}",
-                    f.out_trade_no
-                ))
-            })?;
-            out.push((provider, f));
-        }
-        Ok(out)
+        with_providers(&conn, refunds)
     }
 
     pub fn refunds_of(&self, order_no: &str) -> Result<Vec<RefundRow>> {
@@ -75,7 +60,8 @@ impl Journal {
             &row.order_no,
             Some(&row.out_trade_no),
             "refund_requested",
-            &serde_json::json!({"refund_no": row.refund_no, "amount": row.amount.0}),
+            &serde_json::json!({"refund_no": row.refund_no, "amount": row.amount.0,
+                "operator_id": row.operator_id}),
         )?;
         tx.commit()?;
         Ok(())
@@ -135,4 +121,27 @@ impl Journal {
             [],
         )?)
     }
+}
+
+/// Each refund with its payment's provider.
+pub(super) fn with_providers(
+    conn: &rusqlite::Connection,
+    refunds: Vec<RefundRow>,
+) -> Result<Vec<(Provider, RefundRow)>> {
+    let mut out = Vec::with_capacity(refunds.len());
+    for f in refunds {
+        let provider: String = conn.query_row(
+            "SELECT provider FROM attempts WHERE out_trade_no = ?1",
+            [&f.out_trade_no],
+            |r| r.get(0),
+        )?;
+        let provider = Provider::parse(&provider).ok_or_else(|| {
+            JournalError::Corrupt(format!(
+                "attempt {}: unknown provider {provider:?}",
+                f.out_trade_no
+            ))
+        })?;
+        out.push((provider, f));
+    }
+    Ok(out)
 }

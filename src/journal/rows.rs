@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 
 use crate::domain::{Fen, Provider};
-use crate::gateway::{GatewayNote, RevokeEffect};
+use crate::gateway::{GatewayNote, PaidBy, RevokeEffect};
 use crate::machine::refund::{Refund, RefundStatus};
 use crate::machine::{Attempt, Phase, Record};
 
@@ -20,6 +20,8 @@ pub struct SaleRow {
     /// Why it was cancelled before a code was scanned
     /// (`machine::sale::Unscanned` codes).
     pub cancel_reason: Option<String>,
+    /// The cashier of the latest charge.
+    pub operator_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +45,8 @@ pub struct AttemptRow {
     pub updated_at: i64,
     /// The amount the gateway said it booked, when it said.
     pub booked: Option<Fen>,
+    /// What the receipt shows of how the customer paid.
+    pub paid_by: PaidBy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +65,8 @@ pub struct RefundRow {
     pub refund_id: Option<String>,
     pub error: Option<GatewayNote>,
     pub created_at: i64,
+    /// The cashier who asked for it.
+    pub operator_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +91,7 @@ fn note(code: Option<String>, message: Option<String>) -> Option<GatewayNote> {
 
 pub(super) fn sale(conn: &Connection, order_no: &str) -> rusqlite::Result<Option<SaleRow>> {
     conn.query_row(
-        "SELECT order_no, amount, subject, local_date, created_at, cancelled, cancel_reason FROM sales WHERE order_no = ?1",
+        "SELECT order_no, amount, subject, local_date, created_at, cancelled, cancel_reason, operator_id FROM sales WHERE order_no = ?1",
         [order_no],
         sale_row,
     )
@@ -94,14 +100,14 @@ pub(super) fn sale(conn: &Connection, order_no: &str) -> rusqlite::Result<Option
 
 pub(super) fn sales_on(conn: &Connection, date: &str) -> rusqlite::Result<Vec<SaleRow>> {
     let mut stmt = conn.prepare(
-        "SELECT order_no, amount, subject, local_date, created_at, cancelled, cancel_reason FROM sales
+        "SELECT order_no, amount, subject, local_date, created_at, cancelled, cancel_reason, operator_id FROM sales
          WHERE local_date = ?1 ORDER BY created_at",
     )?;
     let rows = stmt.query_map([date], sale_row)?;
     rows.collect()
 }
 
-fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
+pub(super) fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
     Ok(SaleRow {
         order_no: r.get(0)?,
         amount: Fen(r.get::<_, i64>(1)? as u64),
@@ -110,13 +116,15 @@ fn sale_row(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
         created_at: r.get(4)?,
         cancelled: r.get::<_, i64>(5)? != 0,
         cancel_reason: r.get(6)?,
+        operator_id: r.get(7)?,
     })
 }
 
 const ATTEMPT_COLS: &str =
     "out_trade_no, order_no, seq, provider, amount, code_masked, code_hash, phase,
     submitted_at, cancel_requested, seen_paid, revoke_tries, revoke_effect, transaction_id, paid_at,
-    error_code, error_message, updated_at, booked_amount, used_number, background_revoke, channel";
+    error_code, error_message, updated_at, booked_amount, used_number, background_revoke, channel,
+    customer_paid, discount, payer";
 
 pub(super) fn attempts_where<P: Params>(
     conn: &Connection,
@@ -166,6 +174,11 @@ fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
         error: note(r.get(15)?, r.get(16)?),
         updated_at: r.get(17)?,
         booked: r.get::<_, Option<i64>>(18)?.map(|f| Fen(f as u64)),
+        paid_by: PaidBy {
+            customer_paid: r.get::<_, Option<i64>>(22)?.map(|f| Fen(f as u64)),
+            discount: r.get::<_, Option<i64>>(23)?.map(|f| Fen(f as u64)),
+            payer: r.get(24)?,
+        },
     })
 }
 
@@ -215,7 +228,9 @@ pub(super) fn update_attempt(
                            ELSE COALESCE(?9, error_code) END,
          error_message = CASE WHEN error_code = 'AMOUNT_MISMATCH' THEN error_message
                               ELSE COALESCE(?10, error_message) END,
-         updated_at = ?11, booked_amount = COALESCE(?12, booked_amount)
+         updated_at = ?11, booked_amount = COALESCE(?12, booked_amount),
+         customer_paid = COALESCE(?15, customer_paid), discount = COALESCE(?16, discount),
+         payer = COALESCE(?17, payer)
          WHERE out_trade_no = ?1",
         params![
             out_trade_no,
@@ -234,7 +249,11 @@ pub(super) fn update_attempt(
             now_ms(),
             paid.and_then(|p| p.amount).map(|f| f.0 as i64),
             a.used_number as i64,
-            a.background_revoke as i64
+            a.background_revoke as i64,
+            paid.and_then(|p| p.paid_by.customer_paid)
+                .map(|f| f.0 as i64),
+            paid.and_then(|p| p.paid_by.discount).map(|f| f.0 as i64),
+            paid.and_then(|p| p.paid_by.payer.as_deref())
         ],
     )?;
     if changed != 1 {
@@ -287,7 +306,7 @@ pub(super) fn events_of(conn: &Connection, order_no: &str) -> rusqlite::Result<V
 pub(super) fn insert_refund(conn: &Connection, r: &RefundRow) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO refunds (refund_no, order_no, out_trade_no, amount, reason, status, created_at, updated_at,
-         out_refund_no, accepted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+         out_refund_no, accepted, operator_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
         params![
             r.refund_no,
             r.order_no,
@@ -297,7 +316,8 @@ pub(super) fn insert_refund(conn: &Connection, r: &RefundRow) -> rusqlite::Resul
             r.status.as_str(),
             r.created_at,
             r.out_refund_no,
-            r.accepted as i64
+            r.accepted as i64,
+            r.operator_id
         ],
     )?;
     Ok(())
@@ -310,7 +330,7 @@ pub(super) fn refunds_where<P: Params>(
 ) -> rusqlite::Result<Vec<RefundRow>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT refund_no, order_no, out_trade_no, amount, reason, status, refund_id, error_code,
-         error_message, created_at, COALESCE(out_refund_no, refund_no), accepted
+         error_message, created_at, COALESCE(out_refund_no, refund_no), accepted, operator_id
          FROM refunds WHERE {clause}"
     ))?;
     let rows = stmt.query_map(p, |r| {
@@ -327,6 +347,7 @@ pub(super) fn refunds_where<P: Params>(
             refund_id: r.get(6)?,
             error: note(r.get(7)?, r.get(8)?),
             created_at: r.get(9)?,
+            operator_id: r.get(12)?,
         })
     })?;
     rows.collect()

@@ -121,6 +121,25 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE attempts ADD COLUMN channel TEXT;
     UPDATE attempts SET channel = provider;
     "#,
+    // 7: the cashier of a sale (its latest charge) and of a refund; what
+    // the receipt shows of a paid attempt (what the customer paid, the
+    // discount, the payer as the gateway masks it); and the shifts, each
+    // with its report kept when it closes.
+    r#"
+    ALTER TABLE sales ADD COLUMN operator_id TEXT;
+    ALTER TABLE refunds ADD COLUMN operator_id TEXT;
+    ALTER TABLE attempts ADD COLUMN customer_paid INTEGER;
+    ALTER TABLE attempts ADD COLUMN discount INTEGER;
+    ALTER TABLE attempts ADD COLUMN payer TEXT;
+    CREATE TABLE shifts (
+        shift_no  INTEGER PRIMARY KEY,
+        opened_at INTEGER NOT NULL,
+        closed_at INTEGER,
+        report    TEXT
+    );
+    CREATE INDEX sales_created ON sales(created_at);
+    CREATE INDEX refunds_created ON refunds(created_at);
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

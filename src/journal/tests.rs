@@ -17,6 +17,7 @@ fn finish(j: &Journal, row: &AttemptRow, phase: Phase) {
     let mut rec = Record::new(phase.as_str());
     if phase == Phase::Paid {
         rec.paid = Some(PaidInfo {
+            paid_by: Default::default(),
             transaction_id: "4200".into(),
             paid_at: None,
             amount: None,
@@ -44,7 +45,7 @@ fn reopening_keeps_data_and_the_code_hash_key() {
     let c = code("134567890123456789");
     let h1 = {
         let j = Journal::open(&path, "T1").expect("open");
-        j.ensure_sale("A1", Fen(100), "x").expect("sale");
+        j.ensure_sale("A1", Fen(100), "x", None).expect("sale");
         j.code_hash(&c)
     };
     let j = Journal::open(&path, "T1").expect("reopen");
@@ -59,9 +60,9 @@ fn reopening_keeps_data_and_the_code_hash_key() {
 #[test]
 fn attempts_follow_policy_1_and_2() {
     let (_d, j) = journal();
-    j.ensure_sale("A1", Fen(100), "x").expect("sale");
+    j.ensure_sale("A1", Fen(100), "x", None).expect("sale");
     assert!(matches!(
-        j.ensure_sale("A1", Fen(101), "x"),
+        j.ensure_sale("A1", Fen(101), "x", None),
         Err(JournalError::Refused(_))
     ));
     let first = j
@@ -93,7 +94,7 @@ fn attempts_follow_policy_1_and_2() {
 #[test]
 fn the_event_history_is_append_only() {
     let (_d, j) = journal();
-    j.ensure_sale("A1", Fen(100), "x").expect("sale");
+    j.ensure_sale("A1", Fen(100), "x", None).expect("sale");
     let conn = j.lock();
     assert!(conn.execute("UPDATE events SET kind = 'x'", []).is_err());
     assert!(conn.execute("DELETE FROM events", []).is_err());
@@ -102,11 +103,12 @@ fn the_event_history_is_append_only() {
 #[test]
 fn refunds_never_exceed_what_was_paid() {
     let (_d, j) = journal();
-    j.ensure_sale("A1", Fen(100), "x").expect("sale");
+    j.ensure_sale("A1", Fen(100), "x", None).expect("sale");
     let row = j
         .begin_attempt("A1", &code("134567890123456789"))
         .expect("attempt");
     let refund = |no: &str, amount: u64| RefundRow {
+        operator_id: None,
         refund_no: no.into(),
         out_refund_no: crate::domain::out_refund_no("T1", no),
         accepted: false,
@@ -148,7 +150,7 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
     let c = code("134567890123456789");
     {
         let j = Journal::open(&path, "T1").expect("open");
-        j.ensure_sale("A1", Fen(100), "x").expect("sale");
+        j.ensure_sale("A1", Fen(100), "x", None).expect("sale");
         let row = j.begin_attempt("A1", &c).expect("attempt");
         finish(&j, &row, Phase::Failed);
     }
@@ -156,7 +158,11 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
         // Put the file back to what a version-1 tillpay left.
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         conn.execute_batch(
-            "DROP INDEX attempts_code_hash; DROP INDEX events_attempt;
+            "DROP TABLE shifts; DROP INDEX sales_created; DROP INDEX refunds_created;
+             ALTER TABLE sales DROP COLUMN operator_id; ALTER TABLE refunds DROP COLUMN operator_id;
+             ALTER TABLE attempts DROP COLUMN customer_paid; ALTER TABLE attempts DROP COLUMN discount;
+             ALTER TABLE attempts DROP COLUMN payer;
+             DROP INDEX attempts_code_hash; DROP INDEX events_attempt;
              ALTER TABLE attempts DROP COLUMN booked_amount;
              DROP INDEX refunds_status; DROP INDEX refunds_order;
              ALTER TABLE attempts DROP COLUMN used_number;
@@ -179,7 +185,7 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
     // An attempt from before went through its provider's own channel.
     let (_, before) = j.sale("A1").expect("read").expect("sale");
     assert_eq!(before.first().map(|a| a.channel.as_str()), Some("wechat"));
-    j.ensure_sale("B2", Fen(100), "x").expect("sale");
+    j.ensure_sale("B2", Fen(100), "x", None).expect("sale");
     assert!(
         matches!(j.begin_attempt("B2", &c), Err(JournalError::CodeUsed(ref o)) if o == "A1"),
         "a code used before the upgrade is still recognised"
@@ -190,7 +196,7 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
 fn a_sale_paid_after_midnight_is_reconciled_with_the_next_days_bill() {
     let (_d, j) = journal();
     let paid_at = |j: &Journal, order: &str, code_text: &str, local: &str, at: &str| {
-        j.ensure_sale(order, Fen(100), "x").expect("sale");
+        j.ensure_sale(order, Fen(100), "x", None).expect("sale");
         let row = j.begin_attempt(order, &code(code_text)).expect("attempt");
         let a = Attempt {
             phase: Phase::Paid,
@@ -198,6 +204,7 @@ fn a_sale_paid_after_midnight_is_reconciled_with_the_next_days_bill() {
         };
         let mut rec = Record::new("paid");
         rec.paid = Some(PaidInfo {
+            paid_by: Default::default(),
             transaction_id: format!("4200{order}"),
             paid_at: Some(at.into()),
             amount: None,
@@ -226,7 +233,7 @@ fn a_sale_paid_after_midnight_is_reconciled_with_the_next_days_bill() {
     let noon = local(22, 12, 0, 0);
     paid_at(&j, "NOON", "134567890123456788", "2026-11-22", &noon);
     // Never booked: by the sale's own date.
-    j.ensure_sale("GONE", Fen(100), "x").expect("sale");
+    j.ensure_sale("GONE", Fen(100), "x", None).expect("sale");
     let row = j
         .begin_attempt("GONE", &code("134567890123456787"))
         .expect("attempt");

@@ -42,6 +42,7 @@ fn note(code: &str) -> GatewayNote {
 
 fn info() -> PaidInfo {
     PaidInfo {
+        paid_by: Default::default(),
         transaction_id: "4200000001".into(),
         paid_at: None,
         amount: None,

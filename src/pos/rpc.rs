@@ -159,18 +159,24 @@ pub async fn call(
         "resolve" => resolve(ctx, p).await,
         "status" => status(ctx).await,
         "list" => list(ctx, p).await,
+        "shift.report" => shift_report(ctx, p).await,
+        "shift.close" => shift_close(ctx, p).await,
         other => return Err((METHOD_NOT_FOUND, format!("method not found: {other}"))),
     };
     r.map_err(|e| (error_code(&e), e.to_string()))
 }
 
 async fn charge(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineError> {
-    check_known(p, &["order_no", "amount", "subject", "auth_code"])?;
+    check_known(
+        p,
+        &["order_no", "amount", "subject", "auth_code", "operator_id"],
+    )?;
     let req = ChargeRequest {
         order_no: required_string(p, "order_no")?,
         amount: amount(p)?,
         subject: string(p, "subject")?,
         auth_code: string(p, "auth_code")?,
+        operator_id: string(p, "operator_id")?,
     };
     to_value(ctx.engine.charge(req).await?)
 }
@@ -190,14 +196,18 @@ async fn watch(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineErr
 }
 
 async fn refund(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineError> {
-    check_known(p, &["order_no", "refund_no", "amount", "reason"])?;
+    check_known(
+        p,
+        &["order_no", "refund_no", "amount", "reason", "operator_id"],
+    )?;
     let order_no = required_string(p, "order_no")?;
     let refund_no = required_string(p, "refund_no")?;
     let amount = amount(p)?;
     let reason = string(p, "reason")?;
+    let operator_id = string(p, "operator_id")?;
     to_value(
         ctx.engine
-            .refund(&order_no, &refund_no, amount, reason)
+            .refund(&order_no, &refund_no, amount, reason, operator_id)
             .await?,
     )
 }
@@ -289,6 +299,58 @@ async fn list(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineErro
     let mut payments = ctx.engine.list(&date).await?;
     payments.retain(|p| status.is_none_or(|s| p.status == s));
     to_value(payments)
+}
+
+/// The running shift's report, or a closed one's (`shift_no`) as kept.
+async fn shift_report(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineError> {
+    check_known(p, &["shift_no"])?;
+    let shift_no = match p.get("shift_no") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| bad("shift_no", "must be a positive integer"))?,
+        ),
+    };
+    let j = ctx.engine.journal().clone();
+    let report = on_journal(move || match shift_no {
+        None => crate::shift::running(&j).map(Some),
+        Some(n) => crate::shift::of(&j, n),
+    })
+    .await?;
+    match report {
+        Some(r) => to_value(r),
+        None => Err(bad("shift_no", "no such shift in the journal")),
+    }
+}
+
+/// Closes the running shift: its report (kept in the journal), with the
+/// number of the shift that opened as `next_shift_no`.
+async fn shift_close(ctx: &Context, p: &Map<String, Value>) -> Result<Value, EngineError> {
+    check_known(p, &[])?;
+    let j = ctx.engine.journal().clone();
+    let (report, next) = on_journal(move || crate::shift::close(&j)).await?;
+    let mut v = to_value(report)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("next_shift_no".into(), json!(next.shift_no));
+    }
+    tracing::info!(shift = %v["shift_no"], "shift closed");
+    Ok(v)
+}
+
+/// Runs a journal read or write off the async threads. A refusal (the
+/// shift was closed meanwhile) is the caller's conflict; any other failure
+/// means the journal cannot answer now.
+async fn on_journal<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::journal::JournalError> + Send + 'static,
+) -> Result<T, EngineError> {
+    use crate::journal::JournalError;
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(JournalError::Refused(m))) => Err(EngineError::OrderConflict(m)),
+        Ok(Err(e)) => Err(EngineError::JournalUnavailable(e.to_string())),
+        Err(e) => Err(EngineError::JournalUnavailable(e.to_string())),
+    }
 }
 
 /// The JSON-RPC error code of an engine error (docs/pos-protocol.md,

@@ -58,10 +58,14 @@ pub enum Behaviour {
     /// WeChat `return_code=FAIL` ("系统繁忙"), Alipay an `error_response`
     /// 20000 without `sign`. Nothing is taken; the query shows it failed.
     SystemBusy,
+    /// 19: pays at once, `N` yuan of it with a coupon (at most all but one
+    /// fen): WeChat's `cash_fee` is the rest and `coupon_fee` the coupon,
+    /// Alipay's `buyer_pay_amount` the rest.
+    Coupon(u32),
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 19] = [
+    pub const ALL: [Behaviour; 20] = [
         Behaviour::PaysAtOnce,
         Behaviour::ConfirmsAfter(3),
         Behaviour::NeverConfirms,
@@ -81,6 +85,7 @@ impl Behaviour {
         Behaviour::SlowAnswer(3),
         Behaviour::BadGateway,
         Behaviour::SystemBusy,
+        Behaviour::Coupon(2),
     ];
 
     /// The behaviour a payment code asks for.
@@ -110,6 +115,7 @@ impl Behaviour {
             (Some(1), Some(6)) => Behaviour::SlowAnswer(n),
             (Some(1), Some(7)) => Behaviour::BadGateway,
             (Some(1), Some(8)) => Behaviour::SystemBusy,
+            (Some(1), Some(9)) => Behaviour::Coupon(n),
             _ => Behaviour::PaysAtOnce,
         }
     }
@@ -135,6 +141,7 @@ impl Behaviour {
             Behaviour::SlowAnswer(n) => (16, n),
             Behaviour::BadGateway => (17, 0),
             Behaviour::SystemBusy => (18, 0),
+            Behaviour::Coupon(n) => (19, n),
         }
     }
 
@@ -166,6 +173,7 @@ impl Behaviour {
             Behaviour::SlowAnswer(n) => format!("pays; the answer comes {n} s late"),
             Behaviour::BadGateway => "pays; a proxy answers 502 with an HTML page".into(),
             Behaviour::SystemBusy => "the gateway is busy: an unsigned system failure".into(),
+            Behaviour::Coupon(n) => format!("pays at once, {n} yuan of it with a coupon"),
         }
     }
 

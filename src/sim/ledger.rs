@@ -94,6 +94,9 @@ pub struct Order {
     pub revoke_calls: u32,
     /// How many times money was taken for this order (must never exceed 1).
     pub charges: u32,
+    /// The cashier the pay request named (Alipay `operator_id`, an
+    /// acquirer's `op_user_id`), where the gateway has a field for it.
+    pub operator: Option<String>,
     confirm_at: Option<Instant>,
     /// When a customer who gives up does so.
     fail_at: Option<Instant>,
@@ -106,6 +109,22 @@ impl Order {
     /// Time since the pay request created the order.
     pub fn age(&self) -> Duration {
         self.created_mono.elapsed()
+    }
+
+    /// The part of the amount a coupon paid: nothing but for the coupon
+    /// behaviour, which leaves the customer at least one fen to pay.
+    pub fn coupon(&self) -> Fen {
+        match self.behaviour {
+            Behaviour::Coupon(n) => Fen(u64::from(n)
+                .saturating_mul(100)
+                .min(self.amount.0.saturating_sub(1))),
+            _ => Fen(0),
+        }
+    }
+
+    /// What the customer paid from the wallet.
+    pub fn customer_paid(&self) -> Fen {
+        Fen(self.amount.0 - self.coupon().0)
     }
 
     pub fn refunded(&self) -> Fen {
@@ -362,6 +381,7 @@ impl Ledger {
             refunds: Vec::new(),
             revoke_calls: 0,
             charges: 0,
+            operator: None,
             confirm_at: None,
             fail_at: None,
             created_mono: Instant::now(),
@@ -376,7 +396,8 @@ impl Ledger {
             Behaviour::PaysAtOnce
             | Behaviour::RefundCloses
             | Behaviour::RefundChange
-            | Behaviour::RefundSystemError => {
+            | Behaviour::RefundSystemError
+            | Behaviour::Coupon(_) => {
                 pay_now(&mut order);
                 PayOutcome::Paid(order.clone())
             }
@@ -432,6 +453,13 @@ impl Ledger {
         outcome
     }
 
+    /// Keeps the cashier a pay request named with its order.
+    pub fn note_operator(&self, out_trade_no: &str, operator: &str) {
+        if let Some(o) = self.lock().orders.get_mut(out_trade_no) {
+            o.operator = Some(operator.to_string());
+        }
+    }
+
     pub fn order(&self, out_trade_no: &str) -> Option<Order> {
         let mut inner = self.lock();
         Self::settle(&mut inner, self.time_unit);
@@ -476,6 +504,7 @@ impl Ledger {
                     refunds: Vec::new(),
                     revoke_calls: 1,
                     charges: 0,
+                    operator: None,
                     confirm_at: None,
                     fail_at: None,
                     created_mono: Instant::now(),

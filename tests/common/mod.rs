@@ -34,6 +34,11 @@ fn note(code: &str) -> GatewayNote {
 
 fn paid(o: &tillpay::sim::ledger::Order) -> PaidInfo {
     PaidInfo {
+        paid_by: tillpay::gateway::PaidBy::from_customer_paid(
+            Some(o.amount),
+            Some(o.customer_paid()),
+            Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
+        ),
         transaction_id: o.transaction_id.clone(),
         paid_at: o.paid_at.map(|t| t.to_rfc3339()),
         amount: Some(o.amount),

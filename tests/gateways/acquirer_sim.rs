@@ -71,6 +71,7 @@ async fn a_unionpay_payment_through_the_acquirer_is_refunded_and_billed() {
         other => panic!("{other:?}"),
     };
     let refund = |no: &str, amount| RefundRequest {
+        operator_id: None,
         out_trade_no: req.out_trade_no.clone(),
         transaction_id: Some(tid.clone()),
         refund_no: no.into(),
@@ -221,6 +222,7 @@ async fn a_forged_answer_is_unknown_and_the_query_finds_the_money() {
     for provider in [Provider::Wechat, Provider::Alipay, Provider::Unionpay] {
         let req = request_of(provider, Behaviour::PaysAtOnce, 40, 660);
         let req = tillpay::gateway::PayRequest {
+            operator_id: None,
             out_trade_no: format!("{}_{provider}", req.out_trade_no),
             ..req
         };

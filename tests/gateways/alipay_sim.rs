@@ -75,6 +75,7 @@ async fn rig() -> Rig {
 fn pay_req(b: Behaviour, serial: u64, otn: &str, fen: u64) -> PayRequest {
     let code = b.code(Provider::Alipay, serial);
     PayRequest {
+        operator_id: None,
         out_trade_no: otn.into(),
         amount: Fen(fen),
         auth_code: tillpay::gateway::recognise(&code).expect("alipay code"),
@@ -126,6 +127,17 @@ async fn every_behaviour_ends_paid_once_or_with_no_money_kept() {
         let answer = r.gw.pay(&req).await;
         assert_no_code(&req, &answer);
         let (kept, charges) = match b {
+            Behaviour::Coupon(_) => {
+                let PayAnswer::Paid(info) = &answer else {
+                    panic!("{b:?}: {answer:?}")
+                };
+                // buyer_pay_amount is the customer's part; the coupon the rest.
+                assert_eq!(info.paid_by.customer_paid, Some(Fen(fen - 200)));
+                assert_eq!(info.paid_by.discount, Some(Fen(200)));
+                let payer = info.paid_by.payer.as_deref().unwrap_or("");
+                assert!(payer.contains('*'), "the payer is masked: {payer}");
+                (fen, 1)
+            }
             Behaviour::PaysAtOnce => {
                 let PayAnswer::Paid(info) = &answer else {
                     panic!("{b:?}: {answer:?}")
@@ -316,6 +328,7 @@ async fn refunds_are_idempotent_and_confirmed_by_refund_query() {
     let req = pay_req(Behaviour::PaysAtOnce, 7_001, "T1_R_1", 10_000);
     assert!(matches!(r.gw.pay(&req).await, PayAnswer::Paid(_)));
     let refund = |no: &str, fen: u64| RefundRequest {
+        operator_id: None,
         out_trade_no: "T1_R_1".into(),
         transaction_id: None,
         refund_no: no.into(),
@@ -349,6 +362,7 @@ async fn refunds_are_idempotent_and_confirmed_by_refund_query() {
     );
     assert!(matches!(
         r.gw.refund(&RefundRequest {
+            operator_id: None,
             out_trade_no: "nope".into(),
             ..refund("RF3", 1)
         })

@@ -108,6 +108,7 @@ async fn tls_gateway(upstream: String) -> (String, Arc<Mutex<Vec<Seen>>>) {
 fn request(behaviour: Behaviour, serial: u64) -> PayRequest {
     let code = behaviour.code(Provider::Wechat, serial);
     PayRequest {
+        operator_id: None,
         out_trade_no: format!("MTLS_{serial}"),
         amount: Fen(800),
         auth_code: tillpay::gateway::recognise(&code).expect("code"),
@@ -227,6 +228,7 @@ async fn alipay_over_tls_trusts_the_configured_ca() {
     let mut cfg = demo_client_config(&format!("{base_url}/gateway.do"));
     let code = Behaviour::PaysAtOnce.code(Provider::Alipay, 3);
     let req = PayRequest {
+        operator_id: None,
         out_trade_no: "TLS_3".into(),
         amount: Fen(1),
         auth_code: tillpay::gateway::recognise(&code).expect("code"),

@@ -158,6 +158,7 @@ fn gateway(base_url: &str) -> WechatGateway {
 fn pay_request() -> PayRequest {
     let code = Behaviour::PaysAtOnce.code(Provider::Wechat, 77);
     PayRequest {
+        operator_id: None,
         out_trade_no: "F1".into(),
         amount: Fen(100),
         auth_code: tillpay::gateway::recognise(&code).expect("valid"),
@@ -167,6 +168,7 @@ fn pay_request() -> PayRequest {
 
 fn refund_request() -> RefundRequest {
     RefundRequest {
+        operator_id: None,
         out_trade_no: "F1".into(),
         transaction_id: None,
         refund_no: "R1".into(),

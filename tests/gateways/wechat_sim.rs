@@ -85,6 +85,7 @@ pub fn request(b: Behaviour, serial: u64, amount: u64) -> PayRequest {
 pub fn request_of(provider: Provider, b: Behaviour, serial: u64, amount: u64) -> PayRequest {
     let code = b.code(provider, serial);
     PayRequest {
+        operator_id: None,
         out_trade_no: format!("S001T03_B{serial}_1"),
         amount: Fen(amount),
         auth_code: tillpay::gateway::recognise(&code).expect("a valid payment code"),
@@ -172,6 +173,16 @@ pub async fn every_behaviour_of(
             Behaviour::PaysAtOnce => {
                 assert!(first.starts_with("pay:Paid"), "{ctx}");
                 assert_eq!(seen.len(), 1, "{ctx}");
+            }
+            // The receipt's split: 2 yuan by coupon, the rest from the wallet.
+            Behaviour::Coupon(_) => {
+                let paid = req.amount.0 - 200;
+                assert!(first.starts_with("pay:Paid"), "{ctx}");
+                assert!(
+                    first.contains(&format!("customer_paid: Some(Fen({paid}))"))
+                        && first.contains("discount: Some(Fen(200))"),
+                    "{ctx}"
+                );
             }
             Behaviour::ConfirmsAfter(_) | Behaviour::NeverConfirms => {
                 assert!(first.contains("user_paying: true"), "{ctx}");
@@ -265,7 +276,8 @@ pub async fn every_behaviour_of(
             | Behaviour::RefundChange
             | Behaviour::RefundSystemError
             | Behaviour::SlowAnswer(_)
-            | Behaviour::BadGateway => "paid",
+            | Behaviour::BadGateway
+            | Behaviour::Coupon(_) => "paid",
             Behaviour::InsufficientFunds | Behaviour::ExpiredCode => "failed",
             Behaviour::NeverConfirms
             | Behaviour::SystemErrorUnpaid
@@ -418,6 +430,7 @@ async fn refunds_and_the_bill() {
         other => panic!("{other:?}"),
     };
     let refund = |no: &str, amount: u64| RefundRequest {
+        operator_id: None,
         out_trade_no: paid.out_trade_no.clone(),
         transaction_id: Some(tid.clone()),
         refund_no: no.into(),
@@ -537,6 +550,7 @@ async fn a_refund_number_is_unique_across_the_merchant_account() {
     assert!(matches!(gw.pay(&a).await, PayAnswer::Paid(_)));
     assert!(matches!(gw.pay(&b).await, PayAnswer::Paid(_)));
     let refund = |otn: &str, till: &str| RefundRequest {
+        operator_id: None,
         out_trade_no: otn.to_string(),
         transaction_id: None,
         refund_no: tillpay::domain::out_refund_no(till, "R1"),

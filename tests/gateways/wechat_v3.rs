@@ -407,6 +407,7 @@ async fn refunds_and_the_bill_with_its_hash() {
         other => panic!("{other:?}"),
     }
     let refund = |no: &str, amount: u64| RefundRequest {
+        operator_id: None,
         out_trade_no: paid.out_trade_no.clone(),
         transaction_id: None,
         refund_no: no.into(),

@@ -244,6 +244,7 @@ fn daemon(
                             .unwrap_or_else(|p| p.into_inner())
                             .push((id, order_no(order)));
                         let req = ChargeRequest {
+                            operator_id: None,
                             order_no: order_no(order),
                             amount: amounts[order],
                             subject: None,
@@ -267,7 +268,7 @@ fn daemon(
                         amount,
                     } => {
                         let _ = engine
-                            .refund(&order_no(order), &refund_no, amount, None)
+                            .refund(&order_no(order), &refund_no, amount, None, None)
                             .await;
                         return;
                     }

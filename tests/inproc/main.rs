@@ -12,3 +12,4 @@ mod pos_socket;
 mod scanner_dispatch;
 mod scanner_hid;
 mod scanner_pty;
+mod shift;

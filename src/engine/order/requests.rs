@@ -309,8 +309,9 @@ async fn open_round(
     let j = engine.journal().clone();
     let amount = Fen(req.amount);
     let subject = req.subject.clone().unwrap_or_default();
+    let operator = req.operator_id.clone();
     let opened = blocking(move || {
-        j.ensure_sale(&order_no, amount, &subject)?;
+        j.ensure_sale(&order_no, amount, &subject, operator.as_deref())?;
         if arm {
             j.arm(&order_no)?;
         }

@@ -35,7 +35,7 @@ fn verdict(as_paid: bool, txid: Option<&str>, operator: &str, note: &str) -> Res
 #[test]
 fn resolve_records_who_and_why() {
     let (_d, j) = journal();
-    j.ensure_sale("A1", Fen(100), "x").expect("sale");
+    j.ensure_sale("A1", Fen(100), "x", None).expect("sale");
     let row = j
         .begin_attempt("A1", &code("134567890123456789"))
         .expect("attempt");
@@ -62,7 +62,7 @@ fn resolve_records_who_and_why() {
 #[test]
 fn resolving_as_paid_names_the_payment() {
     let (_d, j) = journal();
-    j.ensure_sale("A1", Fen(100), "x").expect("sale");
+    j.ensure_sale("A1", Fen(100), "x", None).expect("sale");
     let row = j
         .begin_attempt("A1", &code("134567890123456789"))
         .expect("attempt");

@@ -8,6 +8,7 @@ use super::*;
 #[tokio::test(start_paused = true)]
 async fn a_restart_between_order_number_used_and_the_query_still_catches_a_collision() {
     let gw = Scripted::new(Provider::Wechat).queries([QueryAnswer::Paid(PaidInfo {
+        paid_by: Default::default(),
         paid_at: Some("2025-01-02T10:00:00+08:00".into()),
         amount: Some(Fen(500)),
         ..paid_info()

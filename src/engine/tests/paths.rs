@@ -242,13 +242,13 @@ async fn refunds_are_bounded_and_idempotent() {
         .expect("charge");
     let r = t
         .engine
-        .refund("A1", "R1", 1000, None)
+        .refund("A1", "R1", 1000, None, None)
         .await
         .expect("refund");
     assert_eq!(r.status, "refunded");
     let again = t
         .engine
-        .refund("A1", "R1", 1000, None)
+        .refund("A1", "R1", 1000, None, None)
         .await
         .expect("same refund");
     assert_eq!(again.status, "refunded");
@@ -257,7 +257,7 @@ async fn refunds_are_bounded_and_idempotent() {
         1,
         "a retry with the same refund_no sends nothing"
     );
-    let too_much = t.engine.refund("A1", "R2", 235, None).await;
+    let too_much = t.engine.refund("A1", "R2", 235, None, None).await;
     assert_eq!(too_much.map_err(|e| code(&e)), Err(1006));
     let p = t.engine.payment("A1").await.expect("payment");
     assert_eq!(p.refunded_amount, 1000);
@@ -269,7 +269,7 @@ async fn refunds_are_bounded_and_idempotent() {
     for _ in 0..2 {
         let e = t
             .engine
-            .refund("A1", "R3", 100, None)
+            .refund("A1", "R3", 100, None, None)
             .await
             .expect_err("refused");
         assert_eq!(code(&e), 1006);
@@ -288,6 +288,6 @@ async fn a_revoked_attempt_is_never_refunded() {
         .charge(charge("A1", Some(ALIPAY_CODE)))
         .await
         .expect("charge");
-    let r = t.engine.refund("A1", "R1", 100, None).await;
+    let r = t.engine.refund("A1", "R1", 100, None, None).await;
     assert_eq!(r.map_err(|e| code(&e)), Err(1006));
 }

@@ -90,10 +90,10 @@ async fn hostile_refunds_are_rejected_without_stopping_the_till() {
         .await
         .expect("charge");
     t.engine
-        .refund("A1", "R1", 100, None)
+        .refund("A1", "R1", 100, None, None)
         .await
         .expect("refund");
-    let huge = t.engine.refund("A1", "R2", u64::MAX - 50, None).await;
+    let huge = t.engine.refund("A1", "R2", u64::MAX - 50, None, None).await;
     assert_eq!(huge.map_err(|e| code(&e)), Err(1006));
     assert!(
         t.engine.journal_ok(),
@@ -126,7 +126,7 @@ async fn a_refund_not_found_after_an_unknown_answer_is_sent_again_under_its_numb
     let mut events = t.engine.subscribe();
     let r = t
         .engine
-        .refund("A1", "R1", 100, None)
+        .refund("A1", "R1", 100, None, None)
         .await
         .expect("refund");
     assert_eq!(r.status, "processing", "unknown is not failed: {r:?}");
@@ -203,6 +203,7 @@ async fn a_code_used_before_is_never_sent_again() {
 #[tokio::test(start_paused = true)]
 async fn a_payment_of_another_amount_needs_an_operator_and_the_pos_is_told_why() {
     let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Paid(PaidInfo {
+        paid_by: Default::default(),
         amount: Some(Fen(1)),
         ..paid_info()
     }));
@@ -225,6 +226,7 @@ async fn a_payment_of_another_amount_needs_an_operator_and_the_pos_is_told_why()
     );
     // The same amount is simply paid.
     let gw = Scripted::new(Provider::Alipay).pays(PayAnswer::Paid(PaidInfo {
+        paid_by: Default::default(),
         amount: Some(Fen(1234)),
         ..paid_info()
     }));
@@ -294,6 +296,7 @@ async fn an_order_number_paid_long_before_this_attempt_is_another_sales() {
         let gw = Scripted::new(Provider::Wechat)
             .pays(PayAnswer::OrderNumberUsed(note("ORDERPAID")))
             .queries([QueryAnswer::Paid(PaidInfo {
+                paid_by: Default::default(),
                 paid_at: Some(paid_at),
                 amount: Some(Fen(1234)),
                 ..paid_info()

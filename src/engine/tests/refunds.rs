@@ -32,7 +32,7 @@ async fn an_accepted_refund_is_confirmed_in_the_background_without_a_resend() {
     let mut events = t.engine.subscribe();
     let r = t
         .engine
-        .refund("A1", "R1", 300, None)
+        .refund("A1", "R1", 300, None, None)
         .await
         .expect("refund");
     assert_eq!(r.status, "processing", "WeChat only accepted it");
@@ -58,7 +58,11 @@ async fn an_accepted_refund_is_confirmed_in_the_background_without_a_resend() {
     let gaps: Vec<u64> = at.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
     assert_eq!(gaps, [5, 10, 20], "{calls:?}");
     // A resend by the POS answers from the journal and sends nothing.
-    let again = t.engine.refund("A1", "R1", 300, None).await.expect("again");
+    let again = t
+        .engine
+        .refund("A1", "R1", 300, None, None)
+        .await
+        .expect("again");
     assert_eq!(again.status, "refunded");
     assert_eq!(sent_refunds(&gw).len(), calls.len());
 }
@@ -75,7 +79,7 @@ async fn a_rate_limited_refund_is_sent_again_a_minute_later_under_the_same_numbe
     let mut events = t.engine.subscribe();
     let r = t
         .engine
-        .refund("A1", "R1", 100, None)
+        .refund("A1", "R1", 100, None, None)
         .await
         .expect("refund");
     assert_eq!(r.status, "processing", "not failed for good: {r:?}");
@@ -97,7 +101,7 @@ async fn a_rate_limited_refund_is_sent_again_a_minute_later_under_the_same_numbe
 fn crashed_with_refunds() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let j = Journal::open(&dir.path().join("journal.sqlite"), "T1").expect("journal");
-    j.ensure_sale("A1", Fen(1234), "x").expect("sale");
+    j.ensure_sale("A1", Fen(1234), "x", None).expect("sale");
     let row = j
         .begin_attempt("A1", &crate::gateway::recognise(WECHAT_CODE).expect("code"))
         .expect("attempt");
@@ -112,6 +116,7 @@ fn crashed_with_refunds() -> tempfile::TempDir {
     j.record(&row.out_trade_no, &paid, &rec).expect("paid");
     for (no, amount) in [("R1", 100), ("R2", 200)] {
         let r = crate::journal::RefundRow {
+            operator_id: None,
             refund_no: no.into(),
             out_refund_no: crate::domain::out_refund_no("T1", no),
             order_no: "A1".into(),

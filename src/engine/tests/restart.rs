@@ -104,7 +104,7 @@ async fn recovery_cancels_a_sale_left_waiting_for_a_scan() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let j = Journal::open(&dir.path().join("journal.sqlite"), "T1").expect("journal");
-        j.ensure_sale("W1", Fen(500), "x").expect("sale");
+        j.ensure_sale("W1", Fen(500), "x", None).expect("sale");
     }
     let t = till_with(vec![Scripted::new(Provider::Wechat)], dir);
     assert_eq!(t.engine.recover().await.expect("recover"), 0);

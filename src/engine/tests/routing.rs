@@ -62,7 +62,7 @@ async fn after_a_restart_an_attempt_goes_on_with_the_channel_it_was_sent_through
     let path = dir.path().join("journal.sqlite");
     {
         let j = Journal::open(&path, "T1").expect("journal");
-        j.ensure_sale("A1", Fen(500), "x").expect("sale");
+        j.ensure_sale("A1", Fen(500), "x", None).expect("sale");
         let code = crate::gateway::recognise(WECHAT_CODE).expect("code");
         j.begin_attempt_on("A1", &code, "acquirer")
             .expect("attempt");
@@ -87,7 +87,7 @@ async fn after_a_restart_an_attempt_goes_on_with_the_channel_it_was_sent_through
         "never asked the wrong gateway about it"
     );
     // Its refund goes there too.
-    let r = t.engine.refund("A1", "R1", 100, None).await;
+    let r = t.engine.refund("A1", "R1", 100, None, None).await;
     assert!(r.is_ok(), "{r:?}");
     assert_eq!(acquirer.count(|s| matches!(s, Sent::Refund(_))), 1);
     assert!(own.sent().is_empty());

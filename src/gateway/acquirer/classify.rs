@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use chrono::{FixedOffset, NaiveDateTime, TimeZone};
 
 use crate::domain::Fen;
-use crate::gateway::{
+use crate::gateway::{PaidBy, 
     GatewayNote, PaidInfo, PayAnswer, QueryAnswer, RefundAnswer, RevokeAnswer, RevokeEffect,
 };
 
@@ -138,10 +138,31 @@ fn time_end(s: &str) -> Option<String> {
 
 fn paid_info(f: &Fields) -> Option<PaidInfo> {
     let transaction_id = get(f, "transaction_id");
+    let fen = |k| get(f, k).parse::<u64>().ok().map(Fen);
+    let amount = fen("total_fee");
+    // The acquirer passes on the wallet's coupon_fee (and, for WeChat,
+    // cash_fee); the payer is the openid or Alipay's masked login.
+    let payer = Some(get(f, "openid"))
+        .filter(|s| !s.is_empty())
+        .or(Some(get(f, "buyer_logon_id")));
+    let paid_by = match (fen("cash_fee"), fen("coupon_fee")) {
+        (Some(cash), coupon) => PaidBy {
+            customer_paid: Some(cash),
+            discount: coupon,
+            ..PaidBy::from_customer_paid(None, None, payer)
+        },
+        (None, Some(coupon)) => PaidBy::from_customer_paid(
+            amount,
+            amount.and_then(|a| a.0.checked_sub(coupon.0)).map(Fen),
+            payer,
+        ),
+        (None, None) => PaidBy::from_customer_paid(None, None, payer),
+    };
     (!transaction_id.is_empty()).then(|| PaidInfo {
+        paid_by,
         transaction_id: transaction_id.to_string(),
         paid_at: time_end(get(f, "time_end")),
-        amount: get(f, "total_fee").parse().ok().map(Fen),
+        amount,
     })
 }
 

@@ -209,8 +209,13 @@ impl AcquirerGateway {
         f
     }
 
-    fn op_user(&self) -> String {
-        self.op_user_id.clone().unwrap_or_else(|| self.mch_id.clone())
+    /// `op_user_id` (操作员): the cashier when the POS named one, else the
+    /// configured operator, else the merchant number (the acquirer's default).
+    fn op_user(&self, cashier: Option<&str>) -> String {
+        cashier
+            .map(str::to_string)
+            .or_else(|| self.op_user_id.clone())
+            .unwrap_or_else(|| self.mch_id.clone())
     }
 }
 
@@ -241,7 +246,7 @@ impl Gateway for AcquirerGateway {
         // The till is the device: the bill's 设备编号 tells its rows apart.
         f.insert("device_info".into(), self.till_id.clone());
         f.insert("op_device_id".into(), self.till_id.clone());
-        f.insert("op_user_id".into(), self.op_user());
+        f.insert("op_user_id".into(), self.op_user(req.operator_id.as_deref()));
         if let Some(shop) = &self.shop_id {
             f.insert("op_shop_id".into(), shop.clone());
         }
@@ -270,7 +275,7 @@ impl Gateway for AcquirerGateway {
         f.insert("out_refund_no".into(), req.refund_no.clone());
         f.insert("total_fee".into(), req.total_amount.0.to_string());
         f.insert("refund_fee".into(), req.refund_amount.0.to_string());
-        f.insert("op_user_id".into(), self.op_user());
+        f.insert("op_user_id".into(), self.op_user(req.operator_id.as_deref()));
         f.insert("refund_channel".into(), "ORIGINAL".into());
         classify::refund(&self.call(f).await, &req.out_trade_no, &req.refund_no)
     }

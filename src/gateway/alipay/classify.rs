@@ -6,7 +6,7 @@ use chrono::{FixedOffset, NaiveDateTime, TimeZone};
 use serde_json::{Map, Value};
 
 use crate::domain::Fen;
-use crate::gateway::{
+use crate::gateway::{PaidBy, 
     BillAnswer, GatewayNote, PaidInfo, PayAnswer, QueryAnswer, RefundAnswer, RevokeAnswer,
     RevokeEffect,
 };
@@ -164,10 +164,16 @@ fn paid_info(r: &Reply, time_field: &str) -> Result<PaidInfo, GatewayNote> {
     let trade_no = r
         .str("trade_no")
         .ok_or_else(|| GatewayNote::new("NO_TRADE_NO", "paid answer without trade_no"))?;
+    let amount = r.amount("total_amount")?;
+    // buyer_pay_amount is what left the buyer's account; discounts (the
+    // merchant's and Alipay's) and points covered the rest of the total.
+    // A malformed one only leaves the receipt without it.
+    let buyer_paid = r.amount("buyer_pay_amount").ok().flatten();
     Ok(PaidInfo {
+        paid_by: PaidBy::from_customer_paid(amount, buyer_paid, r.str("buyer_logon_id")),
         transaction_id: trade_no.to_string(),
         paid_at: r.str(time_field).and_then(china_time_to_rfc3339),
-        amount: r.amount("total_amount")?,
+        amount,
     })
 }
 

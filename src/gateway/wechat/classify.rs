@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{FixedOffset, NaiveDateTime, TimeZone};
 
 use crate::domain::Fen;
-use crate::gateway::{
+use crate::gateway::{PaidBy, 
     BillAnswer, GatewayNote, PaidInfo, PayAnswer, QueryAnswer, RevokeAnswer, RevokeEffect,
 };
 
@@ -196,10 +196,18 @@ fn paid_info(f: &Fields) -> Option<PaidInfo> {
     if transaction_id.is_empty() {
         return None;
     }
+    let fen = |k| get(f, k).parse::<u64>().ok().map(Fen);
     Some(PaidInfo {
+        paid_by: PaidBy {
+            // cash_fee: what the customer paid; coupon_fee: the vouchers
+            // that covered the rest of total_fee.
+            customer_paid: fen("cash_fee"),
+            discount: fen("coupon_fee"),
+            ..PaidBy::from_customer_paid(None, None, Some(get(f, "openid")))
+        },
         transaction_id: transaction_id.to_string(),
         paid_at: time_end_rfc3339(get(f, "time_end")),
-        amount: get(f, "total_fee").parse::<u64>().ok().map(Fen),
+        amount: fen("total_fee"),
     })
 }
 

@@ -6,10 +6,12 @@ use super::*;
 /// Every event the machine can be given, the awkward ones included.
 fn all_events() -> Vec<Event> {
     let other_amount = PaidInfo {
+        paid_by: Default::default(),
         amount: Some(Fen(1)),
         ..info()
     };
     let long_ago = PaidInfo {
+        paid_by: Default::default(),
         paid_at: Some("2020-01-01T00:00:00+08:00".into()),
         ..info()
     };

@@ -10,6 +10,7 @@ fn a_payment_of_another_amount_goes_to_an_operator_untouched() {
     // payment (a mis-booking, or another sale's out_trade_no): not paid,
     // and no revoke that could refund a stranger. An operator looks.
     let booked = PaidInfo {
+        paid_by: Default::default(),
         amount: Some(Fen(1)),
         ..info()
     };
@@ -40,6 +41,7 @@ fn a_payment_of_another_amount_goes_to_an_operator_untouched() {
     }
     // The sale's own amount is simply paid.
     let own = PaidInfo {
+        paid_by: Default::default(),
         amount: Some(Fen(1234)),
         ..info()
     };
@@ -68,6 +70,7 @@ fn an_order_number_used_long_before_this_attempt_is_another_sales() {
         .expect("time")
         .to_rfc3339();
     let old = PaidInfo {
+        paid_by: Default::default(),
         paid_at: Some(day_before),
         ..info()
     };
@@ -96,6 +99,7 @@ fn an_order_number_used_long_before_this_attempt_is_another_sales() {
         .expect("time")
         .to_rfc3339();
     let fresh = PaidInfo {
+        paid_by: Default::default(),
         paid_at: Some(now),
         ..info()
     };
@@ -185,6 +189,7 @@ fn a_resume_without_the_provider_goes_to_an_operator() {
 #[test]
 fn an_operator_verdict_settles_only_an_attempt_that_needs_attention() {
     let paid = Verdict::Paid(PaidInfo {
+        paid_by: Default::default(),
         paid_at: Some("2026-11-30T10:00:00+08:00".into()),
         ..info()
     });

@@ -10,6 +10,7 @@ fn attempt(
     effect: Option<RevokeEffect>,
 ) -> AttemptRow {
     AttemptRow {
+        paid_by: Default::default(),
         out_trade_no: otn.into(),
         order_no: otn.into(),
         seq: 1,
@@ -51,6 +52,7 @@ fn row(
 
 fn refund_row(no: &str, otn: &str, amount: u64, status: RefundStatus) -> RefundRow {
     RefundRow {
+        operator_id: None,
         refund_no: no.into(),
         // The bills in these tests name refunds as the POS did.
         out_refund_no: no.into(),

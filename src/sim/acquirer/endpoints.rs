@@ -94,6 +94,9 @@ fn paid_fields(o: &Order) -> Fields {
     put(&mut f, "out_trade_no", o.out_trade_no.clone());
     put(&mut f, "total_fee", o.amount.0.to_string());
     put(&mut f, "fee_type", "CNY");
+    if o.coupon().0 > 0 {
+        put(&mut f, "coupon_fee", o.coupon().0.to_string());
+    }
     put(&mut f, "device_info", o.device.clone());
     if let Some(t) = o.paid_at {
         put(&mut f, "time_end", beijing(t));
@@ -134,7 +137,11 @@ fn micropay(sim: &AcquirerSim, req: &Fields) -> Outcome {
     let device = field(req, "device_info").unwrap_or_default();
     sim.remember(no);
     let paid = |o: &Order| Outcome::Success(paid_fields(o));
-    match sim.ledger.pay(provider, no, total, code, device, body) {
+    let outcome = sim.ledger.pay(provider, no, total, code, device, body);
+    if let Some(op) = field(req, "op_user_id") {
+        sim.ledger.note_operator(no, op);
+    }
+    match outcome {
         PayOutcome::Paid(o) => paid(&o),
         PayOutcome::UserPaying(_) => Outcome::fail("USERPAYING", "需要用户输入支付密码", "Y"),
         PayOutcome::InsufficientFunds => Outcome::fail("NOTENOUGH", "余额不足", "N"),

@@ -96,8 +96,8 @@ fn paid_fields(o: &Order, time_key: &'static str) -> Vec<(&'static str, Value)> 
     let mut f = trade_fields(o);
     f.extend([
         ("receipt_amount", yuan(o.amount)),
-        ("buyer_pay_amount", yuan(o.amount)),
-        ("invoice_amount", yuan(o.amount)),
+        ("buyer_pay_amount", yuan(o.customer_paid())),
+        ("invoice_amount", yuan(o.customer_paid())),
         ("point_amount", "0.00".into()),
         (
             "fund_bill_list",
@@ -146,6 +146,9 @@ fn pay(sim: &AlipaySim, biz: &Biz<'_>) -> Answer {
     let outcome = sim
         .ledger
         .pay(Provider::Alipay, otn, amount, code, device, subject);
+    if let Some(op) = biz("operator_id") {
+        sim.ledger.note_operator(otn, op);
+    }
     Answer::Node(match outcome {
         PayOutcome::Paid(o) => node("10000", &paid_fields(&o, "gmt_payment")),
         PayOutcome::UserPaying(o) => node("10003", &trade_fields(&o)),

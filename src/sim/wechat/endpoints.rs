@@ -121,7 +121,13 @@ fn paid_fields(o: &Order) -> Fields {
     put(&mut f, "fee_type", "CNY");
     put(&mut f, "total_fee", o.amount.0.to_string());
     put(&mut f, "cash_fee_type", "CNY");
-    put(&mut f, "cash_fee", o.amount.0.to_string());
+    put(&mut f, "cash_fee", o.customer_paid().0.to_string());
+    if o.coupon().0 > 0 {
+        put(&mut f, "coupon_fee", o.coupon().0.to_string());
+        put(&mut f, "coupon_count", "1");
+        put(&mut f, "coupon_fee_0", o.coupon().0.to_string());
+        put(&mut f, "coupon_id_0", "2000000000000000001");
+    }
     put(&mut f, "transaction_id", o.transaction_id.clone());
     put(&mut f, "out_trade_no", o.out_trade_no.clone());
     if let Some(t) = o.paid_at {
@@ -379,7 +385,7 @@ fn refund(sim: &WechatSim, req: &Fields) -> Outcome {
             put(&mut f, "refund_id", r.refund_id.clone());
             put(&mut f, "refund_fee", r.amount.0.to_string());
             put(&mut f, "total_fee", order.amount.0.to_string());
-            put(&mut f, "cash_fee", order.amount.0.to_string());
+            put(&mut f, "cash_fee", order.customer_paid().0.to_string());
             put(&mut f, "cash_refund_fee", r.amount.0.to_string());
             Outcome::Success(f)
         }
@@ -495,7 +501,7 @@ fn refund_query(sim: &WechatSim, req: &Fields) -> Outcome {
     put(&mut f, "transaction_id", order.transaction_id.clone());
     put(&mut f, "out_trade_no", order.out_trade_no.clone());
     put(&mut f, "total_fee", order.amount.0.to_string());
-    put(&mut f, "cash_fee", order.amount.0.to_string());
+    put(&mut f, "cash_fee", order.customer_paid().0.to_string());
     let shown: Vec<_> = refunds.iter().take(10).collect();
     let total: u64 = shown.iter().map(|r| r.amount.0).sum();
     put(&mut f, "refund_fee", total.to_string());

@@ -186,6 +186,7 @@ fn note(code: &str) -> GatewayNote {
 
 fn info(otn: &str, amount: u64) -> PaidInfo {
     PaidInfo {
+        paid_by: Default::default(),
         transaction_id: format!("TX{otn}"),
         paid_at: Some(chrono::Local::now().to_rfc3339()),
         amount: Some(Fen(amount)),

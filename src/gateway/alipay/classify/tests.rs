@@ -220,6 +220,7 @@ fn paid_answers_carry_trade_no_china_time_and_exact_amount() {
     assert_eq!(
         classify_pay(&r, OTN),
         PayAnswer::Paid(PaidInfo {
+            paid_by: Default::default(),
             transaction_id: "2024010222001".into(),
             paid_at: Some("2024-01-02T03:04:05+08:00".into()),
             amount: Some(Fen(1234)),

@@ -46,6 +46,7 @@ fn every_trade_state_maps_to_its_policy_class() {
         let note = GatewayNote::new(state, "desc");
         let expected = match class {
             TradeStateClass::Paid => QueryAnswer::Paid(PaidInfo {
+                paid_by: Default::default(),
                 transaction_id: "4200000001".into(),
                 paid_at: Some("2026-01-05T09:30:00+08:00".into()),
                 amount: Some(Fen(1234)),
@@ -77,6 +78,7 @@ fn a_paid_micropay_carries_its_facts() {
     assert_eq!(
         pay(&reply),
         PayAnswer::Paid(PaidInfo {
+            paid_by: Default::default(),
             transaction_id: "4200001234".into(),
             paid_at: Some("2025-12-31T23:59:59+08:00".into()),
             amount: Some(Fen(1)),

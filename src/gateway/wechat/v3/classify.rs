@@ -25,7 +25,9 @@ use serde_json::Value;
 
 use crate::domain::Fen;
 use crate::gateway::wechat::classify::{query_answer, trade_state_class, TradeStateClass};
-use crate::gateway::{GatewayNote, PaidInfo, PayAnswer, QueryAnswer, RevokeAnswer, RevokeEffect};
+use crate::gateway::{
+    GatewayNote, PaidBy, PaidInfo, PayAnswer, QueryAnswer, RevokeAnswer, RevokeEffect,
+};
 
 /// What came back from one v3 call.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +106,18 @@ fn paid_info(body: &Value) -> Option<PaidInfo> {
     let paid_at = Some(text(body, "success_time"))
         .filter(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok())
         .map(str::to_string);
+    let payer_total = body
+        .get("amount")
+        .and_then(|a| a.get("payer_total"))
+        .and_then(Value::as_u64)
+        .map(Fen);
+    let openid = body
+        .get("payer")
+        .and_then(|p| p.get("openid"))
+        .and_then(Value::as_str);
     Some(PaidInfo {
+        // payer_total is what the customer paid; promotions covered the rest.
+        paid_by: PaidBy::from_customer_paid(amount, payer_total, openid),
         transaction_id: transaction_id.to_string(),
         paid_at,
         amount,

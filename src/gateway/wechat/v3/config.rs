@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::request::Account;
 use crate::gateway::setup::{
-    check_url, invalid, nonempty, read_public, read_secret, required, resolve, SetupError,
+    check_url, invalid, nonempty, read_public, read_secret, resolve, SetupError,
 };
 use crate::gateway::wechat::cert;
 

@@ -128,7 +128,11 @@ fn order_json(mut v: Value, o: &Order, state: &str, desc: &str) -> Value {
         v["trade_type"] = json!("MICROPAY");
         v["bank_type"] = json!("OTHERS");
         v["payer"] = json!({"openid": openid(o)});
-        v["amount"] = json!({"total": o.amount.0, "payer_total": o.amount.0, "currency": "CNY", "payer_currency": "CNY"});
+        v["amount"] = json!({"total": o.amount.0, "payer_total": o.customer_paid().0, "currency": "CNY", "payer_currency": "CNY"});
+        if o.coupon().0 > 0 {
+            v["promotion_detail"] = json!([{"coupon_id": "2000000000000000001", "scope": "SINGLE",
+                "type": "CASH", "amount": o.coupon().0, "currency": "CNY"}]);
+        }
         if let Some(t) = o.paid_at {
             v["success_time"] = json!(rfc3339(t));
         }
@@ -322,7 +326,7 @@ fn refund_json(order: &Order, r: &SimRefund, sub_mchid: Option<&str>) -> Value {
         "funds_account": "UNSETTLED",
         "amount": {
             "total": order.amount.0, "refund": r.amount.0,
-            "payer_total": order.amount.0, "payer_refund": r.amount.0,
+            "payer_total": order.customer_paid().0, "payer_refund": r.amount.0,
             "settlement_total": order.amount.0, "settlement_refund": r.amount.0,
             "discount_refund": 0, "currency": "CNY",
         },

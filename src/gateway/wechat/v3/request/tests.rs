@@ -23,6 +23,7 @@ fn partner() -> Account {
 
 fn pay(subject: &str) -> PayRequest {
     PayRequest {
+        operator_id: None,
         out_trade_no: "T1_A1_1".into(),
         amount: Fen(1234),
         auth_code: AuthCode::new("134567890123456789", Provider::Wechat),
@@ -94,6 +95,7 @@ fn query_and_reverse_paths_and_bodies() {
 #[test]
 fn refunds_and_bills_carry_the_amounts_in_fen_and_a_partners_shop() {
     let req = RefundRequest {
+        operator_id: None,
         out_trade_no: "T1_A1_1".into(),
         transaction_id: None,
         refund_no: "T1-R1".into(),
