@@ -12,6 +12,10 @@ use crate::domain::{is_valid_id, Provider};
 use crate::gateway::channel::ChannelConfig;
 use crate::gateway::{setup, Gateway, SetupError, CHANNELS};
 
+mod web;
+
+pub use web::WebConfig;
+
 pub const DEFAULT_PATH: &str = "/etc/tillpay/tillpay.toml";
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +59,8 @@ pub struct Config {
     /// `[routes]`: which channel carries each provider's codes, when the
     /// config says; see [`Config::route`].
     pub routes: Vec<(Provider, String)>,
+    /// `[web]`: the browser POS interface, when configured.
+    pub web: Option<WebConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +138,7 @@ struct Raw {
     pos: Option<RawPos>,
     scanner: Option<RawScanner>,
     payment: Option<RawPayment>,
+    web: Option<web::RawWeb>,
 }
 
 #[derive(Deserialize)]
@@ -201,7 +208,7 @@ impl Config {
             }
         }
         let routes = check_routes(table.remove("routes"), &channels)?;
-        const OWN: [&str; 5] = ["till", "pos", "scanner", "payment", "routes"];
+        const OWN: [&str; 6] = ["till", "pos", "scanner", "payment", "routes", "web"];
         if let Some(key) = table.keys().find(|k| !OWN.contains(&k.as_str())) {
             let channels: Vec<&str> = CHANNELS.iter().map(|c| c.name()).collect();
             return Err(invalid(
@@ -233,6 +240,7 @@ impl Config {
             payment: check_payment(raw.payment.unwrap_or_default())?,
             channels,
             routes,
+            web: raw.web.map(|w| web::check(w, base)).transpose()?,
         })
     }
 

@@ -58,6 +58,19 @@ pub async fn run(cfg: Config, gateways: Vec<Arc<dyn Gateway>>) -> Result<(), Dae
         till_id: cfg.till.id.clone(),
         scanner: crate::scanner_link::start(&cfg, &engine),
     });
+    let web = match cfg.web.clone() {
+        Some(w) => {
+            let l = crate::pos::web::bind(&w)
+                .await
+                .map_err(|e| DaemonError::Other(format!("web.listen {}: {e}", w.listen)))?;
+            tracing::info!(listen = %w.listen, origins = ?w.allowed_origins, "browser POS interface (WebSocket /rpc, POST /v1/<method>)");
+            let ctx = ctx.clone();
+            Some(tokio::spawn(async move {
+                crate::pos::web::serve(l, ctx, &w).await
+            }))
+        }
+        None => None,
+    };
     let server = Arc::new(Server {
         ctx,
         allowed_uids: cfg.pos.allowed_uids.clone(),
@@ -79,6 +92,9 @@ pub async fn run(cfg: Config, gateways: Vec<Arc<dyn Gateway>>) -> Result<(), Dae
     // Attempts in flight stay in the journal; the next start resumes them.
     systemd::notify("STOPPING=1\nSTATUS=stopping");
     serving.abort();
+    if let Some(w) = web {
+        w.abort();
+    }
     if let Some(w) = watchdog {
         w.abort();
     }

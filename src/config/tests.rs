@@ -224,3 +224,61 @@ fn each_provider_goes_by_its_own_channel_unless_routes_say_otherwise() {
         "{e}"
     );
 }
+
+#[test]
+fn the_web_interface_is_off_by_default_loopback_and_every_mistake_names_its_key() {
+    let d = Dir::new();
+    assert!(d.parse(GOOD).expect("good").web.is_none(), "off by default");
+    d.write("web-token", "tok-0123456789abcdefghijklmn\n", 0o600);
+    let with = |table: &str| format!("{GOOD}[web]\ntoken_file = \"web-token\"\n{table}");
+    let w = d
+        .parse(&with("allowed_origins = [\"http://localhost:3000/\"]\n"))
+        .expect("web")
+        .web
+        .expect("configured");
+    assert_eq!(w.listen.to_string(), "127.0.0.1:8765");
+    assert_eq!(w.token, "tok-0123456789abcdefghijklmn");
+    assert_eq!(w.allowed_origins, ["http://localhost:3000"]);
+    assert!(
+        !format!("{w:?}").contains("tok-"),
+        "the token stays out of Debug"
+    );
+    let exposed = d
+        .parse(&with("listen = \"0.0.0.0:8765\"\nexpose = true\n"))
+        .expect("exposed on purpose");
+    assert!(exposed.web.is_some());
+    for (table, key) in [
+        ("listen = \"0.0.0.0:8765\"\n", "web.listen"),
+        ("listen = \"localhost\"\n", "web.listen"),
+        (
+            "allowed_origins = [\"localhost:3000\"]\n",
+            "web.allowed_origins",
+        ),
+        (
+            "allowed_origins = [\"http://x/pos\"]\n",
+            "web.allowed_origins",
+        ),
+    ] {
+        let e = err(d.parse(&with(table)));
+        assert!(e.starts_with(key), "{table}: {e}");
+    }
+    let e = err(d.parse(&with("port = 1\n")));
+    assert!(
+        e.contains("unknown field `port`") && e.contains("web"),
+        "{e}"
+    );
+    let e = err(d.parse(&format!("{GOOD}[web]\n")));
+    assert!(e.starts_with("web.token_file"), "{e}");
+    d.write("web-token", "short\n", 0o600);
+    let e = err(d.parse(&with("")));
+    assert!(
+        e.starts_with("web.token_file") && e.contains("24-256"),
+        "{e}"
+    );
+    d.write("web-token", "tok-0123456789abcdefghijklmn\n", 0o644);
+    let e = err(d.parse(&with("")));
+    assert!(
+        e.starts_with("web.token_file") && e.contains("chmod 600"),
+        "{e}"
+    );
+}

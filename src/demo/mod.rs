@@ -92,6 +92,7 @@ async fn start(wechat_api: WechatApi, route: DemoChannel) -> Result<Till, String
             DemoChannel::Acquirer => vec![Arc::new(sim.acquirer_config(delay))],
         },
         routes: Vec::new(),
+        web: None,
     };
     let gateways = cfg.gateways().map_err(|e| e.to_string())?;
     tokio::spawn(async move {

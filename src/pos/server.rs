@@ -1,27 +1,21 @@
 //! The POS socket: newline-delimited JSON-RPC 2.0 on a Unix stream socket.
-//! Each connection has a reader (requests, each run in its own task so a
-//! long `charge` blocks nothing) and a writer fed by a bounded queue that
-//! also carries every notification; a client that stops reading fills its
-//! queue and is dropped, so it slows nobody else.
+//! Each connection has a reader of lines and a writer fed by its session's
+//! queue (`session.rs`: requests, answers, notifications).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::rpc::{self, Context};
+use super::session::Session;
 
 pub const MAX_LINE: usize = 64 * 1024;
 pub const MAX_CLIENTS: usize = 64;
-/// Requests one client may have running at once; past it, the client's
-/// next line is not read until one ends (back-pressure, nothing dropped).
-pub const MAX_IN_FLIGHT: usize = 16;
-/// Messages queued for a client before it counts as not reading.
-const QUEUE: usize = 256;
+pub use super::session::MAX_IN_FLIGHT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -106,7 +100,7 @@ impl Server {
 
     async fn connection(&self, stream: UnixStream) {
         let (read, mut write) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<Value>(QUEUE);
+        let (session, mut rx) = Session::open(self.ctx.clone());
         let writer = tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 let mut line = msg.to_string();
@@ -116,18 +110,11 @@ impl Server {
                 }
             }
         });
-        let kill = Arc::new(tokio::sync::Notify::new());
-        let notices = tokio::spawn(forward_notifications(
-            self.ctx.engine.subscribe(),
-            tx.clone(),
-            kill.clone(),
-        ));
-        let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let mut reader = BufReader::new(read);
         loop {
             let line = tokio::select! {
                 line = read_line(&mut reader) => line,
-                _ = kill.notified() => {
+                _ = session.dropped.notified() => {
                     // Not reading: close it now rather than queue for ever.
                     writer.abort();
                     return;
@@ -136,8 +123,8 @@ impl Server {
             match line {
                 Line::Eof => break,
                 Line::TooLong => {
-                    let _ = tx
-                        .send(rpc::error(
+                    session
+                        .say(rpc::error(
                             None,
                             rpc::INVALID_REQUEST,
                             format!("line longer than {MAX_LINE} bytes"),
@@ -146,73 +133,16 @@ impl Server {
                     break;
                 }
                 Line::Data(bytes) => {
-                    if bytes.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    let req = match rpc::parse(&bytes) {
-                        Ok(r) => r,
-                        Err(resp) => {
-                            if tx.try_send(resp).is_err() {
-                                break;
-                            }
-                            continue;
-                        }
-                    };
-                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    if !session.take(&bytes).await {
                         break;
-                    };
-                    let ctx = self.ctx.clone();
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let answer = rpc::call(&ctx, &req.method, &req.params).await;
-                        if let Some(id) = req.id {
-                            let msg = match answer {
-                                Ok(v) => rpc::result(&id, v),
-                                Err((code, message)) => rpc::error(Some(&id), code, message),
-                            };
-                            let _ = tx.send(msg).await;
-                        }
-                        drop(permit);
-                    });
+                    }
                 }
             }
         }
-        notices.abort();
-        drop(tx);
+        drop(session);
         // Let queued answers go out; requests still running finish on
         // their own (a charge is not stopped by its client leaving).
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
-    }
-}
-
-/// Copies engine notifications to one client; a client whose queue is
-/// full is not reading, and is dropped (its queue sender goes away).
-async fn forward_notifications(
-    mut rx: broadcast::Receiver<crate::engine::Notification>,
-    tx: mpsc::Sender<Value>,
-    kill: Arc<tokio::sync::Notify>,
-) {
-    let lagged = |why: &str| {
-        tracing::warn!("dropping a POS client that {why}");
-        kill.notify_one();
-    };
-    loop {
-        match rx.recv().await {
-            Ok(n) => {
-                let msg = json!({"jsonrpc": "2.0", "method": n.method(), "params": n.params()});
-                match tx.try_send(msg) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        return lagged("does not read its notifications")
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                return lagged("fell behind on notifications")
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
     }
 }
 

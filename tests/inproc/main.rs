@@ -13,3 +13,4 @@ mod scanner_dispatch;
 mod scanner_hid;
 mod scanner_pty;
 mod shift;
+mod web;
