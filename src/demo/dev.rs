@@ -35,6 +35,39 @@ pub struct Args {
     /// The WeChat Pay API the till speaks to the simulator.
     #[arg(long, value_enum, default_value_t = WechatApi::V2)]
     wechat_api: WechatApi,
+    /// Also serve the browser interface (WebSocket /rpc, POST /v1/…) on
+    /// this loopback address, e.g. 127.0.0.1:8765; its token is DIR/web-token.
+    #[arg(long)]
+    web: Option<std::net::SocketAddr>,
+    /// An Origin the browser interface lets in (repeat for more), e.g. the
+    /// address the example web POS is served from.
+    #[arg(long = "web-origin")]
+    web_origins: Vec<String>,
+}
+
+/// The `[web]` table, with a token made once and kept in the directory.
+fn web_table(dir: &Path, args: &Args) -> Result<String, String> {
+    let Some(listen) = args.web else {
+        return Ok(String::new());
+    };
+    let token_file = dir.join("web-token");
+    if !token_file.exists() {
+        let mut raw = [0u8; 24];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+            .map_err(|_| "no randomness for the web token".to_string())?;
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        std::fs::write(&token_file, format!("{token}\n"))
+            .map_err(|e| format!("{}: {e}", token_file.display()))?;
+    }
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", token_file.display()))?;
+    let origins: Vec<String> = args.web_origins.iter().map(|o| format!("{o:?}")).collect();
+    Ok(format!(
+        "[web]\nlisten = \"{listen}\"\ntoken_file = {token:?}\nallowed_origins = [{origins}]\n\n",
+        token = token_file.display().to_string(),
+        origins = origins.join(", "),
+    ))
 }
 
 /// What `tillpay dev` runs: the simulator, the virtual scanner, the daemon.
@@ -78,11 +111,12 @@ fn setup(args: &Args, sim: &Simulator, scanner: &Pty) -> Result<(PathBuf, PathBu
          # change; the rest is a real till's config.\n\
          [till]\nid = \"DEV1\"\nstate_dir = {state:?}\n\n\
          [pos]\nsocket = {socket:?}\nsocket_mode = \"0600\"\n\n\
-         [scanner]\ndevice = {link:?}\nframe_gap_ms = 50\n\n{payment}\n{tables}",
+         [scanner]\ndevice = {link:?}\nframe_gap_ms = 50\n\n{web}{payment}\n{tables}",
         state = dir.join("state").display().to_string(),
         socket = socket.display().to_string(),
         link = link.display().to_string(),
         payment = payment_table(args.fast),
+        web = web_table(&dir, args)?,
     );
     let config = dir.join("tillpay.toml");
     std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
@@ -209,6 +243,12 @@ async fn run(args: Args) -> Result<(), String> {
         "gateways: simulated WeChat Pay and Alipay at http://{}",
         dev.sim.addr
     );
+    if let Some(web) = args.web {
+        println!(
+            "web:     ws://{web}/rpc and http://{web}/v1/<method>, token in {}",
+            dir.join("web-token").display()
+        );
+    }
     print_codes(1);
     print_help();
     commands(&mut dev).await;

@@ -24,3 +24,4 @@ mod packaging;
 mod powercut;
 mod reconcile_cli;
 mod soak;
+mod web_pos;

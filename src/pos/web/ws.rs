@@ -155,7 +155,7 @@ mod tests {
     fn the_accept_key_is_rfc_6455s_example() {
         assert_eq!(
             super::accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaE9kdRPEJ0hMVTo6Q="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 }
