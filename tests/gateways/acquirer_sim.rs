@@ -238,3 +238,31 @@ async fn a_forged_answer_is_unknown_and_the_query_finds_the_money() {
     }
     task.abort();
 }
+
+#[tokio::test]
+async fn the_cashier_goes_as_op_user_id_and_a_coupon_comes_back_on_the_receipt() {
+    let sim = Simulator::start(TIME_UNIT).await.expect("simulator");
+    let gw = client(&sim);
+    for (provider, serial) in [(Provider::Wechat, 70), (Provider::Alipay, 71)] {
+        let req = tillpay::gateway::PayRequest {
+            operator_id: Some("alice".into()),
+            ..request_of(provider, Behaviour::Coupon(2), serial, 1000)
+        };
+        let PayAnswer::Paid(info) = gw.pay(&req).await else {
+            panic!("{provider}: not paid")
+        };
+        // coupon_fee: 2 yuan; the customer paid the rest.
+        assert_eq!(info.paid_by.discount, Some(Fen(200)), "{provider}");
+        assert_eq!(info.paid_by.customer_paid, Some(Fen(800)), "{provider}");
+        let order = sim.ledger.order(&req.out_trade_no).expect("order");
+        assert_eq!(order.operator.as_deref(), Some("alice"), "{provider}");
+    }
+    // Without a cashier, the configured operator (the merchant number) goes.
+    let req = request_of(Provider::Unionpay, Behaviour::PaysAtOnce, 72, 1000);
+    assert!(matches!(gw.pay(&req).await, PayAnswer::Paid(_)));
+    let order = sim.ledger.order(&req.out_trade_no).expect("order");
+    assert!(
+        order.operator.as_deref().is_some_and(|o| o != "alice"),
+        "{order:?}"
+    );
+}

@@ -705,3 +705,22 @@ async fn an_answer_larger_than_any_gateway_sends_is_cut_off_and_unknown() {
         "{a:?}"
     );
 }
+
+#[tokio::test]
+async fn the_cashier_goes_as_operator_id_cut_to_alipays_28_characters() {
+    let r = rig().await;
+    let long = "c".repeat(32);
+    for (i, (cashier, sent)) in [("bob", "bob"), (&long[..], &long[..28])]
+        .into_iter()
+        .enumerate()
+    {
+        let otn = format!("T1_OP{i}_1");
+        let req = PayRequest {
+            operator_id: Some(cashier.into()),
+            ..pay_req(Behaviour::PaysAtOnce, 7_700 + i as u64, &otn, 500)
+        };
+        assert!(matches!(r.gw.pay(&req).await, PayAnswer::Paid(_)));
+        let order = r.ledger.order(&otn).expect("order");
+        assert_eq!(order.operator.as_deref(), Some(sent));
+    }
+}

@@ -247,3 +247,86 @@ async fn a_charge_on_a_terminal_shows_its_progress_and_json_stays_one_object() {
         "{out:?}"
     );
 }
+
+#[tokio::test]
+async fn the_cashier_and_the_shift_from_a_terminal() {
+    let till = common::TestTill::start(vec![], 0o600).await;
+    let code = Behaviour::Coupon(1).code(Provider::Alipay, 61);
+    let out = tillpay_with_input(
+        args(
+            &till.socket,
+            &[
+                "charge",
+                "--amount",
+                "8.00",
+                "--order",
+                "Z1",
+                "--typed",
+                "--operator",
+                "alice",
+            ],
+        ),
+        &code,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Z1 PAID ¥8.00 alipay"), "{stdout}");
+    assert!(
+        stdout.contains("customer paid ¥7.00, discount ¥1.00"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("cashier alice"), "{stdout}");
+    let r = tillpay(args(
+        &till.socket,
+        &[
+            "refund",
+            "Z1",
+            "--refund-no",
+            "ZR1",
+            "--amount",
+            "3.00",
+            "--operator",
+            "bob",
+        ],
+    ))
+    .await;
+    assert_eq!(r.status.code(), Some(0), "{r:?}");
+    let report = tillpay(args(&till.socket, &["shift", "report"])).await;
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert_eq!(report.status.code(), Some(0), "{report:?}");
+    for want in [
+        "shift 1  running",
+        "paid sales",
+        "¥        8.00",
+        "alice",
+        "bob",
+        "refunded ¥3.00",
+        "net",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    let closed = tillpay(args(&till.socket, &["shift", "close", "--json"])).await;
+    let v: serde_json::Value = serde_json::from_slice(&closed.stdout).expect("json");
+    assert_eq!(v["shift_no"], 1);
+    assert_eq!(v["next_shift_no"], 2);
+    assert_eq!(v["sales"], serde_json::json!({"count": 1, "amount": 800}));
+    assert_eq!(v["by_operator"]["bob"]["refunded"], 300);
+    let kept = tillpay(args(
+        &till.socket,
+        &["shift", "report", "--shift", "1", "--json"],
+    ))
+    .await;
+    let k: serde_json::Value = serde_json::from_slice(&kept.stdout).expect("json");
+    assert_eq!(k["closed_at"], v["closed_at"], "the kept report");
+    let bad = tillpay(args(
+        &till.socket,
+        &["charge", "--amount", "1", "--operator", "a b"],
+    ))
+    .await;
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("operator_id"),
+        "{bad:?}"
+    );
+}
