@@ -182,6 +182,154 @@ async fn engine_sales() {
     );
 }
 
+/// A channel that notes when the engine hands it a pay request (the
+/// journal's commit done), then passes everything to the real client.
+struct Stamped {
+    inner: WechatGateway,
+    handed: std::sync::Mutex<Option<Instant>>,
+}
+
+#[async_trait::async_trait]
+impl Gateway for Stamped {
+    fn channel(&self) -> &'static str {
+        self.inner.channel()
+    }
+    fn carries(&self) -> &'static [Provider] {
+        self.inner.carries()
+    }
+    fn min_revoke_delay(&self) -> Duration {
+        self.inner.min_revoke_delay()
+    }
+    async fn pay(&self, req: &tillpay::gateway::PayRequest) -> tillpay::gateway::PayAnswer {
+        if let Ok(mut h) = self.handed.lock() {
+            *h = Some(Instant::now());
+        }
+        self.inner.pay(req).await
+    }
+    async fn query(&self, otn: &str) -> tillpay::gateway::QueryAnswer {
+        self.inner.query(otn).await
+    }
+    async fn revoke(&self, otn: &str) -> tillpay::gateway::RevokeAnswer {
+        self.inner.revoke(otn).await
+    }
+    async fn refund(
+        &self,
+        req: &tillpay::gateway::RefundRequest,
+    ) -> tillpay::gateway::RefundAnswer {
+        self.inner.refund(req).await
+    }
+    async fn refund_query(&self, otn: &str, no: &str) -> tillpay::gateway::RefundAnswer {
+        self.inner.refund_query(otn, no).await
+    }
+    async fn bill(&self, date: &str) -> tillpay::gateway::BillAnswer {
+        self.inner.bill(date).await
+    }
+}
+
+fn ms(v: &[f64]) -> String {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    format!("p50 {:>6.2} ms  p99 {:>6.2} ms", at(0.5), at(0.99))
+}
+
+/// Code in hand to the pay request handed to the channel (the journal
+/// committed first), and to the paid answer committed: tillpay's engine,
+/// and a plain Python script doing the same happy path, on the same
+/// simulator and disk.
+async fn beside_python() {
+    let sales = sales();
+    let sim = Simulator::start(Duration::from_millis(10))
+        .await
+        .expect("simulator");
+    let dir = bench_dir();
+    let journal =
+        Arc::new(Journal::open(&dir.path().join("journal.sqlite"), "T1").expect("journal"));
+    let gw = Arc::new(Stamped {
+        inner: WechatGateway::new(
+            &sim.wechat_config(Duration::ZERO),
+            "T1",
+            Duration::from_secs(5),
+        )
+        .expect("wechat"),
+        handed: std::sync::Mutex::new(None),
+    });
+    let engine = Engine::new(journal, vec![gw.clone()], PaymentConfig::default());
+    let (mut to_request, mut to_paid) = (Vec::new(), Vec::new());
+    let mut events = engine.subscribe();
+    for serial in 0..sales {
+        // The cashier rings the sale up; it waits for the scan gun.
+        let order_no = format!("P{serial}");
+        let req = ChargeRequest {
+            operator_id: None,
+            order_no: order_no.clone(),
+            amount: 100 + serial,
+            subject: Some("bench".into()),
+            auth_code: None,
+        };
+        let charging = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.charge(req).await }
+        });
+        loop {
+            let n = events.recv().await.expect("events");
+            if n.params()["order_no"] == order_no.as_str() && n.params()["event"] == "waiting_scan"
+            {
+                break;
+            }
+        }
+        let code = tillpay::gateway::recognise(
+            &Behaviour::PaysAtOnce.code(Provider::Wechat, 50_000 + serial),
+        )
+        .expect("code");
+        let t = Instant::now();
+        engine.scan(code).await;
+        let p = charging.await.expect("join").expect("charge");
+        let done = t.elapsed();
+        assert_eq!(p.status, PaymentStatus::Paid, "{p:?}");
+        let handed = gw.handed.lock().ok().and_then(|h| *h).unwrap_or(t);
+        to_request.push(handed.duration_since(t).as_secs_f64() * 1e3);
+        to_paid.push(done.as_secs_f64() * 1e3);
+    }
+    println!("scan to the pay request (tillpay: handed to the channel, which signs and sends it; python: signed and sent) and to paid, WeChat v2 on the simulator ({sales} sales, sequential):");
+    println!(
+        "  tillpay  to request {}   to paid {}",
+        ms(&to_request),
+        ms(&to_paid)
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_happy_path.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(sim.addr.to_string())
+        .args([
+            tillpay::sim::WECHAT_APPID,
+            tillpay::sim::WECHAT_MCH_ID,
+            tillpay::sim::WECHAT_API_KEY,
+        ])
+        .arg(dir.path().join("python.sqlite"))
+        .arg(sales.to_string())
+        .arg("70000")
+        .output()
+        .await;
+    let figures = out
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
+    let series = |v: &serde_json::Value, k: &str| -> Vec<f64> {
+        v[k].as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
+            .unwrap_or_default()
+    };
+    match figures {
+        Some(v) if !series(&v, "to_paid_ms").is_empty() => println!(
+            "  python   to request {}   to paid {}",
+            ms(&series(&v, "to_request_ms")),
+            ms(&series(&v, "to_paid_ms"))
+        ),
+        _ => println!("  python   (no python3, or the script failed: not compared)"),
+    }
+}
+
 fn main() {
     // `cargo test --benches` runs this with --bench absent: keep that quick.
     if !std::env::args().any(|a| a == "--bench") {
@@ -190,5 +338,6 @@ fn main() {
     journal_commits();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(engine_sales());
+    rt.block_on(beside_python());
     println!("process VmRSS after all: {:.1} MB", vm_rss_mb());
 }

@@ -413,7 +413,7 @@ fn journal(c: &mut Checks, cfg: &Config) {
         }
     }
     let stuck: Result<i64, _> = conn.query_row(
-        "SELECT COUNT(*) FROM attempts WHERE phase = 'needs_attention'",
+        "SELECT COUNT(*) FROM attempts WHERE phase IN ('submitting', 'paying', 'revoking', 'needs_attention') AND phase = 'needs_attention'",
         [],
         |r| r.get(0),
     );

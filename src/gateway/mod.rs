@@ -99,7 +99,8 @@ impl PaidBy {
 }
 
 /// A payer id with its middle hidden: the first and last four characters
-/// (Alipay masks its login already: `159****5620` stays as it is).
+/// around four stars, whatever the id's length (Alipay masks its login
+/// already: `159****5620` stays as it is).
 pub fn mask_payer(id: &str) -> String {
     let chars: Vec<char> = id.chars().collect();
     if id.contains('*') {
@@ -110,7 +111,7 @@ pub fn mask_payer(id: &str) -> String {
     }
     let head: String = chars[..4].iter().collect();
     let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
+    format!("{head}****{tail}")
 }
 
 /// The request for one attempt's pay call. Every retry of the same attempt

@@ -74,6 +74,9 @@ fn conflict(e: rusqlite::Error) -> JournalError {
     }
 }
 
+/// The sales a restart cancels: rounds whose code was never sent.
+const ORPHANS: &str = "SELECT order_no FROM sales WHERE waiting = 1 AND cancelled = 0";
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -152,10 +155,14 @@ impl Journal {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The keyed hash that recognises a rescan of the same code.
+    /// The keyed hash that recognises a rescan of the same code: its first
+    /// 128 bits, in hex.
     pub fn code_hash(&self, code: &AuthCode) -> String {
         let tag = ring::hmac::sign(&self.code_key, code.expose().as_bytes());
-        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        tag.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The order of an earlier attempt that sent this same code, if any.
@@ -186,8 +193,10 @@ impl Journal {
         Ok(Some((sale, attempts)))
     }
 
-    /// Creates the sale if it is new. An existing sale with another amount
-    /// is a conflict (docs/pos-protocol.md `order_conflict`).
+    /// Creates the sale if it is new, or opens a new round of it: open
+    /// (`waiting`) until its code is sent or the round is cancelled. An
+    /// existing sale with another amount is a conflict
+    /// (docs/pos-protocol.md `order_conflict`).
     /// `operator_id` is the cashier of this charge: the sale's from now on.
     pub fn ensure_sale(
         &self,
@@ -205,12 +214,11 @@ impl Journal {
                     existing.amount.0
                 )));
             }
-            if existing.cancelled {
-                tx.execute(
-                    "UPDATE sales SET cancelled = 0, cancel_reason = NULL WHERE order_no = ?1",
-                    [order_no],
-                )?;
-            }
+            // A new round: open until its code is sent.
+            tx.execute(
+                "UPDATE sales SET cancelled = 0, cancel_reason = NULL, waiting = 1 WHERE order_no = ?1",
+                [order_no],
+            )?;
             if operator_id.is_some() && operator_id != existing.operator_id.as_deref() {
                 tx.execute(
                     "UPDATE sales SET operator_id = ?2 WHERE order_no = ?1",
@@ -229,7 +237,7 @@ impl Journal {
         }
         let now = now_ms();
         tx.execute(
-            "INSERT INTO sales (order_no, amount, subject, local_date, created_at, operator_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO sales (order_no, amount, subject, local_date, created_at, operator_id, waiting) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
             params![order_no, amount.0 as i64, subject, local_date(), now, operator_id],
         )?;
         rows::event(
@@ -237,7 +245,12 @@ impl Journal {
             order_no,
             None,
             "sale_created",
-            &serde_json::json!({"amount": amount.0, "operator_id": operator_id}),
+            // The amount is the sale row's for ever; the cashier of each
+            // charge is history.
+            &match operator_id {
+                Some(o) => serde_json::json!({"operator_id": o}),
+                None => serde_json::json!({}),
+            },
         )?;
         tx.commit()?;
         Ok(SaleRow {
@@ -360,7 +373,9 @@ impl Journal {
             order_no,
             Some(&row.out_trade_no),
             "submitting",
-            &serde_json::json!({"provider": row.provider, "channel": row.channel, "code": row.code_masked, "amount": row.amount.0}),
+            // Provider, channel, masked code and amount are the attempt
+            // row's, and never change.
+            &serde_json::json!({}),
         )?;
         tx.commit()?;
         Ok(row)
@@ -376,6 +391,12 @@ impl Journal {
             |r| r.get(0),
         )?;
         rows::update_attempt(&tx, out_trade_no, a, rec)?;
+        if rec.kind == "pay_not_sent" {
+            tx.execute(
+                "UPDATE attempts SET not_sent = 1 WHERE out_trade_no = ?1",
+                [out_trade_no],
+            )?;
+        }
         rows::event(
             &tx,
             &order_no,
@@ -393,11 +414,7 @@ impl Journal {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let orphans: Vec<String> = {
-            let mut stmt = tx.prepare(
-                "SELECT order_no FROM sales s WHERE cancelled = 0
-                 AND (waiting = 1
-                      OR NOT EXISTS (SELECT 1 FROM attempts a WHERE a.order_no = s.order_no))",
-            )?;
+            let mut stmt = tx.prepare(ORPHANS)?;
             let rows = stmt.query_map([], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };

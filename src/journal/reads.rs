@@ -4,26 +4,30 @@
 
 use super::{rows, AttemptRow, EventRow, Journal, Result, SaleRow};
 
+/// Attempts not final, and those an operator must see but a background
+/// revoke still works on. Each names the phases of the partial index
+/// `attempts_live` first, so SQLite reads only that index.
+pub(super) const UNFINISHED: &str =
+    "phase IN ('submitting', 'paying', 'revoking', 'needs_attention') \
+     AND (phase != 'needs_attention' OR background_revoke = 1)";
+pub(super) const ATTENTION: &str =
+    "phase IN ('submitting', 'paying', 'revoking', 'needs_attention') AND phase = 'needs_attention'";
+
 impl Journal {
     /// Every attempt that is not final, and every one that needs an
     /// operator but is still revoking in the background (for recovery,
     /// payment-rules.md §12, 15).
     pub fn unfinished(&self) -> Result<Vec<AttemptRow>> {
         let conn = self.lock();
-        rows::attempts_where(
-            &conn,
-            "phase IN ('submitting', 'paying', 'revoking')
-             OR (phase = 'needs_attention' AND background_revoke = 1) ORDER BY submitted_at",
-            [],
-        )
-        .map_err(Into::into)
+        rows::attempts_where(&conn, &format!("{UNFINISHED} ORDER BY submitted_at"), [])
+            .map_err(Into::into)
     }
 
     pub fn attention(&self) -> Result<Vec<AttemptRow>> {
         let conn = self.lock();
         Ok(rows::attempts_where(
             &conn,
-            "phase = 'needs_attention' ORDER BY submitted_at",
+            &format!("{ATTENTION} ORDER BY submitted_at"),
             [],
         )?)
     }

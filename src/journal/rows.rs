@@ -262,16 +262,28 @@ pub(super) fn update_attempt(
     Ok(())
 }
 
+/// What one transition adds to the history beyond its kind: the phase it
+/// reached, and only what is not at its default (the attempt row holds the
+/// rest, the transaction id among it).
 pub(super) fn record_detail(a: &Attempt, rec: &Record) -> serde_json::Value {
-    serde_json::json!({
-        "phase": a.phase.as_str(),
-        "note": rec.note,
-        "transaction_id": rec.paid.as_ref().map(|p| &p.transaction_id),
-        "revoke_effect": rec.revoke_effect.map(effect_str),
-        "revoke_tries": a.revoke_tries,
-        "used_number": a.used_number,
-        "background_revoke": a.background_revoke,
-    })
+    let mut d = serde_json::Map::new();
+    d.insert("phase".into(), a.phase.as_str().into());
+    if let Some(n) = &rec.note {
+        d.insert("note".into(), serde_json::json!(n));
+    }
+    if let Some(e) = rec.revoke_effect {
+        d.insert("revoke_effect".into(), effect_str(e).into());
+    }
+    if a.revoke_tries > 0 {
+        d.insert("revoke_tries".into(), a.revoke_tries.into());
+    }
+    if a.used_number {
+        d.insert("used_number".into(), true.into());
+    }
+    if a.background_revoke {
+        d.insert("background_revoke".into(), true.into());
+    }
+    serde_json::Value::Object(d)
 }
 
 pub(super) fn event(
@@ -372,10 +384,7 @@ pub(super) fn order_that_sent(
     code_hash: &str,
 ) -> rusqlite::Result<Option<String>> {
     conn.query_row(
-        "SELECT order_no FROM attempts a WHERE a.code_hash = ?1
-           AND NOT EXISTS (SELECT 1 FROM events e
-                           WHERE e.out_trade_no = a.out_trade_no AND e.kind = 'pay_not_sent')
-         LIMIT 1",
+        "SELECT order_no FROM attempts WHERE code_hash = ?1 AND not_sent = 0 LIMIT 1",
         [code_hash],
         |r| r.get(0),
     )

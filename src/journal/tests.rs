@@ -158,7 +158,11 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
         // Put the file back to what a version-1 tillpay left.
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         conn.execute_batch(
-            "DROP TABLE shifts; DROP INDEX sales_created; DROP INDEX refunds_created;
+            "DROP INDEX sales_waiting; DROP INDEX attempts_live;
+             ALTER TABLE attempts DROP COLUMN not_sent;
+             CREATE INDEX attempts_phase ON attempts(phase);
+             CREATE INDEX events_attempt ON events(out_trade_no, kind);
+             DROP TABLE shifts; DROP INDEX sales_created; DROP INDEX refunds_created;
              ALTER TABLE sales DROP COLUMN operator_id; ALTER TABLE refunds DROP COLUMN operator_id;
              ALTER TABLE attempts DROP COLUMN customer_paid; ALTER TABLE attempts DROP COLUMN discount;
              ALTER TABLE attempts DROP COLUMN payer;
@@ -266,4 +270,71 @@ fn a_journal_from_a_newer_tillpay_is_refused_as_unreadable_not_as_a_conflict() {
     let e = Journal::open(&path, "T1").err().expect("refused");
     assert!(matches!(e, JournalError::Corrupt(_)), "{e:?}");
     assert!(e.to_string().contains("newer tillpay"), "{e}");
+}
+
+#[test]
+fn a_restart_cancels_only_rounds_whose_code_was_never_sent() {
+    let (_d, j) = journal();
+    // Rung up, never sent (a crash between the sale and its attempt).
+    j.ensure_sale("NEW", Fen(100), "x", None).expect("sale");
+    // A second round after a failed attempt, left open the same way.
+    j.ensure_sale("AGAIN", Fen(100), "x", None).expect("sale");
+    let row = j
+        .begin_attempt("AGAIN", &code("134567890123456781"))
+        .expect("attempt");
+    finish(&j, &row, Phase::Failed);
+    j.ensure_sale("AGAIN", Fen(100), "x", None)
+        .expect("new round");
+    // Paid, and in flight: a restart leaves them to recovery.
+    j.ensure_sale("PAID", Fen(100), "x", None).expect("sale");
+    let row = j
+        .begin_attempt("PAID", &code("134567890123456782"))
+        .expect("attempt");
+    finish(&j, &row, Phase::Paid);
+    j.ensure_sale("FLYING", Fen(100), "x", None).expect("sale");
+    j.begin_attempt("FLYING", &code("134567890123456783"))
+        .expect("attempt");
+    assert_eq!(j.cancel_orphan_sales().expect("cancel"), 2);
+    let cancelled = |o: &str| j.sale(o).expect("read").expect("sale").0.cancelled;
+    assert!(cancelled("NEW") && cancelled("AGAIN"));
+    assert!(!cancelled("PAID") && !cancelled("FLYING"));
+    assert_eq!(j.cancel_orphan_sales().expect("again"), 0, "once is enough");
+}
+
+/// Start-up reads only what is in flight or small: none of its queries
+/// walks a table of every sale, attempt or event ever made.
+#[test]
+fn start_up_queries_use_indexes_not_scans_of_history() {
+    let (_d, j) = journal();
+    let conn = j.lock();
+    let plan = |sql: &str| -> String {
+        let mut s = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan");
+        let rows = s
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect::<Vec<_>>();
+        rows.join("; ")
+    };
+    for sql in [
+        super::ORPHANS.to_string(),
+        format!("SELECT * FROM attempts WHERE {}", super::reads::UNFINISHED),
+        format!("SELECT * FROM attempts WHERE {}", super::reads::ATTENTION),
+        "SELECT * FROM refunds WHERE status IN ('pending', 'processing')".to_string(),
+        "SELECT order_no FROM attempts WHERE code_hash = 'x' AND not_sent = 0".to_string(),
+    ] {
+        let p = plan(&sql);
+        // A search by index, or a walk of a partial index that holds only
+        // the live rows; never a walk of a table or a whole index.
+        let small = p.split("; ").all(|step| {
+            step.starts_with("SEARCH")
+                || step.ends_with("USING INDEX sales_waiting")
+                || step.contains("USING INDEX attempts_live")
+                || step.starts_with("MULTI-INDEX OR")
+                || step.starts_with("INDEX ")
+        });
+        assert!(small, "{sql}\n  {p}");
+    }
 }
