@@ -63,6 +63,9 @@ pub async fn main(path: &Path) -> ExitCode {
     routing(&mut c, &cfg);
     scanner(&mut c, &cfg);
     socket(&mut c, &cfg).await;
+    if let Some(w) = &cfg.web {
+        web(&mut c, w).await;
+    }
     journal(&mut c, &cfg);
     gateways(&mut c, &cfg).await;
     if c.worst() == Level::Fail {
@@ -247,6 +250,65 @@ fn holders_of(dev: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// The browser interface: answering with this till's token, or free to be
+/// bound; and whether any browser page may use it.
+async fn web(c: &mut Checks, w: &crate::config::WebConfig) {
+    let pages = if w.allowed_origins.is_empty() {
+        "no browser page may connect (web.allowed_origins is empty; clients without an Origin may)"
+            .to_string()
+    } else {
+        format!("pages of {} may connect", w.allowed_origins.join(", "))
+    };
+    let probe = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .ok()
+        .map(|client| {
+            client
+                .post(format!("http://{}/v1/status", w.listen))
+                .bearer_auth(&w.token)
+                .send()
+        });
+    let answer = match probe {
+        Some(p) => p.await,
+        None => {
+            return c.add(
+                Level::Warn,
+                "web",
+                "cannot build an HTTP client to probe it".to_string(),
+            )
+        }
+    };
+    match answer {
+        Ok(r) if r.status().is_success() => c.add(
+            Level::Ok,
+            "web",
+            format!("ws://{0}/rpc and http://{0}/v1/ answer with this till's token; {pages}", w.listen),
+        ),
+        Ok(r) => c.add(
+            Level::Fail,
+            "web",
+            format!(
+                "{} answers HTTP {} to this till's token: another program on that port, or a tillpay with another web.token_file",
+                w.listen,
+                r.status().as_u16()
+            ),
+        ),
+        Err(_) => match std::net::TcpListener::bind(w.listen) {
+            Ok(_) => c.add(
+                Level::Ok,
+                "web",
+                format!("{} is free: tillpay listens there when it runs; {pages}", w.listen),
+            ),
+            Err(e) => c.add(
+                Level::Fail,
+                "web",
+                format!("web.listen {}: {e}", w.listen),
+            ),
+        },
+    }
 }
 
 async fn socket(c: &mut Checks, cfg: &Config) {

@@ -267,3 +267,33 @@ async fn a_keyboard_mode_scanner_that_is_not_an_input_device_is_named() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn the_web_interface_is_checked_free_or_taken() {
+    let s = setup().await;
+    let token = s.dir.path().join("web-token");
+    std::fs::write(&token, "tok-0123456789abcdefghijklmn\n").expect("token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let web = |port: u16| {
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\ntoken_file = {:?}\n{}",
+            token.display().to_string(),
+            s.tables
+        )
+    };
+    // Something else holds the port and does not speak for this till.
+    let (code, out) = doctor(&s.config(&web(port), &s.scanner)).await;
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        fail_lines(&out)
+            .iter()
+            .any(|l| l.contains("web") && l.contains(&port.to_string())),
+        "{out}"
+    );
+    drop(taken);
+    let (_, out) = doctor(&s.config(&web(port), &s.scanner)).await;
+    assert!(out.contains("OK   web") && out.contains("is free"), "{out}");
+    assert!(out.contains("no browser page may connect"), "{out}");
+}
