@@ -42,7 +42,7 @@ fn journal_of(path: &Path, n: u64) {
                 paid_by: tillpay::gateway::PaidBy {
                     customer_paid: Some(Fen(1234)),
                     discount: None,
-                    payer: Some("oUpF********************eS6o".into()),
+                    payer: Some(tillpay::gateway::mask_payer("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")),
                 },
                 transaction_id: "4200002026112300000000000001".into(),
                 paid_at: Some("2026-11-23T10:00:10+08:00".into()),

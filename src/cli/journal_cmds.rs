@@ -246,11 +246,13 @@ fn show(j: &Journal, order: &str) -> Result<ExitCode, String> {
     );
     for a in &attempts {
         println!(
-            "  attempt {} {} {} code {} phase {}{}{}",
+            "  attempt {} {} {} via {} code {} submitted {} phase {}{}{}",
             a.seq,
             a.out_trade_no,
             a.provider,
+            a.channel,
             a.code_masked,
+            when(a.submitted_at),
             a.state.phase.as_str(),
             a.transaction_id
                 .as_ref()

@@ -224,6 +224,15 @@ impl Journal {
                     "UPDATE sales SET operator_id = ?2 WHERE order_no = ?1",
                     params![order_no, operator_id],
                 )?;
+                // Another cashier charges it again: the row keeps the
+                // latest, the history who came before.
+                rows::event(
+                    &tx,
+                    order_no,
+                    None,
+                    "cashier",
+                    &serde_json::json!({"operator_id": operator_id, "was": existing.operator_id}),
+                )?;
             }
             tx.commit()?;
             return Ok(SaleRow {
@@ -240,18 +249,8 @@ impl Journal {
             "INSERT INTO sales (order_no, amount, subject, local_date, created_at, operator_id, waiting) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
             params![order_no, amount.0 as i64, subject, local_date(), now, operator_id],
         )?;
-        rows::event(
-            &tx,
-            order_no,
-            None,
-            "sale_created",
-            // The amount is the sale row's for ever; the cashier of each
-            // charge is history.
-            &match operator_id {
-                Some(o) => serde_json::json!({"operator_id": o}),
-                None => serde_json::json!({}),
-            },
-        )?;
+        // The sale's creation is its row (created_at, the cashier): the
+        // history holds what changes after it.
         tx.commit()?;
         Ok(SaleRow {
             order_no: order_no.to_string(),
@@ -368,15 +367,8 @@ impl Journal {
             "UPDATE sales SET waiting = 0 WHERE order_no = ?1",
             [order_no],
         )?;
-        rows::event(
-            &tx,
-            order_no,
-            Some(&row.out_trade_no),
-            "submitting",
-            // Provider, channel, masked code and amount are the attempt
-            // row's, and never change.
-            &serde_json::json!({}),
-        )?;
+        // The attempt row is the record of its submission (submitted_at,
+        // provider, channel, masked code, amount): no event repeats it.
         tx.commit()?;
         Ok(row)
     }
