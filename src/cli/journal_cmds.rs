@@ -41,6 +41,19 @@ enum JournalCommand {
     Show { order: String },
     /// Attempts that need an operator.
     Attention,
+    /// Move settled history out of the live journal: the sales of days
+    /// reconciled clean and older than the refund window go to one
+    /// compressed file per month (archive/YYYY-MM.sqlite.gz), which
+    /// `journal show` and `reconcile` still read.
+    Archive {
+        /// Only this month (YYYY-MM); default every month with old days.
+        #[arg(long)]
+        month: Option<String>,
+        /// Keep the last this many days live: a sale can be refunded for a
+        /// year at WeChat Pay, and a refund needs its sale in the journal.
+        #[arg(long, default_value_t = 366)]
+        keep_days: u32,
+    },
     /// Record an operator's verdict after checking with the gateway.
     Resolve {
         order: String,
@@ -124,6 +137,9 @@ pub async fn main(args: JournalArgs) -> ExitCode {
         JournalCommand::List { date } => list(&j, date.clone()),
         JournalCommand::Show { order } => show(&j, order),
         JournalCommand::Attention => attention(&j),
+        JournalCommand::Archive { month, keep_days } => {
+            archive(&j, &args, month.clone(), *keep_days)
+        }
         JournalCommand::Resolve { .. } => Ok(ExitCode::from(2)),
     };
     r.unwrap_or_else(|e| {
@@ -228,9 +244,83 @@ fn list(j: &Journal, date: Option<String>) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn state_dir(args: &JournalArgs) -> Result<PathBuf, String> {
+    match &args.state_dir {
+        Some(d) => Ok(d.clone()),
+        None => Config::load(&args.config)
+            .map(|c| c.till.state_dir)
+            .map_err(|e| format!("config: {e}")),
+    }
+}
+
+fn archive(
+    j: &Journal,
+    args: &JournalArgs,
+    month: Option<String>,
+    keep_days: u32,
+) -> Result<ExitCode, String> {
+    if keep_days < 90 {
+        return Err("--keep-days: at least 90 (the gateways take refunds for months)".into());
+    }
+    let before = (chrono::Local::now() - chrono::Duration::days(i64::from(keep_days)))
+        .format("%Y-%m-%d")
+        .to_string();
+    let dir = crate::journal::archive_dir(&state_dir(args)?.join("journal.sqlite"));
+    let months = match month {
+        Some(m) if chrono::NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").is_ok() => {
+            vec![m]
+        }
+        Some(m) => return Err(format!("--month {m:?}: give YYYY-MM")),
+        None => j.months_before(&before).map_err(|e| e.to_string())?,
+    };
+    if months.is_empty() {
+        println!("nothing older than {before} to archive");
+    }
+    for m in months {
+        let done = j
+            .archive_month(&m, &before, &dir)
+            .map_err(|e| e.to_string())?;
+        println!(
+            "{m}: {} sale(s) moved to {} (days reconciled clean, before {before}, settled)",
+            done.sales,
+            done.file.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The monthly archives beside the journal, newest first.
+pub(super) fn archives(journal: &std::path::Path) -> Vec<PathBuf> {
+    let dir = crate::journal::archive_dir(journal);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".sqlite.gz"))
+        .collect();
+    files.sort();
+    files.reverse();
+    files
+}
+
 fn show(j: &Journal, order: &str) -> Result<ExitCode, String> {
+    if j.sale(order).map_err(|e| e.to_string())?.is_none() {
+        // Not live: perhaps archived.
+        for file in archives(j.path()) {
+            let a = crate::journal::open_archive(&file).map_err(|e| e.to_string())?;
+            if a.journal.sale(order).map_err(|e| e.to_string())?.is_some() {
+                println!("(archived in {})", file.display());
+                return show_one(&a.journal, order);
+            }
+        }
+    }
+    show_one(j, order)
+}
+
+fn show_one(j: &Journal, order: &str) -> Result<ExitCode, String> {
     let Some((sale, attempts)) = j.sale(order).map_err(|e| e.to_string())? else {
-        return Err(format!("no order {order} in the journal"));
+        return Err(format!("no order {order} in the journal or its archives"));
     };
     println!(
         "order {} ¥{} {:?} created {}{}{}",

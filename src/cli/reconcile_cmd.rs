@@ -183,8 +183,25 @@ pub async fn main(args: Args) -> ExitCode {
     if !path.exists() {
         return fail(format!("no journal at {}", path.display()));
     }
-    let local = Journal::open(&path, &till)
-        .and_then(|j| Ok((j.attempts_on(&args.date)?, j.refunds_on(&args.date)?)));
+    let journal = match Journal::open(&path, &till) {
+        Ok(j) => j,
+        Err(e) => return fail(e),
+    };
+    let local = (|| {
+        let (mut attempts, mut refunds) = (
+            journal.attempts_on(&args.date)?,
+            journal.refunds_on(&args.date)?,
+        );
+        // An archived day: its sales are in its month's file.
+        let month = args.date.get(..7).unwrap_or_default();
+        let file = crate::journal::archive_file(&crate::journal::archive_dir(&path), month);
+        if file.exists() {
+            let a = crate::journal::open_archive(&file)?;
+            attempts.extend(a.journal.attempts_on(&args.date)?);
+            refunds.extend(a.journal.refunds_on(&args.date)?);
+        }
+        Ok::<_, crate::journal::JournalError>((attempts, refunds))
+    })();
     let (attempts, refunds) = match local {
         Ok(l) => l,
         Err(e) => return fail(e),
@@ -201,6 +218,10 @@ pub async fn main(args: Args) -> ExitCode {
         print!("{}", report::table(&r, &till));
     }
     if r.discrepancies.is_empty() {
+        // Clean: the day may leave the live journal once old enough.
+        if let Err(e) = journal.mark_reconciled(&args.date, r.matched) {
+            eprintln!("tillpay reconcile: could not record the clean day: {e}");
+        }
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -5,6 +5,7 @@
 //! masked form and a keyed hash (the key lives in the journal itself, so a
 //! hash is useless outside this till).
 
+mod archive;
 mod reads;
 mod refunds;
 mod resolutions;
@@ -22,6 +23,7 @@ use crate::machine::sale::{Unscanned, DAEMON_RESTARTED};
 use crate::machine::{Attempt, Phase, Record};
 
 pub use crate::machine::refund::RefundStatus;
+pub use archive::{dir_of as archive_dir, file_of as archive_file, open as open_archive, Archived};
 pub use rows::{AttemptRow, EventRow, RefundRow, SaleRow};
 pub use shifts::{ShiftRow, ShiftRows};
 
@@ -56,6 +58,7 @@ pub enum JournalError {
 pub type Result<T> = std::result::Result<T, JournalError>;
 
 pub struct Journal {
+    path: std::path::PathBuf,
     conn: Mutex<Connection>,
     code_key: ring::hmac::Key,
     till_id: String,
@@ -111,6 +114,7 @@ impl Journal {
         schema::migrate(&mut conn)?;
         let key = Self::code_key(&mut conn)?;
         Ok(Journal {
+            path: path.to_path_buf(),
             conn: Mutex::new(conn),
             code_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
             till_id: till_id.to_string(),
@@ -142,6 +146,11 @@ impl Journal {
         };
         tx.commit()?;
         Ok(key)
+    }
+
+    /// The file it lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The till this journal belongs to.
@@ -430,3 +439,5 @@ impl Journal {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_support;

@@ -164,6 +164,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX attempts_live ON attempts(phase)
         WHERE phase IN ('submitting', 'paying', 'revoking', 'needs_attention');
     "#,
+    // 10: the days reconciliation found matching the bills: only those may
+    // leave the live journal for a month's archive.
+    r#"
+    CREATE TABLE reconciled (
+        local_date TEXT PRIMARY KEY,
+        at         INTEGER NOT NULL,
+        matched    INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

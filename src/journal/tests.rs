@@ -2,28 +2,10 @@ use super::*;
 use crate::domain::Provider;
 use crate::gateway::PaidInfo;
 
-fn journal() -> (tempfile::TempDir, Journal) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let j = Journal::open(&dir.path().join("state/journal.sqlite"), "T1").expect("open");
-    (dir, j)
-}
-
-fn code(s: &str) -> AuthCode {
-    crate::gateway::recognise(s).expect("valid code")
-}
+use super::tests_support::{code, journal};
 
 fn finish(j: &Journal, row: &AttemptRow, phase: Phase) {
-    let a = Attempt { phase, ..row.state };
-    let mut rec = Record::new(phase.as_str());
-    if phase == Phase::Paid {
-        rec.paid = Some(PaidInfo {
-            paid_by: Default::default(),
-            transaction_id: "4200".into(),
-            paid_at: None,
-            amount: None,
-        });
-    }
-    j.record(&row.out_trade_no, &a, &rec).expect("record");
+    super::tests_support::finish_as(j, row, phase, None);
 }
 
 #[test]
@@ -162,7 +144,7 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
         // Put the file back to what a version-1 tillpay left.
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         conn.execute_batch(
-            "DROP INDEX sales_waiting; DROP INDEX attempts_live;
+            "DROP TABLE reconciled; DROP INDEX sales_waiting; DROP INDEX attempts_live;
              ALTER TABLE attempts DROP COLUMN not_sent;
              CREATE INDEX attempts_phase ON attempts(phase);
              CREATE INDEX events_attempt ON events(out_trade_no, kind);

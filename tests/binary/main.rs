@@ -9,6 +9,7 @@
 mod common;
 mod till;
 
+mod archive;
 mod clockjump;
 mod crash;
 mod customers;

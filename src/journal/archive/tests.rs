@@ -1,0 +1,116 @@
+//! Archiving over real journal files: only settled, reconciled, old sales
+//! leave; they are read back from the month's compressed file; a crash
+//! between writing the archive and deleting from the live journal loses
+//! nothing and the next run finishes the move.
+
+use super::super::tests_support::{code, finish_as, journal};
+use super::*;
+use crate::domain::Fen;
+use crate::machine::Phase;
+
+/// A sale of `order` on `date`, ended in `phase`.
+fn sale_on(j: &Journal, order: &str, date: &str, c: &str, phase: Phase) {
+    j.ensure_sale(order, Fen(100), "x", None).expect("sale");
+    let row = j.begin_attempt(order, &code(c)).expect("attempt");
+    finish_as(j, &row, phase, Some(&format!("{date}T12:00:00+08:00")));
+    let conn = j.lock();
+    conn.execute(
+        "UPDATE sales SET local_date = ?2 WHERE order_no = ?1",
+        params![order, date],
+    )
+    .expect("backdate");
+}
+
+#[test]
+fn settled_reconciled_days_move_to_the_months_file_and_are_read_back() {
+    let (dir, j) = journal();
+    sale_on(&j, "OLD1", "2025-01-10", "134567890123456781", Phase::Paid);
+    sale_on(
+        &j,
+        "OLD2",
+        "2025-01-11",
+        "134567890123456782",
+        Phase::Revoked,
+    );
+    // Not reconciled: stays.
+    sale_on(&j, "OLD3", "2025-01-12", "134567890123456783", Phase::Paid);
+    // Needs an operator: stays, whatever the day.
+    sale_on(
+        &j,
+        "OLD4",
+        "2025-01-10",
+        "134567890123456784",
+        Phase::NeedsAttention,
+    );
+    // Within the refund window (after `before`): stays.
+    sale_on(&j, "NEW1", "2025-01-30", "134567890123456785", Phase::Paid);
+    for d in ["2025-01-10", "2025-01-11", "2025-01-30"] {
+        j.mark_reconciled(d, 1).expect("mark");
+    }
+    let arch = dir.path().join("archive");
+    let done = j
+        .archive_month("2025-01", "2025-01-20", &arch)
+        .expect("archive");
+    assert_eq!(done.sales, 2);
+    assert!(done.file.exists() && done.file.extension().is_some_and(|e| e == "gz"));
+    for (order, live) in [
+        ("OLD1", false),
+        ("OLD2", false),
+        ("OLD3", true),
+        ("OLD4", true),
+        ("NEW1", true),
+    ] {
+        assert_eq!(j.sale(order).expect("read").is_some(), live, "{order}");
+    }
+    assert!(
+        j.events("OLD1").expect("events").is_empty(),
+        "its history moved too"
+    );
+    // Read back with the same code as the live journal.
+    let a = open(&done.file).expect("open archive");
+    let (sale, attempts) = a.journal.sale("OLD1").expect("read").expect("archived");
+    assert_eq!(
+        (sale.amount, attempts[0].state.phase),
+        (Fen(100), Phase::Paid)
+    );
+    assert!(!a.journal.events("OLD1").expect("events").is_empty());
+    assert_eq!(a.journal.attempts_on("2025-01-10").expect("day").len(), 1);
+    // A second run adds to the month's file, keeping what it had.
+    j.mark_reconciled("2025-01-12", 1).expect("mark");
+    let more = j
+        .archive_month("2025-01", "2025-01-20", &arch)
+        .expect("again");
+    assert_eq!(more.sales, 1);
+    let a = open(&more.file).expect("open archive");
+    for order in ["OLD1", "OLD2", "OLD3"] {
+        assert!(a.journal.sale(order).expect("read").is_some(), "{order}");
+    }
+    // The live history stays append-only after the move.
+    assert!(j.lock().execute("DELETE FROM events", []).is_err());
+}
+
+#[test]
+fn a_crash_after_the_archive_is_written_loses_nothing() {
+    let (dir, j) = journal();
+    sale_on(&j, "C1", "2025-02-03", "134567890123456781", Phase::Paid);
+    j.mark_reconciled("2025-02-03", 1).expect("mark");
+    let arch = dir.path().join("archive");
+    // As if the run stopped after the file was in place: the sale is in
+    // the archive and still live.
+    let copy = {
+        let done = j
+            .archive_month("2025-02", "2025-03-01", &arch)
+            .expect("archive");
+        std::fs::read(&done.file).expect("read")
+    };
+    sale_on(&j, "C2", "2025-02-04", "134567890123456782", Phase::Paid);
+    j.mark_reconciled("2025-02-04", 1).expect("mark");
+    std::fs::write(file_of(&arch, "2025-02"), &copy).expect("restore");
+    let done = j
+        .archive_month("2025-02", "2025-03-01", &arch)
+        .expect("rerun");
+    assert_eq!(done.sales, 1);
+    let a = open(&done.file).expect("open");
+    assert!(a.journal.sale("C1").expect("read").is_some());
+    assert!(a.journal.sale("C2").expect("read").is_some());
+}
