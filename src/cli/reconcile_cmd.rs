@@ -196,9 +196,25 @@ pub async fn main(args: Args) -> ExitCode {
         let month = args.date.get(..7).unwrap_or_default();
         let file = crate::journal::archive_file(&crate::journal::archive_dir(&path), month);
         if file.exists() {
+            // A sale in both (a run stopped between writing the archive and
+            // deleting, or one that changed meanwhile): the live one counts.
             let a = crate::journal::open_archive(&file)?;
-            attempts.extend(a.journal.attempts_on(&args.date)?);
-            refunds.extend(a.journal.refunds_on(&args.date)?);
+            let live: std::collections::HashSet<String> =
+                attempts.iter().map(|x| x.out_trade_no.clone()).collect();
+            let live_refunds: std::collections::HashSet<String> =
+                refunds.iter().map(|(_, r)| r.refund_no.clone()).collect();
+            attempts.extend(
+                a.journal
+                    .attempts_on(&args.date)?
+                    .into_iter()
+                    .filter(|x| !live.contains(&x.out_trade_no)),
+            );
+            refunds.extend(
+                a.journal
+                    .refunds_on(&args.date)?
+                    .into_iter()
+                    .filter(|(_, r)| !live_refunds.contains(&r.refund_no)),
+            );
         }
         Ok::<_, crate::journal::JournalError>((attempts, refunds))
     })();

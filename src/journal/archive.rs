@@ -122,32 +122,44 @@ impl Journal {
     /// (`YYYY-MM-DD`) that are settled to the month's archive in `dir`: a
     /// sale goes when its day, and the day each of its payments was booked
     /// on, were reconciled clean, every attempt of it is final (paid,
-    /// failed, revoked) and no refund of it is still open.
+    /// failed, revoked), no refund of it is still open and no new round of
+    /// it is waiting. One run at a time per archive directory.
     pub fn archive_month(&self, month: &str, before: &str, dir: &Path) -> Result<Archived> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let _one_run = RunLock::take(dir)?;
         let gz = file_of(dir, month);
         let work = match gz.exists() {
             true => decompress(&gz)?,
             false => tempfile::NamedTempFile::new().map_err(io(&gz))?,
         };
-        // The archive's own schema, at this tillpay's version.
+        // The archive's own schema, at this tillpay's version; written in
+        // rollback-journal mode, so every committed row is in the one file
+        // that gets compressed.
         drop(Journal::open(work.path(), "archive")?);
+        rusqlite::Connection::open(work.path())
+            .and_then(|c| c.pragma_update(None, "journal_mode", "DELETE"))?;
         let mut conn = self.lock();
-        let moving = |conn: &rusqlite::Connection| -> rusqlite::Result<usize> {
-            conn.execute_batch("DROP TABLE IF EXISTS temp.moving; CREATE TEMP TABLE moving (order_no TEXT PRIMARY KEY)")?;
-            conn.execute(
-                "INSERT INTO moving SELECT s.order_no FROM sales s
-                 WHERE s.local_date LIKE ?1 || '-%' AND s.local_date < ?2
-                   AND s.local_date IN (SELECT local_date FROM reconciled)
-                   AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.order_no = s.order_no
-                        AND (a.phase NOT IN ('paid', 'failed', 'revoked')
-                             OR (a.paid_at IS NOT NULL AND date(a.paid_at, 'localtime')
-                                 NOT IN (SELECT local_date FROM reconciled))))
-                   AND NOT EXISTS (SELECT 1 FROM refunds f WHERE f.order_no = s.order_no
-                        AND f.status IN ('pending', 'processing'))",
-                params![month, before],
-            )
-        };
-        let count = moving(&conn)?;
+        // Which sales, each with the last event of its history: the copy
+        // and the delete are one snapshot apart, and a sale whose history
+        // grew in between (a refund, a resolution) stays live.
+        conn.execute_batch(
+            "DROP TABLE IF EXISTS temp.moving;
+             CREATE TEMP TABLE moving (order_no TEXT PRIMARY KEY, last_event INTEGER)",
+        )?;
+        let count = conn.execute(
+            "INSERT INTO moving SELECT s.order_no,
+                    (SELECT MAX(id) FROM events e WHERE e.order_no = s.order_no)
+             FROM sales s
+             WHERE s.local_date LIKE ?1 || '-%' AND s.local_date < ?2 AND s.waiting = 0
+               AND s.local_date IN (SELECT local_date FROM reconciled)
+               AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.order_no = s.order_no
+                    AND (a.phase NOT IN ('paid', 'failed', 'revoked')
+                         OR (a.paid_at IS NOT NULL AND date(a.paid_at, 'localtime')
+                             NOT IN (SELECT local_date FROM reconciled))))
+               AND NOT EXISTS (SELECT 1 FROM refunds f WHERE f.order_no = s.order_no
+                    AND f.status IN ('pending', 'processing'))",
+            params![month, before],
+        )?;
         if count == 0 {
             return Ok(Archived {
                 month: month.to_string(),
@@ -173,16 +185,24 @@ impl Journal {
             )?;
             tx.commit()
         })();
-        let _ = conn.execute("DETACH DATABASE arch", []);
+        let detached = conn.execute("DETACH DATABASE arch", []);
         copied?;
+        detached?;
         drop(conn);
         compress_into(work.path(), &gz)?;
-        // Durable in the archive: now out of the live journal. The one
+        // Durable in the archive: now out of the live journal, each sale
+        // only if nothing was added to its history since the copy. The one
         // sanctioned deletion of history: the trigger that forbids it is
         // lifted for this transaction only.
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        moving(&tx)?;
+        tx.execute(
+            "DELETE FROM moving WHERE last_event IS NOT
+                 (SELECT MAX(id) FROM events e WHERE e.order_no = moving.order_no)
+             OR (SELECT waiting FROM sales s WHERE s.order_no = moving.order_no) != 0",
+            [],
+        )?;
+        let moved: i64 = tx.query_row("SELECT COUNT(*) FROM moving", [], |r| r.get(0))?;
         tx.execute_batch("DROP TRIGGER events_no_delete")?;
         for (table, which) in TABLES.iter().rev() {
             tx.execute(&format!("DELETE FROM main.{table} WHERE {which}"), [])?;
@@ -195,9 +215,39 @@ impl Journal {
         tx.commit()?;
         Ok(Archived {
             month: month.to_string(),
-            sales: count,
+            sales: moved as usize,
             file: gz,
         })
+    }
+}
+
+/// An exclusive advisory lock on the archive directory for one run: two
+/// runs at once would each rename their own copy of a month's file over
+/// the other's.
+struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    fn take(dir: &Path) -> Result<RunLock> {
+        use std::os::fd::AsRawFd;
+        let path = dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        // SAFETY: flock(2) on a descriptor this function owns; the lock is
+        // released when the file is closed (RunLock dropped).
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r != 0 {
+            return Err(JournalError::Refused(format!(
+                "another `tillpay journal archive` is running on {}",
+                dir.display()
+            )));
+        }
+        Ok(RunLock { _file: f })
     }
 }
 

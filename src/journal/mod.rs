@@ -25,7 +25,7 @@ use crate::machine::{Attempt, Phase, Record};
 pub use crate::machine::refund::RefundStatus;
 pub use archive::{dir_of as archive_dir, file_of as archive_file, open as open_archive, Archived};
 pub use rows::{AttemptRow, EventRow, RefundRow, SaleRow};
-pub use shifts::{ShiftRow, ShiftRows};
+pub use shifts::{Carried, ShiftRow, ShiftRows};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {

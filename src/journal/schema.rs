@@ -173,6 +173,12 @@ const MIGRATIONS: &[&str] = &[
         matched    INTEGER NOT NULL
     );
     "#,
+    // 11: what a shift hands on to the next when it closes: its sales
+    // still in flight and its refunds not yet confirmed, counted by the
+    // next shift once they end.
+    r#"
+    ALTER TABLE shifts ADD COLUMN carried TEXT;
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

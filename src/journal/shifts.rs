@@ -16,6 +16,15 @@ pub struct ShiftRow {
     pub closed_at: Option<i64>,
     /// The report kept when it closed (JSON).
     pub report: Option<String>,
+    /// What the shift before handed on: it counts them once they end.
+    pub carried: Carried,
+}
+
+/// A closing shift's sales still in flight and refunds not yet confirmed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Carried {
+    pub sales: Vec<String>,
+    pub refunds: Vec<String>,
 }
 
 /// What a shift's report is made of: the sales rung up in it (with their
@@ -26,15 +35,19 @@ pub struct ShiftRows {
 }
 
 fn shift_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ShiftRow> {
+    let carried: Option<String> = r.get(4)?;
     Ok(ShiftRow {
         shift_no: r.get(0)?,
         opened_at: r.get(1)?,
         closed_at: r.get(2)?,
         report: r.get(3)?,
+        carried: carried
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default(),
     })
 }
 
-const SHIFT_COLS: &str = "shift_no, opened_at, closed_at, report";
+const SHIFT_COLS: &str = "shift_no, opened_at, closed_at, report, carried";
 
 impl Journal {
     /// The open shift; the first one opens with the journal's first sale
@@ -63,6 +76,7 @@ impl Journal {
             opened_at,
             closed_at: None,
             report: None,
+            carried: Carried::default(),
         };
         tx.commit()?;
         Ok(row)
@@ -79,30 +93,39 @@ impl Journal {
             .optional()?)
     }
 
-    /// The sales rung up and the refunds asked for in `[from, to)` ms.
-    pub fn shift_rows(&self, from: i64, to: i64) -> Result<ShiftRows> {
+    /// The sales rung up and the refunds asked for in `[from, to)` ms,
+    /// with those the shift before handed on.
+    pub fn shift_rows(&self, from: i64, to: i64, carried: &Carried) -> Result<ShiftRows> {
         let conn = self.lock();
         let mut stmt = conn.prepare(
             "SELECT order_no, amount, subject, local_date, created_at, cancelled, cancel_reason,
              operator_id FROM sales WHERE created_at >= ?1 AND created_at < ?2 ORDER BY created_at",
         )?;
-        let sales: Vec<SaleRow> = stmt
+        let mut sales: Vec<SaleRow> = stmt
             .query_map(params![from, to], rows::sale_row)?
             .collect::<rusqlite::Result<_>>()?;
+        for order in &carried.sales {
+            if sales.iter().all(|s| &s.order_no != order) {
+                sales.extend(rows::sale(&conn, order)?);
+            }
+        }
         let mut out = Vec::with_capacity(sales.len());
         for s in sales {
             let attempts =
                 rows::attempts_where(&conn, "order_no = ?1 ORDER BY seq", [&s.order_no])?;
             out.push((s, attempts));
         }
-        let refunds = super::refunds::with_providers(
+        let mut refunds = rows::refunds_where(
             &conn,
-            rows::refunds_where(
-                &conn,
-                "created_at >= ?1 AND created_at < ?2 ORDER BY created_at",
-                params![from, to],
-            )?,
+            "created_at >= ?1 AND created_at < ?2 ORDER BY created_at",
+            params![from, to],
         )?;
+        for no in &carried.refunds {
+            if refunds.iter().all(|r| &r.refund_no != no) {
+                refunds.extend(rows::refunds_where(&conn, "refund_no = ?1", [no])?);
+            }
+        }
+        let refunds = super::refunds::with_providers(&conn, refunds)?;
         Ok(ShiftRows {
             sales: out,
             refunds,
@@ -112,7 +135,13 @@ impl Journal {
     /// Closes the open shift `shift_no` at `closed_at` with its report and
     /// opens the next one at that instant. Refused if `shift_no` is no
     /// longer the open one (someone closed it meanwhile).
-    pub fn close_shift(&self, shift_no: i64, closed_at: i64, report: &str) -> Result<ShiftRow> {
+    pub fn close_shift(
+        &self,
+        shift_no: i64,
+        closed_at: i64,
+        report: &str,
+        carried: Carried,
+    ) -> Result<ShiftRow> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let changed = tx.execute(
@@ -124,12 +153,18 @@ impl Journal {
                 "shift {shift_no} is already closed"
             )));
         }
-        tx.execute("INSERT INTO shifts (opened_at) VALUES (?1)", [closed_at])?;
+        let text = serde_json::to_string(&carried)
+            .map_err(|e| JournalError::Internal(format!("carried: {e}")))?;
+        tx.execute(
+            "INSERT INTO shifts (opened_at, carried) VALUES (?1, ?2)",
+            params![closed_at, text],
+        )?;
         let next = ShiftRow {
             shift_no: tx.last_insert_rowid(),
             opened_at: closed_at,
             closed_at: None,
             report: None,
+            carried,
         };
         tx.commit()?;
         Ok(next)

@@ -8,13 +8,13 @@ mod report;
 
 pub use report::{build, ShiftReport, Split, Tally};
 
-use crate::journal::{now_ms, Journal, JournalError, ShiftRow};
+use crate::journal::{now_ms, Carried, Journal, JournalError, RefundStatus, ShiftRow};
 
 /// The running shift's report, as of now.
 pub fn running(journal: &Journal) -> Result<ShiftReport, JournalError> {
     let open = journal.open_shift()?;
     // Up to and including this millisecond.
-    let rows = journal.shift_rows(open.opened_at, now_ms() + 1)?;
+    let rows = journal.shift_rows(open.opened_at, now_ms() + 1, &open.carried)?;
     Ok(build(journal.till_id(), &open, None, &rows))
 }
 
@@ -23,11 +23,22 @@ pub fn running(journal: &Journal) -> Result<ShiftReport, JournalError> {
 pub fn close(journal: &Journal) -> Result<(ShiftReport, ShiftRow), JournalError> {
     let open = journal.open_shift()?;
     let at = now_ms();
-    let rows = journal.shift_rows(open.opened_at, at)?;
+    let rows = journal.shift_rows(open.opened_at, at, &open.carried)?;
     let report = build(journal.till_id(), &open, Some(at), &rows);
     let text = serde_json::to_string(&report)
         .map_err(|e| JournalError::Internal(format!("shift report: {e}")))?;
-    let next = journal.close_shift(open.shift_no, at, &text)?;
+    // Sales still in flight and refunds not yet confirmed are the next
+    // shift's to count, once they end.
+    let carried = Carried {
+        sales: report.in_flight_orders.clone(),
+        refunds: rows
+            .refunds
+            .iter()
+            .filter(|(_, f)| matches!(f.status, RefundStatus::Pending | RefundStatus::Processing))
+            .map(|(_, f)| f.refund_no.clone())
+            .collect(),
+    };
+    let next = journal.close_shift(open.shift_no, at, &text, carried)?;
     Ok((report, next))
 }
 

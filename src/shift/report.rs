@@ -43,14 +43,17 @@ pub struct ShiftReport {
     pub refunds: Tally,
     pub refunds_processing: Tally,
     pub revoked: Tally,
-    /// Sales that ended unpaid for a reason of the customer's or the
-    /// gateway's (a declined code, say): nothing kept.
+    /// Sales whose last attempt failed (a declined code, say), with none
+    /// paid: nothing kept.
     pub failed: u64,
     /// Attempts an operator must still resolve.
     pub needs_attention: u64,
     pub needs_attention_orders: Vec<String>,
-    /// Sales still being paid when the report was made.
+    /// Sales still being paid when the report was made: a closed shift
+    /// hands them on, and the next one counts them once they end.
     pub in_flight: u64,
+    #[serde(default)]
+    pub in_flight_orders: Vec<String>,
     pub by_provider: BTreeMap<String, Split>,
     /// By the cashier the POS named; `""` for sales rung up without one.
     pub by_operator: BTreeMap<String, Split>,
@@ -89,25 +92,47 @@ pub fn build(
         needs_attention: 0,
         needs_attention_orders: Vec::new(),
         in_flight: 0,
+        in_flight_orders: Vec::new(),
         by_provider: BTreeMap::new(),
         by_operator: BTreeMap::new(),
         first_sale: None,
         last_sale: None,
     };
     for (sale, attempts) in &rows.sales {
+        // A sale handed on by the shift before has attempts that ended
+        // there, and were counted there.
+        let ended_here = |a: &&crate::journal::AttemptRow| a.updated_at >= shift.opened_at;
         for a in attempts {
+            if a.state.phase.is_final() && !ended_here(&a) {
+                continue;
+            }
             match a.state.phase {
                 Phase::Revoked => r.revoked.add(a.amount.0),
-                Phase::Failed => r.failed += 1,
                 Phase::NeedsAttention => {
                     r.needs_attention += 1;
                     r.needs_attention_orders.push(sale.order_no.clone());
                 }
-                Phase::Submitting | Phase::Paying | Phase::Revoking => r.in_flight += 1,
-                Phase::Paid => {}
+                Phase::Submitting | Phase::Paying | Phase::Revoking => {
+                    r.in_flight += 1;
+                    r.in_flight_orders.push(sale.order_no.clone());
+                }
+                Phase::Paid | Phase::Failed => {}
             }
         }
-        let Some(paid) = attempts.iter().find(|a| a.state.phase == Phase::Paid) else {
+        let Some(paid) = attempts
+            .iter()
+            .find(|a| a.state.phase == Phase::Paid)
+            .filter(ended_here)
+        else {
+            // A sale, not an attempt: declined once or twice, it failed once.
+            let paid_before = attempts.iter().any(|a| a.state.phase == Phase::Paid);
+            if !paid_before
+                && attempts
+                    .last()
+                    .is_some_and(|a| a.state.phase == Phase::Failed && ended_here(&a))
+            {
+                r.failed += 1;
+            }
             continue;
         };
         let amount = paid.booked.unwrap_or(paid.amount).0;

@@ -309,3 +309,43 @@ where
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_sessions_are_capped_like_socket_clients() {
+    let w = web().await;
+    let addr = w.addr;
+    let open = || async move {
+        let mut req = format!("ws://{addr}/rpc")
+            .into_client_request()
+            .expect("request");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {TOKEN}").parse().expect("header"),
+        );
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        tokio_tungstenite::client_async(req, tcp).await
+    };
+    let mut held = Vec::new();
+    for _ in 0..tillpay::pos::server::MAX_CLIENTS {
+        held.push(open().await.expect("a session within the cap"));
+    }
+    match open().await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 503)
+        }
+        other => panic!("one past the cap: {:?}", other.map(|(_, r)| r.status())),
+    }
+    // A session that ends frees its slot.
+    let (mut first, _) = held.remove(0);
+    first.close(None).await.expect("close");
+    drop(first);
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(s) = open().await {
+            again = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "the freed slot is taken again");
+}

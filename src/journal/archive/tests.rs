@@ -114,3 +114,24 @@ fn a_crash_after_the_archive_is_written_loses_nothing() {
     assert!(a.journal.sale("C1").expect("read").is_some());
     assert!(a.journal.sale("C2").expect("read").is_some());
 }
+
+#[test]
+fn one_run_at_a_time_per_archive_directory() {
+    let (dir, j) = journal();
+    sale_on(&j, "G1", "2025-03-03", "134567890123456781", Phase::Paid);
+    j.mark_reconciled("2025-03-03", 1).expect("mark");
+    let arch = dir.path().join("archive");
+    // Another run holds the directory: this one is refused, nothing moves.
+    std::fs::create_dir_all(&arch).expect("dir");
+    let held = RunLock::take(&arch).expect("lock");
+    assert!(matches!(
+        j.archive_month("2025-03", "2025-04-01", &arch),
+        Err(JournalError::Refused(_))
+    ));
+    drop(held);
+    assert!(j.sale("G1").expect("read").is_some());
+    let done = j
+        .archive_month("2025-03", "2025-04-01", &arch)
+        .expect("archive");
+    assert_eq!(done.sales, 1);
+}

@@ -39,6 +39,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, cfg: &WebConfig) {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let guard = Arc::new(Guard::new(cfg, port));
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    // A WebSocket outlives its HTTP connection's slot (the upgrade hands
+    // it over): sessions have slots of their own.
+    let sessions = Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -52,11 +55,13 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, cfg: &WebConfig) {
             drop(stream);
             continue;
         };
-        let (ctx, guard) = (ctx.clone(), guard.clone());
+        let (ctx, guard, sessions) = (ctx.clone(), guard.clone(), sessions.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let (ctx, guard) = (ctx.clone(), guard.clone());
-                async move { Ok::<_, std::convert::Infallible>(route(req, &ctx, &guard).await) }
+                let (ctx, guard, sessions) = (ctx.clone(), guard.clone(), sessions.clone());
+                async move {
+                    Ok::<_, std::convert::Infallible>(route(req, &ctx, &guard, &sessions).await)
+                }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -92,7 +97,12 @@ fn refused(why: Refusal) -> Answer {
 }
 
 /// The guard, then the endpoint. Refusals are logged without the token.
-async fn route(req: Request<Incoming>, ctx: &Arc<Context>, guard: &Guard) -> Answer {
+async fn route(
+    req: Request<Incoming>,
+    ctx: &Arc<Context>,
+    guard: &Guard,
+    sessions: &Arc<Semaphore>,
+) -> Answer {
     if let Err(why) = guard.host(header(&req, hyper::header::HOST)) {
         tracing::warn!(host = ?header(&req, hyper::header::HOST), "web: refused a request for another Host");
         return refused(why);
@@ -118,7 +128,13 @@ async fn route(req: Request<Incoming>, ctx: &Arc<Context>, guard: &Guard) -> Ans
                 refused(why)
             }
             Ok(protocol) => match (req.method(), path.as_str()) {
-                (&Method::GET, "/rpc") => ws::upgrade(req, ctx.clone(), protocol),
+                (&Method::GET, "/rpc") => match sessions.clone().try_acquire_owned() {
+                    Ok(slot) => ws::upgrade(req, ctx.clone(), protocol, slot),
+                    Err(_) => json_answer(
+                        503,
+                        &serde_json::json!({"code": -32000, "message": "too many clients"}),
+                    ),
+                },
                 (&Method::POST, p) if p.starts_with("/v1/") => http::call(req, ctx).await,
                 _ => json_answer(
                     404,

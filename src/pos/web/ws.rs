@@ -39,6 +39,7 @@ pub(super) fn upgrade(
     mut req: Request<Incoming>,
     ctx: Arc<Context>,
     protocol: Option<String>,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Answer {
     let h = req.headers();
     let has = |name, want: &str| {
@@ -75,6 +76,7 @@ pub(super) fn upgrade(
                 )
                 .await;
                 run(ws, ctx).await;
+                drop(slot);
             }
             Err(e) => tracing::debug!(error = %e, "web: the WebSocket upgrade failed"),
         }

@@ -149,6 +149,46 @@ fn the_report_counts_each_ending_per_provider_and_cashier_and_closing_starts_afr
     // The next shift starts empty; a sale rung up now is in it.
     let fresh = shift::running(&j).expect("report");
     assert_eq!((fresh.shift_no, fresh.sales.count), (2, 0));
+    assert_eq!(closed.in_flight_orders, ["S7"]);
+    // Handed on: the sale in flight at the close is paid now, the refund
+    // processing then is confirmed now; the next shift counts them, and
+    // nothing the first shift counted again.
+    let (_, attempts) = j.sale("S7").expect("read").expect("S7");
+    let mut rec = Record::new("paid");
+    rec.paid = Some(PaidInfo {
+        paid_by: Default::default(),
+        transaction_id: "TS7".into(),
+        paid_at: None,
+        amount: None,
+    });
+    let paid = Attempt {
+        phase: Phase::Paid,
+        ..attempts[0].state
+    };
+    j.record(&attempts[0].out_trade_no, &paid, &rec)
+        .expect("paid late");
+    let landed = Refund {
+        status: RefundStatus::Refunded,
+        ..Refund::pending()
+    };
+    j.record_refund("R2", &landed, "refund_step", None, None)
+        .expect("landed");
+    let fresh = shift::running(&j).expect("report");
+    assert_eq!(
+        (fresh.sales.count, fresh.sales.amount),
+        (1, 700),
+        "{fresh:?}"
+    );
+    assert_eq!(
+        (fresh.refunds.count, fresh.refunds.amount),
+        (1, 50),
+        "{fresh:?}"
+    );
+    assert_eq!(
+        (fresh.revoked.count, fresh.failed, fresh.in_flight),
+        (0, 0, 0),
+        "{fresh:?}"
+    );
     sale(
         &j,
         "S8",
@@ -158,8 +198,10 @@ fn the_report_counts_each_ending_per_provider_and_cashier_and_closing_starts_afr
         Phase::Paid,
     );
     let fresh = shift::running(&j).expect("report");
-    assert_eq!((fresh.sales.count, fresh.sales.amount), (1, 800));
+    assert_eq!((fresh.sales.count, fresh.sales.amount), (2, 1500));
     assert!(shift::of(&j, 9).expect("read").is_none());
     // The same shift cannot be closed twice.
-    assert!(j.close_shift(1, now_ms(), "{}").is_err());
+    assert!(j
+        .close_shift(1, now_ms(), "{}", Default::default())
+        .is_err());
 }
