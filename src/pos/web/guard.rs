@@ -15,7 +15,7 @@ pub struct Refusal {
 
 const BAD_HOST: Refusal = Refusal {
     status: 403,
-    message: "Host is not this till's address (localhost or an IP address, and the listen port)",
+    message: "Host is not this till's address (the listen address, or localhost with its port)",
 };
 const BAD_ORIGIN: Refusal = Refusal {
     status: 403,
@@ -33,33 +33,38 @@ pub const BEARER_PROTOCOL: &str = "tillpay.bearer.";
 pub struct Guard {
     token: String,
     origins: Vec<String>,
-    port: u16,
+    listen: std::net::SocketAddr,
 }
 
 impl Guard {
-    /// For the interface as configured, listening on `port`.
-    pub fn new(cfg: &WebConfig, port: u16) -> Guard {
+    /// For the interface as configured, bound to `listen`.
+    pub fn new(cfg: &WebConfig, listen: std::net::SocketAddr) -> Guard {
         Guard {
             token: cfg.token.clone(),
             origins: cfg.allowed_origins.clone(),
-            port,
+            listen,
         }
     }
 
     /// A rebinding page reaches the till under its own domain name, and
-    /// its requests say so in `Host`: only `localhost` and IP addresses,
-    /// with the listen port, are this till.
+    /// its requests say so in `Host`: only the listen address and
+    /// `localhost`, with the listen port, are this till. Listening on every
+    /// address (`web.expose`), any IP address with the port is.
     pub fn host(&self, host: Option<&str>) -> Result<(), Refusal> {
         let host = host.ok_or(BAD_HOST)?;
         let (name, port) = match host.rsplit_once(':') {
             Some((n, p)) if !n.is_empty() => (n, p),
             _ => return Err(BAD_HOST),
         };
-        if port.parse::<u16>().ok() != Some(self.port) {
+        if port.parse::<u16>().ok() != Some(self.listen.port()) {
             return Err(BAD_HOST);
         }
         let name = name.trim_start_matches('[').trim_end_matches(']');
-        if name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok() {
+        let ip = name.parse::<std::net::IpAddr>().ok();
+        let ours = name.eq_ignore_ascii_case("localhost")
+            || ip == Some(self.listen.ip())
+            || (self.listen.ip().is_unspecified() && ip.is_some());
+        if ours {
             Ok(())
         } else {
             Err(BAD_HOST)
@@ -111,23 +116,21 @@ mod tests {
     use super::*;
 
     fn guard() -> Guard {
+        guard_on("127.0.0.1:8765")
+    }
+
+    fn guard_on(listen: &str) -> Guard {
         Guard {
             token: "k3y-0123456789abcdefghijkl".into(),
             origins: vec!["http://localhost:3000".into()],
-            port: 8765,
+            listen: listen.parse().expect("addr"),
         }
     }
 
     #[test]
-    fn only_this_till_by_name_or_address_and_port_is_the_host() {
+    fn only_the_listen_address_or_localhost_with_its_port_is_the_host() {
         let g = guard();
-        for ok in [
-            "127.0.0.1:8765",
-            "localhost:8765",
-            "LOCALHOST:8765",
-            "[::1]:8765",
-            "192.168.1.20:8765",
-        ] {
+        for ok in ["127.0.0.1:8765", "localhost:8765", "LOCALHOST:8765"] {
             assert_eq!(g.host(Some(ok)), Ok(()), "{ok}");
         }
         for bad in [
@@ -138,9 +141,17 @@ mod tests {
             Some("localhost"),
             Some(":8765"),
             Some("localhost.:8765"),
+            Some("127.0.0.2:8765"),
+            Some("192.168.1.20:8765"),
         ] {
             assert_eq!(g.host(bad), Err(BAD_HOST), "{bad:?}");
         }
+        assert_eq!(guard_on("[::1]:8765").host(Some("[::1]:8765")), Ok(()));
+        // Exposed on every address: the till's LAN address is its own, a
+        // name still is not.
+        let exposed = guard_on("0.0.0.0:8765");
+        assert_eq!(exposed.host(Some("192.168.1.20:8765")), Ok(()));
+        assert_eq!(exposed.host(Some("till.example:8765")), Err(BAD_HOST));
     }
 
     #[test]

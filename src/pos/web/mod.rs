@@ -36,8 +36,8 @@ pub async fn bind(cfg: &WebConfig) -> std::io::Result<TcpListener> {
 
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>, cfg: &WebConfig) {
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let guard = Arc::new(Guard::new(cfg, port));
+    let bound = listener.local_addr().unwrap_or(cfg.listen);
+    let guard = Arc::new(Guard::new(cfg, bound));
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     // A WebSocket outlives its HTTP connection's slot (the upgrade hands
     // it over): sessions have slots of their own.
