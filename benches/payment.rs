@@ -113,15 +113,21 @@ fn journal_commits() {
     );
 }
 
-async fn engine_sales() {
-    let sales = sales();
-    let concurrent = concurrent();
+/// The simulator on loopback and a fresh journal on the target's disk.
+async fn rig() -> (Simulator, tempfile::TempDir, Arc<Journal>) {
     let sim = Simulator::start(Duration::from_millis(10))
         .await
         .expect("simulator");
     let dir = bench_dir();
     let journal =
         Arc::new(Journal::open(&dir.path().join("journal.sqlite"), "T1").expect("journal"));
+    (sim, dir, journal)
+}
+
+async fn engine_sales() {
+    let sales = sales();
+    let concurrent = concurrent();
+    let (sim, _dir, journal) = rig().await;
     let timeout = Duration::from_secs(5);
     let gateways: Vec<Arc<dyn Gateway>> = vec![
         Arc::new(
@@ -233,18 +239,13 @@ fn ms(v: &[f64]) -> String {
     format!("p50 {:>6.2} ms  p99 {:>6.2} ms", at(0.5), at(0.99))
 }
 
-/// Code in hand to the pay request handed to the channel (the journal
+/// A scan to the pay request handed to the channel (the journal
 /// committed first), and to the paid answer committed: tillpay's engine,
 /// and a plain Python script doing the same happy path, on the same
 /// simulator and disk.
 async fn beside_python() {
     let sales = sales();
-    let sim = Simulator::start(Duration::from_millis(10))
-        .await
-        .expect("simulator");
-    let dir = bench_dir();
-    let journal =
-        Arc::new(Journal::open(&dir.path().join("journal.sqlite"), "T1").expect("journal"));
+    let (sim, dir, journal) = rig().await;
     let gw = Arc::new(Stamped {
         inner: WechatGateway::new(
             &sim.wechat_config(Duration::ZERO),
