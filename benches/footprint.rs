@@ -68,7 +68,7 @@ fn journal_of(path: &Path, n: u64) {
             .map(|c| match c.as_str() {
                 "order_no" => "'S' || n.i".to_string(),
                 "out_trade_no" => "'T1_S' || n.i || '_1'".to_string(),
-                "code_hash" => "printf('%032x', n.i)".to_string(),
+                "code_hash" => "unhex(printf('%032x', n.i))".to_string(),
                 "created_at" | "submitted_at" | "updated_at" | "at" => format!("{c} + n.i"),
                 "id" => "NULL".to_string(),
                 other => other.to_string(),
@@ -166,6 +166,27 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Where the resident set is: the binary's code and other mapped files,
+/// and the heap and stacks (anonymous), from smaps_rollup, in MiB.
+fn rss_split(pid: u32) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0) as f64
+            / 1024.0
+    };
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    format!(
+        "{:.1} MiB anonymous, {:.1} MiB mapped files; {threads} threads",
+        field("Anonymous:"),
+        field("Rss:") - field("Anonymous:")
+    )
+}
+
 fn history(n: u64) {
     let dir = bench_dir();
     let state = dir.path().join("state");
@@ -237,9 +258,10 @@ async fn idle_rss() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
-        "daemon VmRSS: {:.1} MiB at READY=1, {:.1} MiB idle after 50 sales",
+        "daemon VmRSS: {:.1} MiB at READY=1, {:.1} MiB idle after 50 sales ({})",
         at_start as f64 / 1024.0,
-        rss_kib(pid) as f64 / 1024.0
+        rss_kib(pid) as f64 / 1024.0,
+        rss_split(pid)
     );
     stop(child);
 }

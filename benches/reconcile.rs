@@ -103,7 +103,7 @@ fn local() -> Vec<AttemptRow> {
             channel: "wechat".into(),
             amount: Fen(100 + i % 900),
             code_masked: String::new(),
-            code_hash: String::new(),
+            code_hash: Vec::new(),
             state: Attempt {
                 phase: Phase::Paid,
                 ..Attempt::submitting()

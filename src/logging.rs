@@ -5,9 +5,12 @@
 use std::fmt;
 
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields};
 use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The sd-daemon(3) priority prefix of a level.
 pub fn priority(level: &Level) -> &'static str {
@@ -40,23 +43,59 @@ where
     }
 }
 
+/// What `RUST_LOG` asks for: a level (`debug`), and levels per module
+/// (`info,tillpay::gateway=debug`); `info` when unset. A value that does
+/// not parse is said on stderr and `info` is used.
+fn filter() -> Targets {
+    filter_of(std::env::var("RUST_LOG").ok().as_deref())
+}
+
+fn filter_of(rust_log: Option<&str>) -> Targets {
+    let default = Targets::new().with_default(Level::INFO);
+    match rust_log {
+        Some(v) if !v.trim().is_empty() => v.parse().unwrap_or_else(|e| {
+            eprintln!("tillpay: RUST_LOG={v:?} is not a log filter ({e}): logging at info");
+            default
+        }),
+        _ => default,
+    }
+}
+
 /// Installs the subscriber: journald style when systemd runs us.
 pub fn init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A plain per-module level filter, not the regex-based EnvFilter: the
+    // daemon's code stays smaller, and a till needs no more.
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
     let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.with_ansi(false).event_format(Journald).try_init()
+        builder
+            .with_ansi(false)
+            .event_format(Journald)
+            .finish()
+            .with(filter())
+            .try_init()
     } else {
-        builder.try_init()
+        builder.finish().with(filter()).try_init()
     };
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rust_log_takes_a_level_and_levels_per_module_and_falls_back_to_info() {
+        use tracing::Level;
+        let f = super::filter_of(Some("warn,tillpay::gateway=debug"));
+        assert!(f.would_enable("tillpay::gateway::wechat", &Level::DEBUG));
+        assert!(!f.would_enable("tillpay::engine", &Level::INFO));
+        assert!(f.would_enable("tillpay::engine", &Level::WARN));
+        for unset in [None, Some(""), Some("=??=")] {
+            let f = super::filter_of(unset);
+            assert!(f.would_enable("tillpay", &Level::INFO), "{unset:?}");
+            assert!(!f.would_enable("tillpay", &Level::DEBUG), "{unset:?}");
+        }
+    }
+
     use std::sync::{Arc, Mutex};
 
     use super::*;

@@ -373,7 +373,8 @@ fn show_one(j: &Journal, order: &str) -> Result<ExitCode, String> {
             when(e.at),
             e.kind,
             e.out_trade_no.unwrap_or_default(),
-            e.detail
+            // A paid event that reached paid, with nothing more, is "{}".
+            if e.detail == "{}" { "" } else { &e.detail }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -133,13 +133,13 @@ enum Command {
 }
 
 /// glibc gives each thread that allocates an arena of its own (up to eight
-/// per core), each keeping freed memory resident; two are plenty for a
-/// daemon this size and keep its idle memory small.
+/// per core), each keeping freed memory resident; one is plenty for a
+/// daemon that handles a sale at a time, and keeps its idle memory small.
 fn limit_malloc_arenas() {
     // SAFETY: mallopt(3) sets an allocator parameter; called before any
     // other thread exists, with a documented parameter and value.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

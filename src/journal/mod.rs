@@ -165,13 +165,10 @@ impl Journal {
     }
 
     /// The keyed hash that recognises a rescan of the same code: its first
-    /// 128 bits, in hex.
-    pub fn code_hash(&self, code: &AuthCode) -> String {
+    /// 128 bits.
+    pub fn code_hash(&self, code: &AuthCode) -> Vec<u8> {
         let tag = ring::hmac::sign(&self.code_key, code.expose().as_bytes());
-        tag.as_ref()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        tag.as_ref()[..16].to_vec()
     }
 
     /// The order of an earlier attempt that sent this same code, if any.

@@ -34,7 +34,7 @@ pub struct AttemptRow {
     pub channel: String,
     pub amount: Fen,
     pub code_masked: String,
-    pub code_hash: String,
+    pub code_hash: Vec<u8>,
     pub state: Attempt,
     /// Wall-clock ms of the pay request, for recovery after a restart.
     pub submitted_at: i64,
@@ -205,7 +205,8 @@ pub(super) fn insert_attempt(conn: &Connection, a: &AttemptRow) -> rusqlite::Res
             a.state.phase.as_str(),
             a.submitted_at,
             a.updated_at,
-            a.channel
+            // Null for the provider's own channel (read back as the provider).
+            (a.channel != a.provider.as_str()).then_some(&a.channel)
         ],
     )?;
     Ok(())
@@ -263,11 +264,14 @@ pub(super) fn update_attempt(
 }
 
 /// What one transition adds to the history beyond its kind: the phase it
-/// reached, and only what is not at its default (the attempt row holds the
+/// reached when that is not the kind's own name (a `paid` event reached
+/// `paid`), and only what is not at its default (the attempt row holds the
 /// rest, the transaction id among it).
 pub(super) fn record_detail(a: &Attempt, rec: &Record) -> serde_json::Value {
     let mut d = serde_json::Map::new();
-    d.insert("phase".into(), a.phase.as_str().into());
+    if a.phase.as_str() != rec.kind {
+        d.insert("phase".into(), a.phase.as_str().into());
+    }
     if let Some(n) = &rec.note {
         d.insert("note".into(), serde_json::json!(n));
     }
@@ -381,7 +385,7 @@ impl RefundRow {
 
 pub(super) fn order_that_sent(
     conn: &Connection,
-    code_hash: &str,
+    code_hash: &[u8],
 ) -> rusqlite::Result<Option<String>> {
     conn.query_row(
         "SELECT order_no FROM attempts WHERE code_hash = ?1 AND not_sent = 0 LIMIT 1",

@@ -144,12 +144,19 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
         // Put the file back to what a version-1 tillpay left.
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         conn.execute_batch(
-            "DROP TABLE reconciled; DROP INDEX sales_waiting; DROP INDEX attempts_live;
+            "PRAGMA foreign_keys = OFF;
+             DROP TABLE reconciled; DROP INDEX sales_waiting; DROP INDEX attempts_live;
+             UPDATE attempts SET code_hash = lower(hex(code_hash)) || '00112233445566778899aabbccddeeff';
              ALTER TABLE attempts DROP COLUMN not_sent;
              CREATE INDEX attempts_phase ON attempts(phase);
              CREATE INDEX events_attempt ON events(out_trade_no, kind);
              DROP TABLE shifts; DROP INDEX sales_created; DROP INDEX refunds_created;
-             ALTER TABLE sales DROP COLUMN operator_id; ALTER TABLE refunds DROP COLUMN operator_id;
+             CREATE TABLE sales_v1 (order_no TEXT PRIMARY KEY, amount INTEGER NOT NULL CHECK (amount > 0),
+                 subject TEXT NOT NULL, local_date TEXT NOT NULL, created_at INTEGER NOT NULL,
+                 cancelled INTEGER NOT NULL DEFAULT 0);
+             INSERT INTO sales_v1 SELECT order_no, amount, subject, local_date, created_at, cancelled FROM sales;
+             DROP TABLE sales; ALTER TABLE sales_v1 RENAME TO sales;
+             ALTER TABLE refunds DROP COLUMN operator_id;
              ALTER TABLE attempts DROP COLUMN customer_paid; ALTER TABLE attempts DROP COLUMN discount;
              ALTER TABLE attempts DROP COLUMN payer;
              DROP INDEX attempts_code_hash; DROP INDEX events_attempt;
@@ -158,9 +165,7 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
              ALTER TABLE attempts DROP COLUMN used_number;
              ALTER TABLE refunds DROP COLUMN out_refund_no;
              ALTER TABLE refunds DROP COLUMN accepted;
-             ALTER TABLE sales DROP COLUMN waiting;
              ALTER TABLE attempts DROP COLUMN background_revoke;
-             ALTER TABLE sales DROP COLUMN cancel_reason;
              ALTER TABLE attempts DROP COLUMN channel;
              PRAGMA user_version = 1;",
         )
@@ -172,6 +177,44 @@ fn a_version_1_journal_is_migrated_keeping_its_attempts() {
         schema::VERSION.to_string()
     );
     assert_eq!(j.code_used(&c).expect("lookup").as_deref(), Some("A1"));
+    assert_eq!(j.pragma("foreign_keys").expect("pragma"), "1");
+    drop(j);
+    {
+        let conn = rusqlite::Connection::open(&path).expect("raw open");
+        let (kind, len): (String, i64) = conn
+            .query_row(
+                "SELECT typeof(code_hash), length(code_hash) FROM attempts",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("hash");
+        assert_eq!(
+            (kind.as_str(), len),
+            ("blob", 16),
+            "the hash is its 16 bytes"
+        );
+        for table in ["sales", "attempts"] {
+            let sql: String = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .expect("schema");
+            assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+        }
+        let channel: Option<String> = conn
+            .query_row("SELECT channel FROM attempts", [], |r| r.get(0))
+            .expect("channel");
+        assert_eq!(channel, None, "the provider's own channel is left null");
+        let broken: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .expect("check");
+        assert_eq!(broken, 0);
+    }
+    let j = Journal::open(&path, "T1").expect("reopen");
     // An attempt from before went through its provider's own channel.
     let (_, before) = j.sale("A1").expect("read").expect("sale");
     assert_eq!(before.first().map(|a| a.channel.as_str()), Some("wechat"));

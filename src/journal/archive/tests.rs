@@ -6,6 +6,8 @@
 use super::super::tests_support::{code, finish_as, journal};
 use super::*;
 use crate::domain::Fen;
+use crate::journal::RefundRow;
+use crate::machine::refund::RefundStatus;
 use crate::machine::Phase;
 
 /// A sale of `order` on `date`, ended in `phase`.
@@ -134,4 +136,90 @@ fn one_run_at_a_time_per_archive_directory() {
         .archive_month("2025-03", "2025-04-01", &arch)
         .expect("archive");
     assert_eq!(done.sales, 1);
+}
+
+#[test]
+fn a_sale_whose_history_grows_during_the_run_stays_live_and_is_copied_afresh_later() {
+    let (dir, j) = journal();
+    sale_on(&j, "R1", "2025-04-02", "134567890123456781", Phase::Paid);
+    sale_on(&j, "R2", "2025-04-02", "134567890123456782", Phase::Paid);
+    j.mark_reconciled("2025-04-02", 2).expect("mark");
+    let arch = dir.path().join("archive");
+    let (_, attempts) = j.sale("R1").expect("read").expect("sale");
+    let paid = attempts[0].clone();
+    // The daemon refunds R1 between the copy and the delete.
+    let refund = RefundRow {
+        refund_no: "RF1".into(),
+        out_refund_no: "T1RF1".into(),
+        order_no: "R1".into(),
+        out_trade_no: paid.out_trade_no.clone(),
+        amount: Fen(40),
+        reason: None,
+        status: RefundStatus::Pending,
+        accepted: false,
+        refund_id: None,
+        error: None,
+        created_at: now_ms(),
+        operator_id: None,
+    };
+    let done = j
+        .archive_month_then("2025-04", "2025-05-01", &arch, &|| {
+            j.begin_refund(&refund, paid.amount).expect("refund");
+            // And a row the first copy holds changes with it.
+            j.lock()
+                .execute(
+                    "UPDATE sales SET operator_id = 'bob' WHERE order_no = 'R1'",
+                    [],
+                )
+                .expect("cashier");
+        })
+        .expect("archive");
+    assert_eq!(done.sales, 1, "only R2 leaves");
+    assert!(j.sale("R2").expect("read").is_none());
+    assert!(
+        j.sale("R1").expect("read").is_some(),
+        "R1's history grew: it stays"
+    );
+    assert_eq!(j.refunds_of("R1").expect("refunds").len(), 1);
+    // Its refund is confirmed; the next run moves R1, with the refund as
+    // it is now (not the copy taken before it existed).
+    {
+        let conn = j.lock();
+        conn.execute_batch(
+            "UPDATE refunds SET status = 'refunded', accepted = 1 WHERE refund_no = 'RF1';
+             INSERT INTO events (at, order_no, out_trade_no, kind, detail)
+                 SELECT 1, order_no, out_trade_no, 'refunded', '{}' FROM refunds WHERE refund_no = 'RF1';",
+        )
+        .expect("confirm");
+    }
+    let again = j
+        .archive_month("2025-04", "2025-05-01", &arch)
+        .expect("again");
+    assert_eq!(again.sales, 1);
+    assert!(j.sale("R1").expect("read").is_none());
+    let a = open(&again.file).expect("open");
+    let (sale, _) = a.journal.sale("R1").expect("read").expect("archived");
+    assert_eq!(
+        sale.operator_id.as_deref(),
+        Some("bob"),
+        "the row as it left"
+    );
+    let refunds = a.journal.refunds_of("R1").expect("refunds");
+    assert_eq!(
+        refunds.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![RefundStatus::Refunded]
+    );
+    let kinds: Vec<String> = a
+        .journal
+        .events("R1")
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["paid", "refund_requested", "refunded"],
+        "each event once"
+    );
+    assert!(a.journal.sale("R2").expect("read").is_some());
 }

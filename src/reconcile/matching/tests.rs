@@ -18,7 +18,7 @@ fn attempt(
         channel: provider.as_str().into(),
         amount: Fen(amount),
         code_masked: "1345**********6789".into(),
-        code_hash: String::new(),
+        code_hash: Vec::new(),
         state: Attempt {
             phase,
             ..Attempt::submitting()
