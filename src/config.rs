@@ -12,8 +12,10 @@ use crate::domain::{is_valid_id, Provider};
 use crate::gateway::channel::ChannelConfig;
 use crate::gateway::{setup, Gateway, SetupError, CHANNELS};
 
+mod hq;
 mod web;
 
+pub use hq::HqConfig;
 pub use web::WebConfig;
 
 pub const DEFAULT_PATH: &str = "/etc/tillpay/tillpay.toml";
@@ -61,6 +63,8 @@ pub struct Config {
     pub routes: Vec<(Provider, String)>,
     /// `[web]`: the browser POS interface, when configured.
     pub web: Option<WebConfig>,
+    /// `[hq]`: the merchant's HQ the journal syncs to, when configured.
+    pub hq: Option<HqConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +143,7 @@ struct Raw {
     scanner: Option<RawScanner>,
     payment: Option<RawPayment>,
     web: Option<web::RawWeb>,
+    hq: Option<hq::RawHq>,
 }
 
 #[derive(Deserialize)]
@@ -208,7 +213,7 @@ impl Config {
             }
         }
         let routes = check_routes(table.remove("routes"), &channels)?;
-        const OWN: [&str; 6] = ["till", "pos", "scanner", "payment", "routes", "web"];
+        const OWN: [&str; 7] = ["till", "pos", "scanner", "payment", "routes", "web", "hq"];
         if let Some(key) = table.keys().find(|k| !OWN.contains(&k.as_str())) {
             let channels: Vec<&str> = CHANNELS.iter().map(|c| c.name()).collect();
             return Err(invalid(
@@ -241,6 +246,7 @@ impl Config {
             channels,
             routes,
             web: raw.web.map(|w| web::check(w, base)).transpose()?,
+            hq: raw.hq.map(|h| hq::check(h, base)).transpose()?,
         })
     }
 

@@ -53,7 +53,26 @@ pub async fn run(cfg: Config, gateways: Vec<Arc<dyn Gateway>>) -> Result<(), Dae
     tracing::info!(resumed, journal = %journal_path.display(), "journal open");
 
     let (listener, owned_path) = listen(&cfg).await?;
+    // From the first start with HQ, the journal keeps what HQ lacks (the
+    // archive reads this mark).
+    if cfg.hq.is_some() && engine.journal().hq_high_water().ok().flatten().is_none() {
+        engine
+            .journal()
+            .set_hq_high_water(0)
+            .map_err(|e| DaemonError::Other(e.to_string()))?;
+    }
+    let hq = cfg.hq.clone().map(|h| {
+        let status = Arc::new(std::sync::Mutex::new(crate::sync::SyncStatus::default()));
+        tracing::info!(url = %h.url, "syncing the journal to HQ");
+        let task = tokio::spawn(crate::sync::run(
+            engine.journal().clone(),
+            h,
+            status.clone(),
+        ));
+        (status, task)
+    });
     let ctx = Arc::new(Context {
+        hq: hq.as_ref().map(|(s, _)| s.clone()),
         engine: engine.clone(),
         till_id: cfg.till.id.clone(),
         scanner: crate::scanner_link::start(&cfg, &engine),
@@ -94,6 +113,9 @@ pub async fn run(cfg: Config, gateways: Vec<Arc<dyn Gateway>>) -> Result<(), Dae
     serving.abort();
     if let Some(w) = web {
         w.abort();
+    }
+    if let Some((_, task)) = hq {
+        task.abort();
     }
     if let Some(w) = watchdog {
         w.abort();

@@ -21,4 +21,5 @@ pub mod scanner;
 pub mod scanner_link;
 pub mod shift;
 pub mod sim;
+pub mod sync;
 pub mod systemd;

@@ -276,6 +276,15 @@ pub async fn status(opts: &ClientOpts) -> ExitCode {
                 );
                 println!("in flight: {}", s["in_flight"]);
                 println!("needs attention: {}", s["needs_attention"]);
+                if let Some(hq) = s.get("hq").filter(|h| !h.is_null()) {
+                    match hq["failing"].as_str() {
+                        Some(why) => println!(
+                            "HQ sync: failing ({why}); HQ has events up to {}",
+                            hq["high_water"]
+                        ),
+                        None => println!("HQ sync: HQ has events up to {}", hq["high_water"]),
+                    }
+                }
             });
             ExitCode::SUCCESS
         }

@@ -282,3 +282,52 @@ fn the_web_interface_is_off_by_default_loopback_and_every_mistake_names_its_key(
         "{e}"
     );
 }
+
+#[test]
+fn hq_sync_is_off_by_default_wants_https_off_loopback_and_names_each_key() {
+    let d = Dir::new();
+    assert!(d.parse(GOOD).expect("good").hq.is_none(), "off by default");
+    d.write("hq-token", "hq-token-0123456789abcdefghij\n", 0o600);
+    let with = |table: &str| format!("{GOOD}[hq]\ntoken_file = \"hq-token\"\n{table}");
+    let h = d
+        .parse(&with("url = \"https://hq.example.com/\"\n"))
+        .expect("hq")
+        .hq
+        .expect("configured");
+    assert_eq!(h.url, "https://hq.example.com");
+    assert_eq!(h.sync_interval_ms, 2000);
+    assert!(
+        !format!("{h:?}").contains("hq-token-"),
+        "the token stays out of Debug"
+    );
+    for ok in [
+        "http://127.0.0.1:8740",
+        "http://localhost:8740",
+        "http://[::1]:8740",
+    ] {
+        assert!(d.parse(&with(&format!("url = \"{ok}\"\n"))).is_ok(), "{ok}");
+    }
+    for (table, key, says) in [
+        ("url = \"http://hq.example.com\"\n", "hq.url", "https"),
+        ("url = \"http://10.0.0.5:8740\"\n", "hq.url", "https"),
+        ("url = \"hq.example.com\"\n", "hq.url", "not a URL"),
+        ("url = \"https://\"\n", "hq.url", "not a URL"),
+        ("", "hq.url", "required"),
+        (
+            "url = \"https://hq.example.com\"\nsync_interval_ms = 5\n",
+            "hq.sync_interval_ms",
+            "outside",
+        ),
+    ] {
+        let e = err(d.parse(&with(table)));
+        assert!(e.starts_with(key) && e.contains(says), "{table}: {e}");
+    }
+    let e = err(d.parse(&format!("{GOOD}[hq]\nurl = \"https://hq.example.com\"\n")));
+    assert!(e.starts_with("hq.token_file"), "{e}");
+    d.write("hq-token", "short\n", 0o600);
+    let e = err(d.parse(&with("url = \"https://hq.example.com\"\n")));
+    assert!(
+        e.starts_with("hq.token_file") && e.contains("till add"),
+        "{e}"
+    );
+}

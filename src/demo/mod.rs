@@ -93,6 +93,7 @@ async fn start(wechat_api: WechatApi, route: DemoChannel) -> Result<Till, String
         },
         routes: Vec::new(),
         web: None,
+        hq: None,
     };
     let gateways = cfg.gateways().map_err(|e| e.to_string())?;
     tokio::spawn(async move {

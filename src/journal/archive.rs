@@ -122,8 +122,9 @@ impl Journal {
     /// (`YYYY-MM-DD`) that are settled to the month's archive in `dir`: a
     /// sale goes when its day, and the day each of its payments was booked
     /// on, were reconciled clean, every attempt of it is final (paid,
-    /// failed, revoked), no refund of it is still open and no new round of
-    /// it is waiting. One run at a time per archive directory.
+    /// failed, revoked), no refund of it is still open, no new round of
+    /// it is waiting and, on a till that syncs to HQ, HQ has acknowledged
+    /// its whole history. One run at a time per archive directory.
     pub fn archive_month(&self, month: &str, before: &str, dir: &Path) -> Result<Archived> {
         self.archive_month_then(month, before, dir, &|| {})
     }
@@ -171,7 +172,10 @@ impl Journal {
                          OR (a.paid_at IS NOT NULL AND date(a.paid_at, 'localtime')
                              NOT IN (SELECT local_date FROM reconciled))))
                AND NOT EXISTS (SELECT 1 FROM refunds f WHERE f.order_no = s.order_no
-                    AND f.status IN ('pending', 'processing'))",
+                    AND f.status IN ('pending', 'processing'))
+               -- A till that syncs to HQ keeps a sale until HQ has all of it.
+               AND (SELECT MAX(id) FROM events e WHERE e.order_no = s.order_no)
+                    <= COALESCE((SELECT value FROM meta WHERE key = 'hq_high_water'), 9223372036854775807)",
             params![month, before],
         )?;
         if count == 0 {

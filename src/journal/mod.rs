@@ -6,6 +6,7 @@
 //! hash is useless outside this till).
 
 mod archive;
+mod outbox;
 mod reads;
 mod refunds;
 mod resolutions;

@@ -19,6 +19,8 @@ pub struct Context {
     /// The scanner's device, whether it is connected, and why it cannot be
     /// used if it cannot, when one is configured.
     pub scanner: Option<crate::scanner_link::ScannerStatus>,
+    /// The journal's sync to HQ, when `[hq]` is configured.
+    pub hq: Option<Arc<std::sync::Mutex<crate::sync::SyncStatus>>>,
 }
 
 /// A request that parsed; `id` is `None` for a notification.
@@ -271,6 +273,10 @@ async fn status(ctx: &Context) -> Result<Value, EngineError> {
         "needs_attention": attention,
         "journal_ok": ctx.engine.journal_ok() && journal_error.is_none(),
         "journal_error": journal_error,
+        "hq": ctx.hq.as_ref().map(|h| {
+            let s = h.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            json!({"high_water": s.high_water, "last_ok_at": s.last_ok_at, "failing": s.failing})
+        }),
     }))
 }
 

@@ -182,6 +182,7 @@ impl TestTill {
         let listener = server::bind(&socket, mode).await.expect("bind");
         let srv = Arc::new(Server {
             ctx: Arc::new(Context {
+                hq: None,
                 engine: engine.clone(),
                 till_id: "T1".into(),
                 scanner: None,

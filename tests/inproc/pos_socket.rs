@@ -203,6 +203,7 @@ async fn provider_unavailable_is_1003() {
         .expect("bind");
     let srv = std::sync::Arc::new(tillpay::pos::server::Server {
         ctx: std::sync::Arc::new(tillpay::pos::rpc::Context {
+            hq: None,
             engine,
             till_id: "T1".into(),
             scanner: None,

@@ -36,6 +36,7 @@ async fn web() -> Web {
     let listener = tillpay::pos::web::bind(&cfg).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let ctx = Arc::new(Context {
+        hq: None,
         engine: till.engine.clone(),
         till_id: "T1".into(),
         scanner: None,

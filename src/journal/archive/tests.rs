@@ -223,3 +223,48 @@ fn a_sale_whose_history_grows_during_the_run_stays_live_and_is_copied_afresh_lat
     );
     assert!(a.journal.sale("R2").expect("read").is_some());
 }
+
+#[test]
+fn a_till_that_syncs_to_hq_archives_only_what_hq_has() {
+    let (dir, j) = journal();
+    sale_on(&j, "H1", "2025-05-02", "134567890123456781", Phase::Paid);
+    sale_on(&j, "H2", "2025-05-02", "134567890123456782", Phase::Paid);
+    j.mark_reconciled("2025-05-02", 2).expect("mark");
+    let last = |order: &str| j.events(order).expect("events").len();
+    assert!(last("H1") > 0 && last("H2") > 0);
+    // HQ has acknowledged H1's history but not H2's.
+    let h1_last: i64 = j
+        .lock()
+        .query_row(
+            "SELECT MAX(id) FROM events WHERE order_no = 'H1'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("h1");
+    j.set_hq_high_water(h1_last).expect("mark");
+    let arch = dir.path().join("archive");
+    let done = j
+        .archive_month("2025-05", "2025-06-01", &arch)
+        .expect("archive");
+    assert_eq!(done.sales, 1);
+    assert!(j.sale("H1").expect("read").is_none());
+    assert!(
+        j.sale("H2").expect("read").is_some(),
+        "not at HQ yet: stays"
+    );
+    // A till set up for HQ that never synced archives nothing.
+    let (dir2, fresh) = journal();
+    sale_on(
+        &fresh,
+        "N1",
+        "2025-05-02",
+        "134567890123456783",
+        Phase::Paid,
+    );
+    fresh.mark_reconciled("2025-05-02", 1).expect("mark");
+    fresh.set_hq_high_water(0).expect("mark");
+    let none = fresh
+        .archive_month("2025-05", "2025-06-01", &dir2.path().join("archive"))
+        .expect("archive");
+    assert_eq!(none.sales, 0);
+}

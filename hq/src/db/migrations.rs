@@ -1,0 +1,157 @@
+//! The schema, one migration per version, recorded in `hq_migrations`.
+
+use tokio_postgres::Client;
+
+use super::DbError;
+
+/// Migration `i` takes the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: stores and their tills (each with the hash of its token and the
+    // high-water mark of its synced events); the events as the tills sent
+    // them, partitioned by day; each till's sales, attempts and refunds as
+    // of its latest snapshot (`version`: the id of the order's latest
+    // event then).
+    r#"
+    CREATE TABLE stores (
+        store_id   text PRIMARY KEY,
+        name       text NOT NULL DEFAULT '',
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE tills (
+        till_id      text PRIMARY KEY,
+        store_id     text NOT NULL REFERENCES stores (store_id),
+        token_sha256 bytea NOT NULL UNIQUE,
+        high_water   bigint NOT NULL DEFAULT 0,
+        last_sync_at timestamptz,
+        created_at   timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE events (
+        till_id      text NOT NULL REFERENCES tills (till_id),
+        event_id     bigint NOT NULL,
+        day          date NOT NULL,
+        at           timestamptz NOT NULL,
+        order_no     text NOT NULL,
+        out_trade_no text,
+        kind         text NOT NULL,
+        detail       jsonb NOT NULL,
+        received_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (till_id, event_id, day)
+    ) PARTITION BY RANGE (day);
+    CREATE INDEX events_order ON events (till_id, order_no);
+    CREATE TABLE sales (
+        till_id         text NOT NULL REFERENCES tills (till_id),
+        order_no        text NOT NULL,
+        store_id        text NOT NULL REFERENCES stores (store_id),
+        local_date      date NOT NULL,
+        amount          bigint NOT NULL CHECK (amount > 0),
+        subject         text NOT NULL,
+        operator_id     text,
+        created_at      timestamptz NOT NULL,
+        cancelled       boolean NOT NULL,
+        cancel_reason   text,
+        status          text NOT NULL,
+        paid_amount     bigint NOT NULL,
+        refunded_amount bigint NOT NULL,
+        version         bigint NOT NULL,
+        synced_at       timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (till_id, order_no)
+    );
+    CREATE INDEX sales_day_store ON sales (local_date, store_id);
+    CREATE INDEX sales_unsettled ON sales (status)
+        WHERE status IN ('needs_attention', 'in_flight');
+    CREATE TABLE attempts (
+        till_id        text NOT NULL,
+        out_trade_no   text NOT NULL,
+        order_no       text NOT NULL,
+        seq            integer NOT NULL,
+        provider       text NOT NULL,
+        channel        text NOT NULL,
+        amount         bigint NOT NULL,
+        code_masked    text NOT NULL,
+        phase          text NOT NULL,
+        submitted_at   timestamptz NOT NULL,
+        updated_at     timestamptz NOT NULL,
+        transaction_id text,
+        paid_at        text,
+        booked_amount  bigint,
+        customer_paid  bigint,
+        discount       bigint,
+        payer          text,
+        error_code     text,
+        error_message  text,
+        revoke_tries   integer NOT NULL,
+        PRIMARY KEY (till_id, out_trade_no),
+        FOREIGN KEY (till_id, order_no) REFERENCES sales (till_id, order_no)
+    );
+    CREATE INDEX attempts_order ON attempts (till_id, order_no);
+    CREATE INDEX attempts_transaction ON attempts (transaction_id)
+        WHERE transaction_id IS NOT NULL;
+    CREATE TABLE refunds (
+        till_id       text NOT NULL,
+        refund_no     text NOT NULL,
+        order_no      text NOT NULL,
+        out_trade_no  text NOT NULL,
+        out_refund_no text NOT NULL,
+        amount        bigint NOT NULL,
+        status        text NOT NULL,
+        refund_id     text,
+        reason        text,
+        operator_id   text,
+        error_code    text,
+        error_message text,
+        created_at    timestamptz NOT NULL,
+        PRIMARY KEY (till_id, refund_no),
+        FOREIGN KEY (till_id, order_no) REFERENCES sales (till_id, order_no)
+    );
+    CREATE INDEX refunds_order ON refunds (till_id, order_no);
+    "#,
+];
+
+pub const VERSION: usize = MIGRATIONS.len();
+
+/// A fixed key for `pg_advisory_lock`: one migrator at a time.
+const LOCK: i64 = 0x7469_6c6c_7061_7901;
+
+pub(super) async fn run(client: &mut Client) -> Result<usize, DbError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
+        .await?;
+    let result = apply(client).await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
+        .await?;
+    result
+}
+
+async fn apply(client: &mut Client) -> Result<usize, DbError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS hq_migrations (
+                 version    integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .await?;
+    let row = client
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM hq_migrations", &[])
+        .await?;
+    let current: i32 = row.get(0);
+    if current as usize > VERSION {
+        return Err(DbError::Other(format!(
+            "the database is at schema {current}, newer than this tillpay-hq ({VERSION}): upgrade it"
+        )));
+    }
+    let mut applied = 0;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO hq_migrations (version) VALUES ($1)",
+            &[&((i + 1) as i32)],
+        )
+        .await?;
+        tx.commit().await?;
+        applied += 1;
+    }
+    Ok(applied)
+}

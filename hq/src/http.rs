@@ -1,0 +1,259 @@
+//! HQ's one HTTP service: `POST /v1/sync` for tills (each with its own
+//! token), the fleet API for operators (the API token), `GET /healthz`
+//! for a load balancer. JSON in and out; errors are `{"error": "..."}`
+//! with a status to branch on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use deadpool_postgres::Pool;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::fleet::{self, SalesFilter};
+use crate::ingest::{self, IngestError};
+use crate::tills;
+
+/// A batch of 500 events with their orders' rows is well under this.
+const MAX_BODY: usize = 8 << 20;
+/// Connections served at once per instance; more wait in the backlog.
+const MAX_CONNECTIONS: usize = 1024;
+
+type Answer = Response<Full<Bytes>>;
+
+pub struct Hq {
+    pub pool: Pool,
+    pub api_token: String,
+}
+
+pub async fn serve(listener: TcpListener, hq: Arc<Hq>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let hq = hq.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let hq = hq.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(req, &hq).await) }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            drop(permit);
+        });
+    }
+}
+
+fn answer(status: u16, body: &Value) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(status: u16, message: impl std::fmt::Display) -> Answer {
+    answer(status, &json!({"error": message.to_string()}))
+}
+
+fn bearer(req: &Request<Incoming>) -> Option<&str> {
+    req.headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Constant-time, so the API token cannot be guessed byte by byte.
+fn same(a: &str, b: &str) -> bool {
+    tillpay::gateway::constant_time_eq(a.as_bytes(), b.as_bytes())
+}
+
+async fn route(req: Request<Incoming>, hq: &Hq) -> Answer {
+    let path = req.uri().path().to_string();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/healthz") => match hq.pool.get().await {
+            Ok(c) => match c.query_one("SELECT 1", &[]).await {
+                Ok(_) => answer(200, &json!({"ok": true})),
+                Err(e) => error(503, format!("database: {e}")),
+            },
+            Err(e) => error(503, format!("database: {e}")),
+        },
+        (&Method::POST, tillpay::sync::wire::SYNC_PATH) => sync(req, hq).await,
+        (&Method::GET, p) if p.starts_with("/v1/") => {
+            if !bearer(&req).is_some_and(|t| same(t, &hq.api_token)) {
+                return error(
+                    401,
+                    "the fleet API needs the API token (Authorization: Bearer …)",
+                );
+            }
+            let query = req.uri().query().unwrap_or_default().to_string();
+            fleet_get(hq, p, &query).await
+        }
+        _ => error(404, format!("no such endpoint: {} {path}", req.method())),
+    }
+}
+
+async fn sync(req: Request<Incoming>, hq: &Hq) -> Answer {
+    let Some(token) = bearer(&req).map(str::to_string) else {
+        return error(401, "a till syncs with its token (Authorization: Bearer …)");
+    };
+    let till = match tills::by_token(&hq.pool, &token).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            tracing::warn!("sync refused: unknown till token");
+            return error(401, "unknown till token");
+        }
+        Err(e) => return error(503, e),
+    };
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(413, format!("a batch is at most {MAX_BODY} bytes")),
+    };
+    let batch: tillpay::sync::wire::Batch = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(400, format!("not a sync batch: {e}")),
+    };
+    match ingest::ingest(&hq.pool, &till, &batch).await {
+        Ok(high_water) => answer(
+            200,
+            &serde_json::to_value(tillpay::sync::wire::Answer { high_water }).unwrap_or_default(),
+        ),
+        Err(e @ IngestError::NotYours { .. }) => {
+            tracing::warn!(till = %till.till_id, batch_till = %batch.till_id, "sync refused: another till's rows");
+            error(403, e)
+        }
+        Err(e @ IngestError::Bad(_)) => error(400, e),
+        Err(e @ IngestError::Db(_)) => {
+            tracing::warn!(till = %till.till_id, error = %e, "sync failed");
+            error(503, e)
+        }
+    }
+}
+
+/// `key=value&…`, percent-decoded.
+fn params(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'+', _, _) => out.push(b' '),
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 2;
+            }
+            (b, _, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn fleet_get(hq: &Hq, path: &str, query: &str) -> Answer {
+    let params = params(query);
+    let param = |k: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let day = match param("day").map(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(_)) => return error(400, "day: a date such as 2026-12-01"),
+    };
+    let result = match path {
+        "/v1/tills" => fleet::tills(&hq.pool).await,
+        "/v1/attention" => fleet::attention(&hq.pool).await,
+        "/v1/totals" => {
+            let Some(day) = day else {
+                return error(400, "day is required: /v1/totals?day=YYYY-MM-DD");
+            };
+            fleet::totals(&hq.pool, day).await
+        }
+        "/v1/sales" => {
+            let limit = match param("limit").map(|l| l.parse::<i64>()) {
+                None => 100,
+                Some(Ok(l)) if (1..=10_000).contains(&l) => l,
+                Some(_) => return error(400, "limit: 1-10000"),
+            };
+            let filter = SalesFilter {
+                day,
+                store: param("store"),
+                till: param("till"),
+                status: param("status"),
+                limit,
+            };
+            fleet::sales(&hq.pool, &filter).await
+        }
+        p => match p.strip_prefix("/v1/sales/").and_then(|r| r.split_once('/')) {
+            Some((till, order)) => {
+                let order = decode(order);
+                match fleet::sale(&hq.pool, till, &order).await {
+                    Ok(Some(v)) => Ok(v),
+                    Ok(None) => return error(404, format!("no order {order} of till {till}")),
+                    Err(e) => Err(e),
+                }
+            }
+            None => return error(404, format!("no such endpoint: GET {p}")),
+        },
+    };
+    match result {
+        Ok(v) => answer(200, &v),
+        Err(e) => error(503, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_parameters_are_split_and_percent_decoded() {
+        assert_eq!(
+            super::params("day=2026-12-01&store=S%201&x"),
+            vec![
+                ("day".to_string(), "2026-12-01".to_string()),
+                ("store".to_string(), "S 1".to_string()),
+                ("x".to_string(), String::new()),
+            ]
+        );
+        assert_eq!(super::decode("a%2Fb%zz%4"), "a/b%zz%4");
+    }
+}

@@ -1,0 +1,15 @@
+//! tillpay HQ: many tills of one merchant on one PostgreSQL.
+//!
+//! - `ingest`: the tills' journal batches into per-till sales, attempts,
+//!   refunds and their history (the sync protocol is the till's own
+//!   `tillpay::sync::wire`).
+//! - `fleet`: what operators read across tills.
+//! - `http`: the one HTTP service both speak to; `db` its storage.
+
+pub mod config;
+pub mod db;
+pub mod fleet;
+pub mod http;
+pub mod ingest;
+pub mod status;
+pub mod tills;

@@ -1,0 +1,158 @@
+//! `tillpay-hq`: serve, migrate, register tills.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tillpay_hq::{config::Config, db, http, tills};
+
+#[derive(Parser)]
+#[command(
+    name = "tillpay-hq",
+    version,
+    about = "The merchant's HQ for tillpay tills"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const DEFAULT_CONFIG: &str = "/etc/tillpay-hq/tillpay-hq.toml";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve tills' sync and the fleet API (migrates the schema first).
+    Serve {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Bring the database's schema up to this version and exit.
+    Migrate {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Tills and their tokens.
+    Till {
+        #[command(subcommand)]
+        command: TillCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TillCommand {
+    /// Register a till of a store (made if new) and write its new token to
+    /// a file (mode 0600) for the till's `[hq] token_file`. Run again to
+    /// replace a till's token.
+    Add {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        till: String,
+        #[arg(long)]
+        token_file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    tillpay::logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tillpay-hq: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tillpay-hq: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cmd: Command) -> Result<(), String> {
+    let load = |p: &PathBuf| Config::load(p).map_err(|e| e.to_string());
+    match cmd {
+        Command::Migrate { config } => {
+            let cfg = load(&config)?;
+            let pool = db::pool(&cfg.database_url, 1).map_err(|e| e.to_string())?;
+            let n = db::migrate(&pool).await.map_err(|e| e.to_string())?;
+            println!("{n} migration(s) applied");
+            Ok(())
+        }
+        Command::Till {
+            command:
+                TillCommand::Add {
+                    config,
+                    store,
+                    till,
+                    token_file,
+                },
+        } => {
+            let cfg = load(&config)?;
+            let pool = db::pool(&cfg.database_url, 1).map_err(|e| e.to_string())?;
+            db::migrate(&pool).await.map_err(|e| e.to_string())?;
+            let token = tills::add(&pool, &store, &till)
+                .await
+                .map_err(|e| e.to_string())?;
+            write_secret(&token_file, &token)?;
+            println!(
+                "till {till} of store {store}: token written to {} (copy it to the till, mode 0600, as [hq] token_file)",
+                token_file.display()
+            );
+            Ok(())
+        }
+        Command::Serve { config } => {
+            let cfg = load(&config)?;
+            let pool = db::pool(&cfg.database_url, cfg.pool_size).map_err(|e| e.to_string())?;
+            let applied = db::migrate(&pool).await.map_err(|e| e.to_string())?;
+            let listener = tokio::net::TcpListener::bind(cfg.listen)
+                .await
+                .map_err(|e| format!("listen {}: {e}", cfg.listen))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(listen = %bound, migrations_applied = applied, "tillpay-hq serving");
+            println!("listening on {bound}");
+            let hq = Arc::new(http::Hq {
+                pool,
+                api_token: cfg.api_token.clone(),
+            });
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .map_err(|e| e.to_string())?;
+            tokio::select! {
+                _ = http::serve(listener, hq) => {}
+                _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes `text` to a new file only its owner can read.
+fn write_secret(path: &std::path::Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    writeln!(f, "{text}").map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,251 @@
+//! Many real tills (`tillpay run` against the simulator) selling and
+//! syncing to a real `tillpay-hq` on PostgreSQL at once, while HQ is
+//! killed and restarted; a till that sold through a whole HQ outage
+//! catches up; then the fleet API agrees with every till's own journal and
+//! with the simulator's ledger.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{HqProcess, TillProcess};
+use serde_json::{json, Value};
+use tillpay::domain::Provider;
+use tillpay::sim::behaviour::Behaviour;
+
+/// `n` sales on `till`, codes from `serial`; every tenth is declined.
+async fn sell(till: &TillProcess, prefix: &str, n: u64, serial: u64) -> Vec<(String, String)> {
+    let mut pos = till.pos().await;
+    let mut sold = Vec::new();
+    for i in 0..n {
+        let provider = if i % 2 == 0 {
+            Provider::Wechat
+        } else {
+            Provider::Alipay
+        };
+        let b = if i % 10 == 9 {
+            Behaviour::InsufficientFunds
+        } else {
+            Behaviour::PaysAtOnce
+        };
+        let order = format!("{prefix}{i}");
+        let p = pos
+            .call(
+                "charge",
+                json!({"order_no": order, "amount": 100 + i, "auth_code": b.code(provider, serial + i), "operator_id": "alice"}),
+                |_| {},
+            )
+            .await
+            .expect("charge");
+        let status = p["status"].as_str().unwrap_or("").to_string();
+        assert!(matches!(status.as_str(), "paid" | "failed"), "{order}: {p}");
+        sold.push((order, status));
+    }
+    sold
+}
+
+/// Waits until HQ acknowledges every event the till has.
+async fn synced(till: &TillProcess, patience: Duration) {
+    let end = Instant::now() + patience;
+    let mut pos = till.pos().await;
+    loop {
+        let s = pos.call("status", json!({}), |_| {}).await.expect("status");
+        let hw = s["hq"]["high_water"].as_i64().unwrap_or(-1);
+        if hw == till.last_event() {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "till {} not synced: {s}\n{}",
+            till.id,
+            till.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tills_sell_and_sync_through_an_hq_restart_and_the_fleet_api_agrees() {
+    let Some(base) = common::pg_base() else {
+        return;
+    };
+    let db = common::fresh_db(&base).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = common::hq_config(dir.path(), &db, 0);
+    let mut hq = HqProcess::start(&cfg);
+    // Restarts come back on the same address.
+    let port: u16 = hq
+        .addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let cfg = common::hq_config(dir.path(), &db, port);
+    let url = hq.url();
+    let tokens: Vec<(String, &str, &str)> = [("S1", "T1"), ("S1", "T2"), ("S2", "T3")]
+        .into_iter()
+        .map(|(store, till)| (common::add_till(&cfg, store, till), store, till))
+        .collect();
+    let sim = tillpay::sim::Simulator::start(Duration::from_millis(10))
+        .await
+        .expect("simulator");
+    let mut tills = Vec::new();
+    for (token, _, till) in &tokens {
+        tills.push(TillProcess::start(&sim, till, &url, token).await);
+    }
+    // The three sell at once; HQ is killed in the middle of it.
+    let (t1, t2, t3) = (&tills[0], &tills[1], &tills[2]);
+    let selling = async {
+        tokio::join!(
+            sell(t1, "A", 30, 1_000),
+            sell(t2, "B", 30, 2_000),
+            sell(t3, "C", 30, 3_000)
+        )
+    };
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        hq.kill9();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    };
+    let ((a, b, c), ()) = tokio::join!(selling, restart);
+    // While HQ is down, T3 sells on (more than one batch of events).
+    let c_more = sell(t3, "D", 560, 10_000).await;
+    assert!(t3.last_event() > 500, "more than one batch waits");
+    hq = HqProcess::start(&cfg);
+    for t in &tills {
+        synced(t, Duration::from_secs(60)).await;
+    }
+    // The outage was seen, and sales went on through it.
+    let log = t3.log();
+    assert!(
+        log.contains("HQ sync failed") && log.contains("reachable again"),
+        "{log}"
+    );
+    // The fleet API agrees with each till's journal.
+    let listed = common::get(&url, "/v1/tills").await;
+    for t in &tills {
+        let row = listed
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["till_id"] == t.id.as_str()))
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(row["high_water"], t.last_event(), "{row}");
+    }
+    let mut all = vec![(t1, a), (t2, b)];
+    let mut c_all = c;
+    c_all.extend(c_more);
+    all.push((t3, c_all));
+    for (t, sold) in &all {
+        let rows = common::get(&url, &format!("/v1/sales?till={}&limit=10000", t.id)).await;
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        assert_eq!(rows.len(), sold.len(), "till {}: every sale at HQ", t.id);
+        for (order, status) in sold {
+            let row = rows
+                .iter()
+                .find(|r| r["order_no"] == order.as_str())
+                .unwrap_or_else(|| panic!("{order} missing at HQ"));
+            assert_eq!(row["status"], status.as_str(), "{order}: {row}");
+        }
+    }
+    // Per store, what HQ counts as paid is what the gateways kept.
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let totals = common::get(&url, &format!("/v1/totals?day={today}")).await;
+    for (store, store_tills) in [("S1", vec!["T1", "T2"]), ("S2", vec!["T3"])] {
+        let kept: u64 = store_tills
+            .iter()
+            .map(|t| sim.ledger.money_kept_with_prefix(&format!("{t}_")))
+            .sum();
+        let row = totals["stores"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["store_id"] == store))
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(row["paid_amount"], kept, "{store}: {totals}");
+        assert_eq!(row["tills"], store_tills.len(), "{store}: {totals}");
+    }
+    // One sale's whole history, code masked.
+    let one = common::get(&url, "/v1/sales/T1/A0").await;
+    assert_eq!(one["status"], "paid", "{one}");
+    assert!(
+        !one["history"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .is_empty(),
+        "{one}"
+    );
+    let masked = one["attempts"][0]["code_masked"].as_str().unwrap_or("");
+    assert!(masked.contains("****"), "{one}");
+    // No full payment code reached HQ, in any table.
+    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+        .await
+        .expect("db");
+    tokio::spawn(conn);
+    let text: String = client
+        .query_one(
+            "SELECT (SELECT string_agg(detail::text || coalesce(out_trade_no, ''), ' ') FROM events)
+                 || (SELECT string_agg(code_masked || coalesce(error_message, ''), ' ') FROM attempts)",
+            &[],
+        )
+        .await
+        .expect("dump")
+        .get(0);
+    for serial in [1_000u64, 2_001, 3_002, 10_003] {
+        for p in [Provider::Wechat, Provider::Alipay] {
+            let code = Behaviour::PaysAtOnce.code(p, serial);
+            assert!(!text.contains(&code), "full code {code} at HQ");
+        }
+    }
+    drop(hq);
+}
+
+#[tokio::test]
+async fn a_till_posting_another_tills_rows_is_refused_over_http() {
+    let Some(base) = common::pg_base() else {
+        return;
+    };
+    let db = common::fresh_db(&base).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = common::hq_config(dir.path(), &db, 0);
+    let hq = HqProcess::start(&cfg);
+    let t1 = common::add_till(&cfg, "S1", "T1");
+    common::add_till(&cfg, "S2", "T2");
+    let batch = json!({"till_id": "T2", "after": 0, "events": [
+        {"id": 1, "at": 1_796_000_000_000i64, "order_no": "X", "out_trade_no": null, "kind": "paid", "detail": {}}
+    ], "orders": []});
+    let post = |token: String, body: Value| {
+        let url = format!("{}/v1/sync", hq.url());
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("post");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    let (status, body) = post(t1.clone(), batch.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("only its own rows"), "{body}");
+    let (status, _) = post("not-a-till-token-at-all-000000".into(), batch.clone()).await;
+    assert_eq!(status, 401);
+    let (status, body) = post(t1, json!({"till_id": "T1"})).await;
+    assert_eq!(status, 400, "{body}");
+    let tills = common::get(&hq.url(), "/v1/tills").await;
+    assert!(
+        tills
+            .as_array()
+            .is_some_and(|a| a.iter().all(|t| t["high_water"] == 0)),
+        "{tills}"
+    );
+    // The fleet API wants its own token.
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/tills", hq.url()))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 401);
+}
