@@ -64,11 +64,7 @@ pub async fn run(cfg: Config, gateways: Vec<Arc<dyn Gateway>>) -> Result<(), Dae
     let hq = cfg.hq.clone().map(|h| {
         let status = Arc::new(std::sync::Mutex::new(crate::sync::SyncStatus::default()));
         tracing::info!(url = %h.url, "syncing the journal to HQ");
-        let task = tokio::spawn(crate::sync::run(
-            engine.journal().clone(),
-            h,
-            status.clone(),
-        ));
+        let task = tokio::spawn(crate::sync::run(engine.clone(), h, status.clone()));
         (status, task)
     });
     let ctx = Arc::new(Context {

@@ -122,6 +122,7 @@ fn main() {
                         after,
                         events,
                         orders,
+                        done: vec![],
                     };
                     let res = client
                         .post(format!("http://{addr}/v1/sync"))

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::commands::{self, CommandError};
 use crate::fleet::{self, SalesFilter};
 use crate::ingest::{self, IngestError};
 use crate::tills;
@@ -90,6 +91,8 @@ fn same(a: &str, b: &str) -> bool {
     tillpay::gateway::constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
+const NEEDS_TOKEN: &str = "the fleet API needs the API token (Authorization: Bearer …)";
+
 async fn route(req: Request<Incoming>, hq: &Hq) -> Answer {
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
@@ -103,13 +106,17 @@ async fn route(req: Request<Incoming>, hq: &Hq) -> Answer {
         (&Method::POST, tillpay::sync::wire::SYNC_PATH) => sync(req, hq).await,
         (&Method::GET, p) if p.starts_with("/v1/") => {
             if !bearer(&req).is_some_and(|t| same(t, &hq.api_token)) {
-                return error(
-                    401,
-                    "the fleet API needs the API token (Authorization: Bearer …)",
-                );
+                return error(401, NEEDS_TOKEN);
             }
             let query = req.uri().query().unwrap_or_default().to_string();
             fleet_get(hq, p, &query).await
+        }
+        (&Method::POST, p) if p.starts_with("/v1/sales/") => {
+            if !bearer(&req).is_some_and(|t| same(t, &hq.api_token)) {
+                return error(401, NEEDS_TOKEN);
+            }
+            let p = p.to_string();
+            fleet_post(req, hq, &p).await
         }
         _ => error(404, format!("no such endpoint: {} {path}", req.method())),
     }
@@ -136,10 +143,7 @@ async fn sync(req: Request<Incoming>, hq: &Hq) -> Answer {
         Err(e) => return error(400, format!("not a sync batch: {e}")),
     };
     match ingest::ingest(&hq.pool, &till, &batch).await {
-        Ok(high_water) => answer(
-            200,
-            &serde_json::to_value(tillpay::sync::wire::Answer { high_water }).unwrap_or_default(),
-        ),
+        Ok(a) => answer(200, &serde_json::to_value(a).unwrap_or_default()),
         Err(e @ IngestError::NotYours { .. }) => {
             tracing::warn!(till = %till.till_id, batch_till = %batch.till_id, "sync refused: another till's rows");
             error(403, e)
@@ -202,6 +206,14 @@ async fn fleet_get(hq: &Hq, path: &str, query: &str) -> Answer {
     };
     let result = match path {
         "/v1/tills" => fleet::tills(&hq.pool).await,
+        "/v1/commands" => {
+            commands::list(
+                &hq.pool,
+                param("till").as_deref(),
+                param("order").as_deref(),
+            )
+            .await
+        }
         "/v1/attention" => fleet::attention(&hq.pool).await,
         "/v1/totals" => {
             let Some(day) = day else {
@@ -239,6 +251,73 @@ async fn fleet_get(hq: &Hq, path: &str, query: &str) -> Answer {
     match result {
         Ok(v) => answer(200, &v),
         Err(e) => error(503, e),
+    }
+}
+
+/// `POST /v1/sales/{till}/{order}/resolve` or `…/refund`: an operator's
+/// request, queued for the till. The body names the operator.
+async fn fleet_post(req: Request<Incoming>, hq: &Hq, path: &str) -> Answer {
+    let Some((till, rest)) = path
+        .strip_prefix("/v1/sales/")
+        .and_then(|r| r.split_once('/'))
+    else {
+        return error(404, format!("no such endpoint: POST {path}"));
+    };
+    let Some((order, action)) = rest.rsplit_once('/') else {
+        return error(404, format!("no such endpoint: POST {path}"));
+    };
+    let (till, order_no) = (till.to_string(), decode(order));
+    let body = match Limited::new(req.into_body(), 64 << 10).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(413, "a request body is at most 64 KiB"),
+    };
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return error(400, "the body must be one JSON object"),
+    };
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let Some(operator) = text("operator") else {
+        return error(400, "operator: who asks (required)");
+    };
+    let order = match action {
+        "resolve" => {
+            let as_paid = match text("as").as_deref() {
+                Some("paid") => true,
+                Some("unpaid") => false,
+                _ => return error(400, "as: \"paid\" or \"unpaid\""),
+            };
+            tillpay::sync::wire::Order::Resolve {
+                order_no,
+                as_paid,
+                transaction_id: text("transaction_id"),
+                paid_at: text("paid_at"),
+                note: text("note").unwrap_or_default(),
+                operator: format!("hq:{operator}"),
+            }
+        }
+        "refund" => {
+            let Some(amount) = v.get("amount").and_then(Value::as_u64) else {
+                return error(400, "amount: fen, a whole number (required)");
+            };
+            let Some(refund_no) = text("refund_no") else {
+                return error(400, "refund_no: required");
+            };
+            tillpay::sync::wire::Order::Refund {
+                order_no,
+                refund_no,
+                amount,
+                reason: text("reason"),
+                operator_id: text("operator_id"),
+            }
+        }
+        _ => return error(404, format!("no such endpoint: POST {path}")),
+    };
+    match commands::request(&hq.pool, &till, &operator, order).await {
+        Ok(id) => answer(202, &json!({"command_id": id, "state": "queued"})),
+        Err(e @ CommandError::NoSale { .. }) => error(404, e),
+        Err(e @ CommandError::Conflict(_)) => error(409, e),
+        Err(e @ CommandError::Invalid(_)) => error(400, e),
+        Err(e @ CommandError::Db(_)) => error(503, e),
     }
 }
 

@@ -82,8 +82,16 @@ async fn ensure_partition(pool: &Pool, day: NaiveDate) -> Result<(), IngestError
     Ok(())
 }
 
-/// Applies `batch` from `till`; answers the high-water mark after it.
-pub async fn ingest(pool: &Pool, till: &Till, batch: &wire::Batch) -> Result<i64, IngestError> {
+/// Commands handed to a till per answer, at most.
+const COMMANDS_PER_ANSWER: i64 = 20;
+
+/// Applies `batch` from `till`; answers the high-water mark after it and
+/// the till's commands not yet done.
+pub async fn ingest(
+    pool: &Pool,
+    till: &Till,
+    batch: &wire::Batch,
+) -> Result<wire::Answer, IngestError> {
     if batch.till_id != till.till_id {
         return Err(IngestError::NotYours {
             token_till: till.till_id.clone(),
@@ -167,13 +175,46 @@ pub async fn ingest(pool: &Pool, till: &Till, batch: &wire::Batch) -> Result<i64
     // at or below it (a batch from beyond a gap waits for the gap).
     let last = batch.events.last().map_or(batch.after, |e| e.id);
     let new_hw = if batch.after <= hw { hw.max(last) } else { hw };
+    // An idle till polls every few seconds: its row is written only when
+    // the mark moves, or once a minute to say it is alive.
     tx.execute(
-        "UPDATE tills SET high_water = $2, last_sync_at = now() WHERE till_id = $1",
+        "UPDATE tills SET high_water = $2, last_sync_at = now()
+         WHERE till_id = $1 AND (high_water <> $2 OR last_sync_at IS NULL
+                                 OR last_sync_at < now() - interval '1 minute')",
         &[&till.till_id, &new_hw],
     )
     .await?;
+    // What the till did with earlier commands: only its own, once.
+    for d in &batch.done {
+        tx.execute(
+            "UPDATE commands SET done_at = now(), ok = $3, result = $4
+             WHERE id = $1 AND till_id = $2 AND done_at IS NULL",
+            &[&d.id, &till.till_id, &d.ok, &d.message],
+        )
+        .await?;
+    }
+    let mut commands = Vec::new();
+    for row in tx
+        .query(
+            "UPDATE commands SET delivered_at = COALESCE(delivered_at, now())
+             WHERE id IN (SELECT id FROM commands WHERE till_id = $1 AND done_at IS NULL
+                          ORDER BY id LIMIT $2)
+             RETURNING id, command",
+            &[&till.till_id, &COMMANDS_PER_ANSWER],
+        )
+        .await?
+    {
+        let id: i64 = row.get(0);
+        let what: wire::Order = serde_json::from_value(row.get(1))
+            .map_err(|e| IngestError::Bad(format!("command {id} unreadable: {e}")))?;
+        commands.push(wire::Command { id, what });
+    }
+    commands.sort_by_key(|c| c.id);
     tx.commit().await?;
-    Ok(new_hw)
+    Ok(wire::Answer {
+        high_water: new_hw,
+        commands,
+    })
 }
 
 /// Every order's snapshot, as one statement per table: the sales newer

@@ -3,9 +3,11 @@
 //! - `ingest`: the tills' journal batches into per-till sales, attempts,
 //!   refunds and their history (the sync protocol is the till's own
 //!   `tillpay::sync::wire`).
-//! - `fleet`: what operators read across tills.
+//! - `fleet`: what operators read across tills; `commands`: what they
+//!   ask of a till (a resolve, a refund), delivered in its sync answers.
 //! - `http`: the one HTTP service both speak to; `db` its storage.
 
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod fleet;

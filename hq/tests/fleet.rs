@@ -249,3 +249,169 @@ async fn a_till_posting_another_tills_rows_is_refused_over_http() {
         .expect("get");
     assert_eq!(r.status().as_u16(), 401);
 }
+
+/// POSTs `body` to the fleet API; the status and the answer.
+async fn post(hq_url: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{hq_url}{path}"))
+        .bearer_auth(common::API_TOKEN)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post");
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Polls `check` until it holds, up to `secs`.
+async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check().await {
+            None => return,
+            Some(why) if Instant::now() > end => panic!("{what}: {why}"),
+            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_at_hq_resolves_and_refunds_and_the_till_carries_it_out() {
+    let Some(base) = common::pg_base() else {
+        return;
+    };
+    let db = common::fresh_db(&base).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = common::hq_config(dir.path(), &db, 0);
+    let hq = HqProcess::start(&cfg);
+    let url = hq.url();
+    let token = common::add_till(&cfg, "S1", "T1");
+    let sim = tillpay::sim::Simulator::start(Duration::from_millis(200))
+        .await
+        .expect("simulator");
+    let till = TillProcess::start(&sim, "T1", &url, &token).await;
+    let mut pos = till.pos().await;
+    let stuck = pos
+        .call(
+            "charge",
+            json!({"order_no": "N1", "amount": 880, "auth_code": Behaviour::RevokeFails.code(Provider::Wechat, 1)}),
+            |_| {},
+        )
+        .await
+        .expect("charge");
+    assert_eq!(
+        stuck["status"],
+        "needs_attention",
+        "{stuck}\n{}",
+        till.log()
+    );
+    let paid = pos
+        .call(
+            "charge",
+            json!({"order_no": "P1", "amount": 1200, "auth_code": Behaviour::PaysAtOnce.code(Provider::Alipay, 2)}),
+            |_| {},
+        )
+        .await
+        .expect("charge");
+    assert_eq!(paid["status"], "paid", "{paid}");
+    synced(&till, Duration::from_secs(30)).await;
+    let queue = common::get(&url, "/v1/attention").await;
+    assert_eq!(queue[0]["order_no"], "N1", "{queue}");
+    assert_eq!(queue[0]["till_id"], "T1", "{queue}");
+    // Requests that do not fit the sale are refused at HQ.
+    for (path, body, want) in [
+        (
+            "/v1/sales/T1/P1/resolve",
+            json!({"as": "paid", "note": "x", "operator": "li"}),
+            409,
+        ),
+        (
+            "/v1/sales/T1/P1/refund",
+            json!({"refund_no": "HQR0", "amount": 1201, "operator": "li"}),
+            409,
+        ),
+        (
+            "/v1/sales/T1/NOPE/refund",
+            json!({"refund_no": "HQR0", "amount": 1, "operator": "li"}),
+            404,
+        ),
+        (
+            "/v1/sales/T1/N1/resolve",
+            json!({"as": "unpaid", "note": "", "operator": "li"}),
+            400,
+        ),
+        (
+            "/v1/sales/T1/N1/resolve",
+            json!({"as": "unpaid", "note": "x"}),
+            400,
+        ),
+    ] {
+        let (status, why) = post(&url, path, body.clone()).await;
+        assert_eq!(status, want, "{path} {body}: {why}");
+    }
+    // The two that fit are queued, and the till carries them out.
+    let (status, r) = post(
+        &url,
+        "/v1/sales/T1/N1/resolve",
+        json!({"as": "unpaid", "note": "the merchant portal shows no payment", "operator": "finance-li"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{r}");
+    let (status, r) = post(
+        &url,
+        "/v1/sales/T1/P1/refund",
+        json!({"refund_no": "HQR1", "amount": 200, "reason": "broken cup", "operator": "finance-li"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{r}");
+    let url2 = url.clone();
+    eventually(30, "both commands done", || {
+        let url = url2.clone();
+        async move {
+            let list = common::get(&url, "/v1/commands?till=T1").await;
+            let states: Vec<&str> = list
+                .as_array()?
+                .iter()
+                .map(|c| c["state"].as_str().unwrap_or(""))
+                .collect();
+            (states != ["done", "done"]).then(|| format!("{list}"))
+        }
+    })
+    .await;
+    // On the till: its journal records who resolved it, from HQ.
+    let j = till.journal();
+    let history = j.events("N1").expect("events");
+    assert!(
+        history.iter().any(|e| e.detail.contains("hq:finance-li")
+            && e.detail.contains("merchant portal shows no payment")),
+        "{history:?}"
+    );
+    let n1 = pos
+        .call("query", json!({"order_no": "N1"}), |_| {})
+        .await
+        .expect("query");
+    assert_ne!(n1["status"], "needs_attention", "{n1}");
+    // The refund went to the gateway from the till.
+    let url3 = url.clone();
+    eventually(30, "the refund confirmed and synced", || {
+        let url = url3.clone();
+        async move {
+            let p1 = common::get(&url, "/v1/sales/T1/P1").await;
+            (p1["refunded_amount"] != 200).then(|| format!("{p1}"))
+        }
+    })
+    .await;
+    assert_eq!(sim.ledger.money_kept_with_prefix("T1_P1_"), 1000);
+    let n1_hq = common::get(&url, "/v1/sales/T1/N1").await;
+    assert_ne!(n1_hq["status"], "needs_attention", "{n1_hq}");
+    assert_eq!(common::get(&url, "/v1/attention").await, json!([]));
+}

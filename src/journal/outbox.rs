@@ -92,6 +92,7 @@ impl Journal {
             after,
             events,
             orders: snapshots,
+            done: Vec::new(),
         })
     }
 }

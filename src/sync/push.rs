@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::wire;
 use crate::config::HqConfig;
+use crate::engine::{Engine, ResolveRequest};
 use crate::journal::Journal;
 
 /// What the till can say about its sync (for `status` and `doctor`).
@@ -22,7 +23,8 @@ pub struct SyncStatus {
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Runs until the daemon stops.
-pub async fn run(journal: Arc<Journal>, cfg: HqConfig, status: Arc<Mutex<SyncStatus>>) {
+pub async fn run(engine: Arc<Engine>, cfg: HqConfig, status: Arc<Mutex<SyncStatus>>) {
+    let journal = engine.journal().clone();
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .connect_timeout(Duration::from_secs(5))
@@ -36,8 +38,11 @@ pub async fn run(journal: Arc<Journal>, cfg: HqConfig, status: Arc<Mutex<SyncSta
     };
     let idle = Duration::from_millis(cfg.sync_interval_ms);
     let mut backoff = Duration::from_secs(1);
+    // Results of HQ's commands not yet reported (kept until an answer
+    // shows HQ has them).
+    let mut done: Vec<wire::Done> = Vec::new();
     loop {
-        match step(&journal, &client, &cfg).await {
+        match step(&engine, &journal, &client, &cfg, &mut done).await {
             Ok((high_water, more)) => {
                 {
                     let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
@@ -67,23 +72,25 @@ pub async fn run(journal: Arc<Journal>, cfg: HqConfig, status: Arc<Mutex<SyncSta
     }
 }
 
-/// One batch: HQ's high-water mark after it, and whether to go on at once.
+/// One batch (an empty one when there is nothing new: it asks HQ for
+/// commands): HQ's high-water mark after it, and whether to go on at once.
 async fn step(
+    engine: &Arc<Engine>,
     journal: &Arc<Journal>,
     client: &reqwest::Client,
     cfg: &HqConfig,
+    done: &mut Vec<wire::Done>,
 ) -> Result<(i64, bool), String> {
     let j = journal.clone();
-    let batch = tokio::task::spawn_blocking(move || {
+    let mut batch = tokio::task::spawn_blocking(move || {
         let after = j.hq_high_water()?.unwrap_or(0);
         j.outbox(after, wire::MAX_EVENTS)
     })
     .await
     .map_err(|e| format!("reading the outbox: {e}"))?
     .map_err(|e| format!("reading the outbox: {e}"))?;
-    let Some(last) = batch.events.last().map(|e| e.id) else {
-        return Ok((batch.after, false));
-    };
+    batch.done = done.clone();
+    let last = batch.events.last().map_or(batch.after, |e| e.id);
     let full = batch.events.len() >= wire::MAX_EVENTS;
     let body = serde_json::to_vec(&batch).map_err(|e| format!("encoding a batch: {e}"))?;
     let res = client
@@ -114,10 +121,70 @@ async fn step(
         .await
         .map_err(|e| format!("recording HQ's answer: {e}"))?
         .map_err(|e| format!("recording HQ's answer: {e}"))?;
-    // On at once while there is more and HQ took what was sent; HQ asking
-    // for earlier events (it lost some) is progress too.
+    // HQ has the results it was sent; now what it asks.
+    done.clear();
+    for c in &answer.commands {
+        let result = carry_out(engine, c).await;
+        tracing::info!(command = c.id, ok = result.ok, result = %result.message, "HQ's command carried out");
+        done.push(result);
+    }
+    // On at once while there is more and HQ took what was sent (HQ asking
+    // for earlier events, having lost some, is progress too), or to report
+    // what its commands came to.
     let progressed = hw != batch.after;
-    Ok((hw, progressed && (full || hw < last)))
+    Ok((hw, !done.is_empty() || (progressed && (full || hw < last))))
+}
+
+/// Carries out one of HQ's commands through the engine, as a POS request
+/// would be.
+async fn carry_out(engine: &Arc<Engine>, c: &wire::Command) -> wire::Done {
+    let result = match c.what.clone() {
+        wire::Order::Resolve {
+            order_no,
+            as_paid,
+            transaction_id,
+            paid_at,
+            operator,
+            note,
+        } => engine
+            .resolve(ResolveRequest {
+                order_no,
+                as_paid,
+                transaction_id,
+                paid_at,
+                operator,
+                note,
+            })
+            .await
+            .map(|p| {
+                serde_json::to_value(p.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            }),
+        wire::Order::Refund {
+            order_no,
+            refund_no,
+            amount,
+            reason,
+            operator_id,
+        } => engine
+            .refund(&order_no, &refund_no, amount, reason, operator_id)
+            .await
+            .map(|r| r.status),
+    };
+    match result {
+        Ok(status) => wire::Done {
+            id: c.id,
+            ok: true,
+            message: status,
+        },
+        Err(e) => wire::Done {
+            id: c.id,
+            ok: false,
+            message: e.to_string(),
+        },
+    }
 }
 
 /// reqwest's error text without the URL it repeats.

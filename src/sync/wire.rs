@@ -26,6 +26,9 @@ pub struct Batch {
     pub after: i64,
     pub events: Vec<Event>,
     pub orders: Vec<OrderSnapshot>,
+    /// What became of the commands HQ sent before.
+    #[serde(default)]
+    pub done: Vec<Done>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,4 +110,54 @@ pub struct Refund {
 pub struct Answer {
     /// Every event up to this id is kept at HQ: the till sends from here.
     pub high_water: i64,
+    /// What operators at HQ asked of this till, oldest first, until the
+    /// till reports each done. Travelling back in the sync answers, they
+    /// need no port open on the till.
+    #[serde(default)]
+    pub commands: Vec<Command>,
+}
+
+/// An operator's request made at HQ, carried out by the till as its own
+/// POS would ask it (so each is checked, journaled and done by the order's
+/// owner). Both are safe to carry out twice: a second resolve finds
+/// nothing waiting, a second refund with the same number is the same
+/// refund.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    pub id: i64,
+    #[serde(flatten)]
+    pub what: Order,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Order {
+    /// The operator's verdict on an attempt that needs attention.
+    Resolve {
+        order_no: String,
+        as_paid: bool,
+        transaction_id: Option<String>,
+        paid_at: Option<String>,
+        operator: String,
+        note: String,
+    },
+    /// A refund of a paid sale.
+    Refund {
+        order_no: String,
+        refund_no: String,
+        /// Fen.
+        amount: u64,
+        reason: Option<String>,
+        operator_id: Option<String>,
+    },
+}
+
+/// What a command came to on the till.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    pub id: i64,
+    pub ok: bool,
+    /// The resulting status (`revoked`, `refunded`, `processing`, …), or
+    /// why the till refused it.
+    pub message: String,
 }

@@ -105,6 +105,26 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX refunds_order ON refunds (till_id, order_no);
     "#,
+    // 2: what operators ask of a till (a resolve, a refund), who asked and
+    // when, until the till reports what it came to; delivered in the sync
+    // answers.
+    r#"
+    CREATE TABLE commands (
+        id           bigserial PRIMARY KEY,
+        till_id      text NOT NULL REFERENCES tills (till_id),
+        order_no     text NOT NULL,
+        kind         text NOT NULL CHECK (kind IN ('resolve', 'refund')),
+        command      jsonb NOT NULL,
+        requested_by text NOT NULL,
+        requested_at timestamptz NOT NULL DEFAULT now(),
+        delivered_at timestamptz,
+        done_at      timestamptz,
+        ok           boolean,
+        result       text
+    );
+    CREATE INDEX commands_pending ON commands (till_id, id) WHERE done_at IS NULL;
+    CREATE INDEX commands_order ON commands (till_id, order_no);
+    "#,
 ];
 
 pub const VERSION: usize = MIGRATIONS.len();

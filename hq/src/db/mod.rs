@@ -4,6 +4,8 @@
 
 mod migrations;
 
+pub use migrations::VERSION;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
 #[derive(Debug, thiserror::Error)]
