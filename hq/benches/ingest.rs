@@ -53,6 +53,7 @@ fn paid_sale(till: &str, id: i64) -> (Event, OrderSnapshot) {
             error_code: None,
             error_message: None,
             revoke_tries: 0,
+            revoke_effect: None,
         }],
         refunds: vec![],
     };

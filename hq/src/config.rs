@@ -29,6 +29,9 @@ pub struct Config {
     pub pool_size: usize,
     /// The bearer token of the fleet API (operators, their tools).
     pub api_token: String,
+    /// The merchant's gateway accounts (`[wechat]`, `[alipay]`,
+    /// `[acquirer]`, as on a till): for fleet reconciliation's bills.
+    pub channels: Vec<std::sync::Arc<dyn tillpay::gateway::channel::ChannelConfig>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -76,11 +79,24 @@ impl Config {
     }
 
     pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        let syntax = |e: toml::de::Error| ConfigError::Syntax {
             path: origin.to_path_buf(),
             message: e.to_string().trim_end().replace('\n', " "),
-        })?;
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(syntax)?;
         let base = origin.parent().unwrap_or(Path::new("."));
+        // Each channel checks its own table, as on a till.
+        let mut channels = Vec::new();
+        for ch in tillpay::gateway::CHANNELS {
+            if let Some(t) = table.remove(ch.name()) {
+                let c = ch.check_config(t, base).map_err(|e| ConfigError::Invalid {
+                    key: e.key,
+                    message: e.message,
+                })?;
+                channels.push(c);
+            }
+        }
+        let raw: Raw = toml::Value::Table(table).try_into().map_err(syntax)?;
         let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen = listen_text.parse().map_err(|_| {
             invalid(
@@ -140,6 +156,7 @@ impl Config {
             database_url,
             pool_size,
             api_token,
+            channels,
         })
     }
 }

@@ -104,6 +104,7 @@ async fn route(req: Request<Incoming>, hq: &Hq) -> Answer {
             Err(e) => error(503, format!("database: {e}")),
         },
         (&Method::POST, tillpay::sync::wire::SYNC_PATH) => sync(req, hq).await,
+        (&Method::GET, tillpay::sync::wire::SYNC_PATH) => whoami(&req, hq).await,
         (&Method::GET, p) if p.starts_with("/v1/") => {
             if !bearer(&req).is_some_and(|t| same(t, &hq.api_token)) {
                 return error(401, NEEDS_TOKEN);
@@ -119,6 +120,26 @@ async fn route(req: Request<Incoming>, hq: &Hq) -> Answer {
             fleet_post(req, hq, &p).await
         }
         _ => error(404, format!("no such endpoint: {} {path}", req.method())),
+    }
+}
+
+/// `GET /v1/sync` with a till's token: which till HQ knows it as, and how
+/// far it has synced (for `tillpay doctor`).
+async fn whoami(req: &Request<Incoming>, hq: &Hq) -> Answer {
+    let Some(token) = bearer(req) else {
+        return error(401, "a till syncs with its token (Authorization: Bearer …)");
+    };
+    let till = match tills::by_token(&hq.pool, token).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return error(401, "unknown till token"),
+        Err(e) => return error(503, e),
+    };
+    match tills::high_water(&hq.pool, &till.till_id).await {
+        Ok(hw) => answer(
+            200,
+            &json!({"till_id": till.till_id, "store_id": till.store_id, "high_water": hw}),
+        ),
+        Err(e) => error(503, e),
     }
 }
 

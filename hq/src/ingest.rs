@@ -313,6 +313,7 @@ async fn apply_snapshots(
             a.error_code.push(at.error_code.as_deref());
             a.error_message.push(at.error_message.as_deref());
             a.revoke_tries.push(at.revoke_tries as i32);
+            a.revoke_effect.push(at.revoke_effect.as_deref());
         }
     }
     if !a.trade.is_empty() {
@@ -320,19 +321,19 @@ async fn apply_snapshots(
             "INSERT INTO attempts (till_id, out_trade_no, order_no, seq, provider, channel, amount,
                                    code_masked, phase, submitted_at, updated_at, transaction_id,
                                    paid_at, booked_amount, customer_paid, discount, payer,
-                                   error_code, error_message, revoke_tries)
+                                   error_code, error_message, revoke_tries, revoke_effect)
              SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
                                       $7::bigint[], $8::text[], $9::text[], $10::timestamptz[],
                                       $11::timestamptz[], $12::text[], $13::text[], $14::bigint[],
                                       $15::bigint[], $16::bigint[], $17::text[], $18::text[],
-                                      $19::text[], $20::int[])
+                                      $19::text[], $20::int[], $21::text[])
              ON CONFLICT (till_id, out_trade_no) DO UPDATE SET
                  phase = EXCLUDED.phase, updated_at = EXCLUDED.updated_at,
                  transaction_id = EXCLUDED.transaction_id, paid_at = EXCLUDED.paid_at,
                  booked_amount = EXCLUDED.booked_amount, customer_paid = EXCLUDED.customer_paid,
                  discount = EXCLUDED.discount, payer = EXCLUDED.payer,
                  error_code = EXCLUDED.error_code, error_message = EXCLUDED.error_message,
-                 revoke_tries = EXCLUDED.revoke_tries",
+                 revoke_tries = EXCLUDED.revoke_tries, revoke_effect = EXCLUDED.revoke_effect",
             &[
                 &till.till_id,
                 &a.trade,
@@ -354,6 +355,7 @@ async fn apply_snapshots(
                 &a.error_code,
                 &a.error_message,
                 &a.revoke_tries,
+                &a.revoke_effect,
             ],
         )
         .await?;
@@ -445,6 +447,7 @@ struct AttemptColumns<'a> {
     error_code: Vec<Option<&'a str>>,
     error_message: Vec<Option<&'a str>>,
     revoke_tries: Vec<i32>,
+    revoke_effect: Vec<Option<&'a str>>,
 }
 
 #[derive(Default)]

@@ -13,5 +13,6 @@ pub mod db;
 pub mod fleet;
 pub mod http;
 pub mod ingest;
+pub mod reconcile;
 pub mod status;
 pub mod tills;

@@ -32,6 +32,21 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// The merchant's bills of one day against every till's rows: exit 0
+    /// when all match, 1 when something differs, 2 when it cannot run.
+    Reconcile {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The bills' day, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// A channel's bill from a file instead of its gateway:
+        /// `--bill wechat=FILE` (repeatable).
+        #[arg(long, value_name = "CHANNEL=FILE")]
+        bill: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Tills and their tokens.
     Till {
         #[command(subcommand)]
@@ -75,6 +90,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Command::Reconcile {
+        config,
+        date,
+        bill,
+        json,
+    } = cli.command
+    {
+        return runtime.block_on(reconcile(&config, &date, &bill, json));
+    }
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -84,9 +108,62 @@ fn main() -> ExitCode {
     }
 }
 
+async fn reconcile(config: &std::path::Path, date: &str, bill: &[String], json: bool) -> ExitCode {
+    let fail = |e: String| {
+        eprintln!("tillpay-hq reconcile: {e}");
+        ExitCode::from(2)
+    };
+    let Ok(day) = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d") else {
+        return fail(format!("--date {date:?}: give YYYY-MM-DD"));
+    };
+    let mut files = Vec::new();
+    for b in bill {
+        match b.split_once('=') {
+            Some((ch, f)) if tillpay::gateway::channel(ch).is_some() => {
+                files.push((ch.to_string(), PathBuf::from(f)))
+            }
+            _ => {
+                return fail(format!(
+                    "--bill {b:?}: give CHANNEL=FILE (wechat, alipay, acquirer)"
+                ))
+            }
+        }
+    }
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    let pool = match db::pool(&cfg.database_url, 2) {
+        Ok(p) => p,
+        Err(e) => return fail(e.to_string()),
+    };
+    let bills = match tillpay_hq::reconcile::bills(&cfg.channels, date, &files).await {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let report = match tillpay_hq::reconcile::reconcile(&pool, day, &bills).await {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", tillpay_hq::reconcile::table(&report));
+    }
+    if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 async fn run(cmd: Command) -> Result<(), String> {
     let load = |p: &PathBuf| Config::load(p).map_err(|e| e.to_string());
     match cmd {
+        Command::Reconcile { .. } => Err("reconcile runs on its own".into()),
         Command::Migrate { config } => {
             let cfg = load(&config)?;
             let pool = db::pool(&cfg.database_url, 1).map_err(|e| e.to_string())?;

@@ -75,6 +75,7 @@ mod tests {
             error_code: None,
             error_message: None,
             revoke_tries: 0,
+            revoke_effect: None,
         }
     }
 

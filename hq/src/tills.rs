@@ -91,3 +91,15 @@ pub async fn by_token(pool: &Pool, token: &str) -> Result<Option<Till>, DbError>
         store_id: r.get(1),
     }))
 }
+
+/// How far `till_id` has synced.
+pub async fn high_water(pool: &Pool, till_id: &str) -> Result<i64, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT high_water FROM tills WHERE till_id = $1",
+            &[&till_id],
+        )
+        .await?;
+    Ok(row.get(0))
+}

@@ -89,9 +89,17 @@ async fn tills_sell_and_sync_through_an_hq_restart_and_the_fleet_api_agrees() {
     let sim = tillpay::sim::Simulator::start(Duration::from_millis(10))
         .await
         .expect("simulator");
+    // A second instance on the same database: T3 syncs through it.
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let hq2 = HqProcess::start(&common::hq_config(dir2.path(), &db, 0));
     let mut tills = Vec::new();
     for (token, _, till) in &tokens {
-        tills.push(TillProcess::start(&sim, till, &url, token).await);
+        let via = if *till == "T3" {
+            hq2.url()
+        } else {
+            url.clone()
+        };
+        tills.push(TillProcess::start(&sim, till, &via, token).await);
     }
     // The three sell at once; HQ is killed in the middle of it.
     let (t1, t2, t3) = (&tills[0], &tills[1], &tills[2]);
@@ -108,15 +116,16 @@ async fn tills_sell_and_sync_through_an_hq_restart_and_the_fleet_api_agrees() {
         tokio::time::sleep(Duration::from_millis(700)).await;
     };
     let ((a, b, c), ()) = tokio::join!(selling, restart);
-    // While HQ is down, T3 sells on (more than one batch of events).
-    let c_more = sell(t3, "D", 560, 10_000).await;
-    assert!(t3.last_event() > 500, "more than one batch waits");
+    // While its HQ instance is down, T1 sells on (more than one batch of
+    // events waits).
+    let a_more = sell(t1, "D", 560, 10_000).await;
+    assert!(t1.last_event() > 500, "more than one batch waits");
     hq = HqProcess::start(&cfg);
     for t in &tills {
         synced(t, Duration::from_secs(60)).await;
     }
     // The outage was seen, and sales went on through it.
-    let log = t3.log();
+    let log = t1.log();
     assert!(
         log.contains("HQ sync failed") && log.contains("reachable again"),
         "{log}"
@@ -131,10 +140,9 @@ async fn tills_sell_and_sync_through_an_hq_restart_and_the_fleet_api_agrees() {
             .unwrap_or(Value::Null);
         assert_eq!(row["high_water"], t.last_event(), "{row}");
     }
-    let mut all = vec![(t1, a), (t2, b)];
-    let mut c_all = c;
-    c_all.extend(c_more);
-    all.push((t3, c_all));
+    let mut a_all = a;
+    a_all.extend(a_more);
+    let all = vec![(t1, a_all), (t2, b), (t3, c)];
     for (t, sold) in &all {
         let rows = common::get(&url, &format!("/v1/sales?till={}&limit=10000", t.id)).await;
         let rows = rows.as_array().cloned().unwrap_or_default();
@@ -196,7 +204,7 @@ async fn tills_sell_and_sync_through_an_hq_restart_and_the_fleet_api_agrees() {
             assert!(!text.contains(&code), "full code {code} at HQ");
         }
     }
-    drop(hq);
+    drop((hq, hq2));
 }
 
 #[tokio::test]
@@ -414,4 +422,59 @@ async fn an_operator_at_hq_resolves_and_refunds_and_the_till_carries_it_out() {
     let n1_hq = common::get(&url, "/v1/sales/T1/N1").await;
     assert_ne!(n1_hq["status"], "needs_attention", "{n1_hq}");
     assert_eq!(common::get(&url, "/v1/attention").await, json!([]));
+}
+
+#[tokio::test]
+async fn doctor_says_which_till_hq_knows_the_token_as() {
+    let Some(base) = common::pg_base() else {
+        return;
+    };
+    let db = common::fresh_db(&base).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = common::hq_config(dir.path(), &db, 0);
+    let hq = HqProcess::start(&cfg);
+    let t1 = common::add_till(&cfg, "S1", "T1");
+    let t2 = common::add_till(&cfg, "S1", "T2");
+    let sim = tillpay::sim::Simulator::start(Duration::from_millis(10))
+        .await
+        .expect("simulator");
+    let till = TillProcess::start(&sim, "T1", &hq.url(), &t1).await;
+    let doctor = |config: std::path::PathBuf| {
+        let out = std::process::Command::new(common::tillpay_bin())
+            .args(["doctor", "--config"])
+            .arg(config)
+            .output()
+            .expect("doctor");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let line = |text: &str| {
+        text.lines()
+            .find(|l| l.contains(" hq"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let ok = doctor(till.config.clone());
+    assert!(
+        line(&ok).starts_with("OK") && ok.contains("knows this till as T1 of store S1"),
+        "{ok}"
+    );
+    // Another till's token, then one HQ never issued.
+    for (token, says) in [
+        (t2.as_str(), "as till T2, not T1"),
+        ("x-not-a-token-0123456789abc", "does not know"),
+    ] {
+        common::secret(&till.dir.path().join("hq-token"), token);
+        let out = doctor(till.config.clone());
+        assert!(
+            line(&out).starts_with("FAIL") && out.contains(says),
+            "{out}"
+        );
+    }
+    // HQ down: a warning, not a failure of the till.
+    drop(hq);
+    let out = doctor(till.config.clone());
+    assert!(
+        line(&out).starts_with("WARN") && out.contains("sales go on"),
+        "{out}"
+    );
 }

@@ -53,6 +53,7 @@ fn snapshot(order: &str, version: i64, phase: &str) -> OrderSnapshot {
             error_code: None,
             error_message: None,
             revoke_tries: 0,
+            revoke_effect: None,
         }],
         refunds: vec![],
     }

@@ -66,6 +66,9 @@ pub async fn main(path: &Path) -> ExitCode {
     if let Some(w) = &cfg.web {
         web(&mut c, w).await;
     }
+    if let Some(h) = &cfg.hq {
+        hq(&mut c, h, &cfg.till.id).await;
+    }
     journal(&mut c, &cfg);
     gateways(&mut c, &cfg).await;
     if c.worst() == Level::Fail {
@@ -308,6 +311,83 @@ async fn web(c: &mut Checks, w: &crate::config::WebConfig) {
                 format!("web.listen {}: {e}", w.listen),
             ),
         },
+    }
+}
+
+/// HQ: reachable, and knowing this till's token as this till. An HQ that
+/// cannot be reached is a warning: sales go on and the sync catches up.
+async fn hq(c: &mut Checks, h: &crate::config::HqConfig, till_id: &str) {
+    let answer = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(client) => {
+            client
+                .get(format!("{}{}", h.url, crate::sync::wire::SYNC_PATH))
+                .bearer_auth(&h.token)
+                .send()
+                .await
+        }
+        Err(_) => {
+            return c.add(
+                Level::Warn,
+                "hq",
+                "cannot build an HTTP client to probe it".to_string(),
+            )
+        }
+    };
+    let r = match answer {
+        Ok(r) => r,
+        Err(e) => {
+            return c.add(
+                Level::Warn,
+                "hq",
+                format!(
+                    "{} cannot be reached ({e}): sales go on, the journal syncs once it can",
+                    h.url
+                ),
+            )
+        }
+    };
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    match (status, body["till_id"].as_str()) {
+        (200, Some(id)) if id == till_id => c.add(
+            Level::Ok,
+            "hq",
+            format!(
+                "{} knows this till as {id} of store {}; it has its events up to {}",
+                h.url,
+                body["store_id"].as_str().unwrap_or("?"),
+                body["high_water"]
+            ),
+        ),
+        (200, Some(id)) => c.add(
+            Level::Fail,
+            "hq",
+            format!(
+                "{} knows hq.token_file's token as till {id}, not {till_id}: copy this till's own token",
+                h.url
+            ),
+        ),
+        (401, _) => c.add(
+            Level::Fail,
+            "hq",
+            format!(
+                "{} does not know hq.token_file's token: register the till (tillpay-hq till add) and copy its token",
+                h.url
+            ),
+        ),
+        _ => c.add(
+            Level::Fail,
+            "hq",
+            format!("{} answers HTTP {status}: is it tillpay-hq?", h.url),
+        ),
     }
 }
 

@@ -35,6 +35,9 @@ pub enum RowKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BillRow {
     pub provider: Provider,
+    /// The till the bill names (WeChat 设备号, Alipay 终端号, the
+    /// acquirer's 设备编号).
+    pub till: String,
     pub kind: RowKind,
     pub out_trade_no: String,
     pub transaction_id: String,
@@ -42,6 +45,15 @@ pub struct BillRow {
     pub refund_no: Option<String>,
     /// Always positive: the direction is in `kind`.
     pub amount: Fen,
+}
+
+/// The till id that parses a bill for every till at once (HQ's fleet
+/// reconciliation): each row keeps its till in [`BillRow::till`].
+pub const ALL_TILLS: &str = "*";
+
+/// Whether a parse for `till_id` keeps a row of the till `device`.
+pub fn keeps(till_id: &str, device: &str) -> bool {
+    till_id == ALL_TILLS || device == till_id
 }
 
 /// A bill after parsing: this till's rows, and what was skipped.

@@ -133,6 +133,7 @@ fn attempt_of(a: AttemptRow) -> wire::Attempt {
         error_code,
         error_message,
         revoke_tries: a.state.revoke_tries,
+        revoke_effect: a.revoke_effect.map(|e| rows::effect_str(e).to_string()),
     }
 }
 

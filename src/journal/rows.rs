@@ -182,7 +182,7 @@ fn attempt_row(r: &Row<'_>) -> rusqlite::Result<AttemptRow> {
     })
 }
 
-fn effect_str(e: RevokeEffect) -> &'static str {
+pub(super) fn effect_str(e: RevokeEffect) -> &'static str {
     match e {
         RevokeEffect::Closed => "closed",
         RevokeEffect::Refunded => "refunded",

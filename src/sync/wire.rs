@@ -88,6 +88,10 @@ pub struct Attempt {
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub revoke_tries: u32,
+    /// What a revoke did (`closed`, `refunded`, `unstated`), when one did:
+    /// reconciliation expects a revoke's refund row in the bill.
+    #[serde(default)]
+    pub revoke_effect: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -125,6 +125,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX commands_pending ON commands (till_id, id) WHERE done_at IS NULL;
     CREATE INDEX commands_order ON commands (till_id, order_no);
     "#,
+    // 3: what a revoke did, for fleet reconciliation (a revoke that
+    // refunded has a refund row in the bill).
+    r#"
+    ALTER TABLE attempts ADD COLUMN revoke_effect text;
+    "#,
 ];
 
 pub const VERSION: usize = MIGRATIONS.len();

@@ -178,7 +178,7 @@ pub struct TillProcess {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     child: Option<Child>,
-    config: PathBuf,
+    pub config: PathBuf,
 }
 
 impl TillProcess {

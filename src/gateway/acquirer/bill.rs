@@ -12,7 +12,9 @@
 use std::io::BufRead;
 
 use crate::domain::{Fen, Provider};
-use crate::gateway::bill::{bill_amount, check_width, fields, Bill, BillError, BillRow, RowKind};
+use crate::gateway::bill::{
+    bill_amount, check_width, fields, keeps, Bill, BillError, BillRow, RowKind,
+};
 
 const WHAT: &str = "acquirer";
 
@@ -96,7 +98,7 @@ pub fn parse(input: impl BufRead, till_id: &str) -> Result<Bill, BillError> {
         }
         check_width(WHAT, lineno, f.len(), c.width)?;
         bill.total_rows += 1;
-        if f[c.device] != till_id {
+        if !keeps(till_id, f[c.device]) {
             bill.other_tills += 1;
             continue;
         }
@@ -121,6 +123,7 @@ pub fn parse(input: impl BufRead, till_id: &str) -> Result<Bill, BillError> {
         };
         bill.rows.push(BillRow {
             provider,
+            till: f[c.device].to_string(),
             kind,
             out_trade_no: f[c.out_trade_no].to_string(),
             transaction_id: f[c.transaction_id].to_string(),
@@ -170,7 +173,7 @@ mod tests {
             "`5,`27.14,`10.80,`0,`0.05,`16.34".to_string(),
         ]
         .join("\r\n");
-        let bill = parse(std::io::Cursor::new(text), "T1").expect("parses");
+        let bill = parse(std::io::Cursor::new(text.clone()), "T1").expect("parses");
         assert_eq!((bill.total_rows, bill.other_tills), (5, 1));
         let got: Vec<(Provider, RowKind, &str, u64)> = bill
             .rows
@@ -187,6 +190,11 @@ mod tests {
             ]
         );
         assert_eq!(bill.rows[2].refund_no.as_deref(), Some("T1_R1"));
+        // For HQ, every till's rows at once, each with its till.
+        let all = parse(std::io::Cursor::new(text), crate::gateway::bill::ALL_TILLS).expect("parses");
+        assert_eq!((all.rows.len(), all.other_tills), (5, 0));
+        let tills: Vec<&str> = all.rows.iter().map(|r| r.till.as_str()).collect();
+        assert_eq!(tills, ["T1", "T1", "T1", "T1", "T2"]);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 
-use crate::gateway::bill::{bill_amount, check_width, fields, Bill, BillError, BillRow, RowKind};
+use crate::gateway::bill::{
+    bill_amount, check_width, fields, keeps, Bill, BillError, BillRow, RowKind,
+};
 use crate::domain::{Fen, Provider};
 
 const WHAT: &str = "Alipay";
@@ -176,12 +178,13 @@ pub fn parse_detail(input: impl BufRead, till_id: &str) -> Result<Bill, BillErro
                 ))
             }
         };
-        if f[c.terminal] != till_id {
+        if !keeps(till_id, f[c.terminal]) {
             bill.other_tills += 1;
             continue;
         }
         bill.rows.push(BillRow {
             provider: Provider::Alipay,
+            till: f[c.terminal].to_string(),
             kind,
             out_trade_no: f[c.out_trade_no].to_string(),
             transaction_id: f[c.trade_no].to_string(),

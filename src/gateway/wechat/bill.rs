@@ -7,7 +7,9 @@
 
 use std::io::BufRead;
 
-use crate::gateway::bill::{bill_amount, check_width, fields, Bill, BillError, BillRow, RowKind};
+use crate::gateway::bill::{
+    bill_amount, check_width, fields, keeps, Bill, BillError, BillRow, RowKind,
+};
 use crate::domain::{Fen, Provider};
 
 const WHAT: &str = "WeChat";
@@ -130,7 +132,7 @@ pub fn parse(input: impl BufRead, till_id: &str) -> Result<Bill, BillError> {
             _ => Fen(0),
         };
         sum_refund += refund_amount.0;
-        if f[c.device] != till_id {
+        if !keeps(till_id, f[c.device]) {
             bill.other_tills += 1;
             continue;
         }
@@ -154,6 +156,7 @@ pub fn parse(input: impl BufRead, till_id: &str) -> Result<Bill, BillError> {
         };
         bill.rows.push(BillRow {
             provider: Provider::Wechat,
+            till: f[c.device].to_string(),
             kind,
             out_trade_no: f[c.out_trade_no].to_string(),
             transaction_id: f[c.transaction_id].to_string(),

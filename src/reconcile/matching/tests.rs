@@ -42,6 +42,7 @@ fn row(
 ) -> BillRow {
     BillRow {
         provider,
+        till: "T1".into(),
         kind,
         out_trade_no: otn.into(),
         transaction_id: format!("txn-{otn}"),
