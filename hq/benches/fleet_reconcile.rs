@@ -5,6 +5,9 @@
 //! `cargo bench -p tillpay-hq --bench fleet_reconcile`;
 //! `TILLPAY_BENCH_QUICK=1` for 20 000 rows, as CI runs it.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::io::Write;
 use std::time::Instant;
 
@@ -52,25 +55,11 @@ fn wechat_bill(path: &std::path::Path, rows: u64) {
     .expect("write");
 }
 
-async fn fresh_db(base: &str) -> String {
-    let name = format!("hq_bench_reconcile_{}", std::process::id());
-    let (client, conn) =
-        tokio_postgres::connect(&format!("{base} dbname=postgres"), tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    format!("{base} dbname={name}")
-}
-
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let Ok(base) = std::env::var("TILLPAY_HQ_PG") else {
+    let Some(base) = common::pg_base() else {
         println!("fleet reconcile: skipped (no TILLPAY_HQ_PG; eval \"$(bash .ci/pg-start)\")");
         return;
     };
@@ -81,7 +70,7 @@ fn main() {
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
-        let pool = db::pool(&fresh_db(&base).await, 4).expect("pool");
+        let pool = db::pool(&common::fresh_db(&base).await, 4).expect("pool");
         db::migrate(&pool).await.expect("migrate");
         // The synced sales, written straight in SQL: what ingest would
         // have left after a day of 100 tills.

@@ -4,6 +4,9 @@
 //! as a till sends it. `cargo bench -p tillpay-hq --bench ingest`;
 //! `TILLPAY_BENCH_QUICK=1` for 10 tills, as CI runs it.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,28 +63,11 @@ fn paid_sale(till: &str, id: i64) -> (Event, OrderSnapshot) {
     (event, snapshot)
 }
 
-async fn fresh_db(base: &str) -> String {
-    let name = format!("hq_bench_{}", std::process::id());
-    let (client, conn) =
-        tokio_postgres::connect(&format!("{base} dbname=postgres"), tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-    tokio::spawn(conn);
-    let _ = client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await;
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    format!("{base} dbname={name}")
-}
-
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let Ok(base) = std::env::var("TILLPAY_HQ_PG") else {
+    let Some(base) = common::pg_base() else {
         println!("ingest: skipped (no TILLPAY_HQ_PG; eval \"$(bash .ci/pg-start)\")");
         return;
     };
@@ -89,7 +75,7 @@ fn main() {
     let (tills_n, batches) = if quick { (10, 2) } else { (100, 10) };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
-        let url = fresh_db(&base).await;
+        let url = common::fresh_db(&base).await;
         let pool = db::pool(&url, 32).expect("pool");
         db::migrate(&pool).await.expect("migrate");
         let mut tokens = Vec::new();
