@@ -68,6 +68,7 @@ pub async fn request(pool: &Pool, till: &str, by: &str, order: Order) -> Result<
             }
             (order_no.clone(), "refund")
         }
+        Order::Unknown => return Err(CommandError::Invalid("not a command HQ knows".into())),
     };
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -90,6 +91,23 @@ pub async fn request(pool: &Pool, till: &str, by: &str, order: Order) -> Result<
             return Err(CommandError::Conflict(format!(
                 "order {order_no} is {status}: only a sale that needs attention is resolved"
             )));
+        }
+        Order::Resolve { .. } => {
+            // Two operators' verdicts on one sale: the first stands until
+            // the till has carried it out.
+            let pending = tx
+                .query_opt(
+                    "SELECT requested_by FROM commands WHERE till_id = $1 AND order_no = $2
+                       AND kind = 'resolve' AND done_at IS NULL LIMIT 1",
+                    &[&till, &order_no],
+                )
+                .await?;
+            if let Some(row) = pending {
+                return Err(CommandError::Conflict(format!(
+                    "order {order_no}: {} has already asked to resolve it; wait for the till",
+                    row.get::<_, String>(0)
+                )));
+            }
         }
         Order::Refund { amount, .. } => {
             // What is left: paid, less refunds confirmed and those asked

@@ -205,8 +205,9 @@ pub async fn ingest(
         .await?
     {
         let id: i64 = row.get(0);
-        let what: wire::Order = serde_json::from_value(row.get(1))
-            .map_err(|e| IngestError::Bad(format!("command {id} unreadable: {e}")))?;
+        // A row this HQ cannot read goes to the till as a command it
+        // refuses, rather than stopping every sync of the till.
+        let what = serde_json::from_value(row.get(1)).unwrap_or(wire::Order::Unknown);
         commands.push(wire::Command { id, what });
     }
     commands.sort_by_key(|c| c.id);

@@ -183,10 +183,13 @@ async fn run(cmd: Command) -> Result<(), String> {
             let cfg = load(&config)?;
             let pool = db::pool(&cfg.database_url, 1).map_err(|e| e.to_string())?;
             db::migrate(&pool).await.map_err(|e| e.to_string())?;
-            let token = tills::add(&pool, &store, &till)
+            // The file first: a till is never left with a token HQ
+            // accepts that no one can read.
+            let token = tills::new_token().map_err(|e| e.to_string())?;
+            write_secret(&token_file, &token)?;
+            tills::register(&pool, &store, &till, &token)
                 .await
                 .map_err(|e| e.to_string())?;
-            write_secret(&token_file, &token)?;
             println!(
                 "till {till} of store {store}: token written to {} (copy it to the till, mode 0600, as [hq] token_file)",
                 token_file.display()
@@ -220,16 +223,22 @@ async fn run(cmd: Command) -> Result<(), String> {
     }
 }
 
-/// Writes `text` to a new file only its owner can read.
+/// Writes `text` to `path`, readable by its owner only: a new file (mode
+/// 0600 from its creation) renamed over whatever was there, so an older
+/// file's wider mode never carries over.
 fn write_secret(path: &std::path::Path, text: &str) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let tmp = path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    writeln!(f, "{text}").map_err(|e| format!("{}: {e}", path.display()))
+        .open(&tmp)
+        .map_err(err)?;
+    writeln!(f, "{text}").map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
 }

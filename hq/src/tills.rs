@@ -40,6 +40,18 @@ pub fn valid_id(id: &str) -> bool {
 /// token, which is returned once. A till that exists gets a new token (the
 /// old one stops working).
 pub async fn add(pool: &Pool, store_id: &str, till_id: &str) -> Result<String, DbError> {
+    let token = new_token()?;
+    register(pool, store_id, till_id, &token).await?;
+    Ok(token)
+}
+
+/// Registers `till_id` in `store_id` with `token` (see [`add`]).
+pub async fn register(
+    pool: &Pool,
+    store_id: &str,
+    till_id: &str,
+    token: &str,
+) -> Result<(), DbError> {
     for (what, id) in [("store", store_id), ("till", till_id)] {
         if !valid_id(id) {
             return Err(DbError::Other(format!(
@@ -47,7 +59,6 @@ pub async fn add(pool: &Pool, store_id: &str, till_id: &str) -> Result<String, D
             )));
         }
     }
-    let token = new_token()?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute(
@@ -70,11 +81,11 @@ pub async fn add(pool: &Pool, store_id: &str, till_id: &str) -> Result<String, D
     tx.execute(
         "INSERT INTO tills (till_id, store_id, token_sha256) VALUES ($1, $2, $3)
          ON CONFLICT (till_id) DO UPDATE SET token_sha256 = EXCLUDED.token_sha256",
-        &[&till_id, &store_id, &token_hash(&token)],
+        &[&till_id, &store_id, &token_hash(token)],
     )
     .await?;
     tx.commit().await?;
-    Ok(token)
+    Ok(())
 }
 
 /// The till whose token this is.

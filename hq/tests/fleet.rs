@@ -374,6 +374,14 @@ async fn an_operator_at_hq_resolves_and_refunds_and_the_till_carries_it_out() {
     )
     .await;
     assert_eq!(status, 202, "{r}");
+    // A second verdict on the same sale waits for the first.
+    let (status, r) = post(
+        &url,
+        "/v1/sales/T1/N1/resolve",
+        json!({"as": "paid", "note": "no, it was paid", "operator": "finance-wang"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{r}");
     let (status, r) = post(
         &url,
         "/v1/sales/T1/P1/refund",
@@ -422,6 +430,92 @@ async fn an_operator_at_hq_resolves_and_refunds_and_the_till_carries_it_out() {
     let n1_hq = common::get(&url, "/v1/sales/T1/N1").await;
     assert_ne!(n1_hq["status"], "needs_attention", "{n1_hq}");
     assert_eq!(common::get(&url, "/v1/attention").await, json!([]));
+    // Delivered again (as if the till had stopped before its report
+    // arrived): answered from the till's kept result, not carried out twice.
+    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+        .await
+        .expect("db");
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "UPDATE commands SET done_at = NULL, ok = NULL, result = NULL WHERE kind = 'resolve'",
+        )
+        .await
+        .expect("redeliver");
+    let url4 = url.clone();
+    eventually(30, "the resolve reported again", || {
+        let url = url4.clone();
+        async move {
+            let list = common::get(&url, "/v1/commands?till=T1").await;
+            let resolve = list
+                .as_array()?
+                .iter()
+                .find(|c| c["kind"] == "resolve")?
+                .clone();
+            (resolve["state"] != "done").then(|| format!("{resolve}"))
+        }
+    })
+    .await;
+    let resolutions = till
+        .journal()
+        .events("N1")
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.detail.contains("hq:finance-li"))
+        .count();
+    assert_eq!(resolutions, 1, "carried out once");
+}
+
+#[tokio::test]
+async fn a_mark_this_journal_cannot_back_is_refused_not_recorded() {
+    let Some(base) = common::pg_base() else {
+        return;
+    };
+    let db = common::fresh_db(&base).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = common::hq_config(dir.path(), &db, 0);
+    let hq = HqProcess::start(&cfg);
+    let token = common::add_till(&cfg, "S1", "T1");
+    // HQ holds another journal's history under T1 (a reinstalled till).
+    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+        .await
+        .expect("db");
+    tokio::spawn(conn);
+    client
+        .batch_execute("UPDATE tills SET high_water = 1000000 WHERE till_id = 'T1'")
+        .await
+        .expect("mark");
+    let sim = tillpay::sim::Simulator::start(Duration::from_millis(10))
+        .await
+        .expect("simulator");
+    let till = TillProcess::start(&sim, "T1", &hq.url(), &token).await;
+    let mut pos = till.pos().await;
+    let paid = pos
+        .call(
+            "charge",
+            json!({"order_no": "A1", "amount": 100, "auth_code": Behaviour::PaysAtOnce.code(Provider::Wechat, 5)}),
+            |_| {},
+        )
+        .await
+        .expect("charge");
+    assert_eq!(paid["status"], "paid", "{paid}");
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = pos.call("status", json!({}), |_| {}).await.expect("status");
+        if s["hq"]["failing"]
+            .as_str()
+            .is_some_and(|f| f.contains("another journal"))
+        {
+            break;
+        }
+        assert!(Instant::now() < end, "{s}\n{}", till.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        till.journal().hq_high_water().expect("mark"),
+        Some(0),
+        "not recorded"
+    );
 }
 
 #[tokio::test]

@@ -228,6 +228,16 @@ impl Journal {
             [],
         )?;
         let moved: i64 = tx.query_row("SELECT COUNT(*) FROM moving", [], |r| r.get(0))?;
+        // The newest event that leaves: an HQ that later asks for events
+        // from before it (restored from a backup) cannot be given them from
+        // the live journal, and the sync says so instead of skipping them.
+        tx.execute(
+            "INSERT INTO meta (key, value)
+                 SELECT 'archived_event_max', m FROM (SELECT MAX(last_event) AS m FROM moving)
+                 WHERE m IS NOT NULL
+             ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)",
+            [],
+        )?;
         tx.execute_batch("DROP TRIGGER events_no_delete")?;
         for (table, which) in TABLES.iter().rev() {
             tx.execute(&format!("DELETE FROM main.{table} WHERE {which}"), [])?;

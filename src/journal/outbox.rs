@@ -37,6 +37,56 @@ impl Journal {
         Ok(())
     }
 
+    /// The newest event id this journal ever had (archived ones count),
+    /// and the newest one archived out of it (0 if none).
+    pub fn sync_bounds(&self) -> Result<(i64, i64)> {
+        let conn = self.lock();
+        let newest: i64 = conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let archived: i64 = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'archived_event_max'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        Ok((newest, archived))
+    }
+
+    /// Results of HQ's commands this till carried out, kept until HQ has
+    /// them (and a while after, so a command delivered again is answered
+    /// from here, not carried out twice).
+    pub fn hq_results(&self) -> Result<Vec<(wire::Done, bool)>> {
+        let conn = self.lock();
+        let text: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'hq_results'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default())
+    }
+
+    pub fn set_hq_results(&self, results: &[(wire::Done, bool)]) -> Result<()> {
+        let text = serde_json::to_string(results)
+            .map_err(|e| super::JournalError::Internal(e.to_string()))?;
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('hq_results', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = ?1",
+            [text],
+        )?;
+        Ok(())
+    }
+
     /// The next batch for HQ: up to `limit` events after `after`, and the
     /// rows of their orders, read in one snapshot.
     pub fn outbox(&self, after: i64, limit: usize) -> Result<wire::Batch> {

@@ -38,11 +38,8 @@ pub async fn run(engine: Arc<Engine>, cfg: HqConfig, status: Arc<Mutex<SyncStatu
     };
     let idle = Duration::from_millis(cfg.sync_interval_ms);
     let mut backoff = Duration::from_secs(1);
-    // Results of HQ's commands not yet reported (kept until an answer
-    // shows HQ has them).
-    let mut done: Vec<wire::Done> = Vec::new();
     loop {
-        match step(&engine, &journal, &client, &cfg, &mut done).await {
+        match step(&engine, &journal, &client, &cfg).await {
             Ok((high_water, more)) => {
                 {
                     let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
@@ -79,17 +76,24 @@ async fn step(
     journal: &Arc<Journal>,
     client: &reqwest::Client,
     cfg: &HqConfig,
-    done: &mut Vec<wire::Done>,
 ) -> Result<(i64, bool), String> {
     let j = journal.clone();
-    let mut batch = tokio::task::spawn_blocking(move || {
+    let (mut batch, (newest, archived), mut results) = tokio::task::spawn_blocking(move || {
         let after = j.hq_high_water()?.unwrap_or(0);
-        j.outbox(after, wire::MAX_EVENTS)
+        Ok::<_, crate::journal::JournalError>((
+            j.outbox(after, wire::MAX_EVENTS)?,
+            j.sync_bounds()?,
+            j.hq_results()?,
+        ))
     })
     .await
     .map_err(|e| format!("reading the outbox: {e}"))?
     .map_err(|e| format!("reading the outbox: {e}"))?;
-    batch.done = done.clone();
+    batch.done = results
+        .iter()
+        .filter(|(_, reported)| !reported)
+        .map(|(d, _)| d.clone())
+        .collect();
     let last = batch.events.last().map_or(batch.after, |e| e.id);
     let full = batch.events.len() >= wire::MAX_EVENTS;
     let body = serde_json::to_vec(&batch).map_err(|e| format!("encoding a batch: {e}"))?;
@@ -115,24 +119,64 @@ async fn step(
     }
     let answer: wire::Answer = serde_json::from_slice(&body)
         .map_err(|e| format!("HQ's answer is not a sync answer: {e}"))?;
-    let j = journal.clone();
     let hw = answer.high_water;
-    tokio::task::spawn_blocking(move || j.set_hq_high_water(hw))
-        .await
-        .map_err(|e| format!("recording HQ's answer: {e}"))?
-        .map_err(|e| format!("recording HQ's answer: {e}"))?;
-    // HQ has the results it was sent; now what it asks.
-    done.clear();
+    // A mark this journal cannot back would skip events for good: HQ
+    // holds another journal's history under this till id (a reinstalled
+    // till), or HQ lost events that have since left for the archive.
+    if hw > newest {
+        return Err(format!(
+            "HQ says it has this till's events up to {hw}, but this journal has only up to {newest}:              HQ holds another journal under till id {}; nothing more is synced until an operator sorts it out",
+            batch.till_id
+        ));
+    }
+    if hw < archived {
+        return Err(format!(
+            "HQ asks for events from {hw}, but those up to {archived} have left for the archive:              HQ has lost history it had acknowledged (restored from a backup?); nothing more is synced              until an operator sorts it out"
+        ));
+    }
+    // HQ has the results it was sent; now what it asks. A command carried
+    // out before (and delivered again) is answered from its kept result.
+    for r in results.iter_mut() {
+        r.1 = true;
+    }
+    let mut carried = false;
     for c in &answer.commands {
+        if let Some(r) = results.iter_mut().find(|(d, _)| d.id == c.id) {
+            r.1 = false;
+            continue;
+        }
         let result = carry_out(engine, c).await;
         tracing::info!(command = c.id, ok = result.ok, result = %result.message, "HQ's command carried out");
-        done.push(result);
+        results.push((result, false));
+        carried = true;
+        // Kept before the next is carried out: a restart in between
+        // answers this one from the journal.
+        let (j, kept) = (journal.clone(), results.clone());
+        tokio::task::spawn_blocking(move || j.set_hq_results(&kept))
+            .await
+            .map_err(|e| format!("recording a command's result: {e}"))?
+            .map_err(|e| format!("recording a command's result: {e}"))?;
     }
+    // The newest few hundred are enough to recognise a command again.
+    let keep = results.len().saturating_sub(500);
+    results.drain(..keep);
+    let j = journal.clone();
+    let pending = results.iter().any(|(_, reported)| !reported);
+    tokio::task::spawn_blocking(move || {
+        j.set_hq_high_water(hw)?;
+        j.set_hq_results(&results)
+    })
+    .await
+    .map_err(|e| format!("recording HQ's answer: {e}"))?
+    .map_err(|e| format!("recording HQ's answer: {e}"))?;
     // On at once while there is more and HQ took what was sent (HQ asking
     // for earlier events, having lost some, is progress too), or to report
     // what its commands came to.
     let progressed = hw != batch.after;
-    Ok((hw, !done.is_empty() || (progressed && (full || hw < last))))
+    Ok((
+        hw,
+        carried || pending && !answer.commands.is_empty() || (progressed && (full || hw < last)),
+    ))
 }
 
 /// Carries out one of HQ's commands through the engine, as a POS request
@@ -172,6 +216,9 @@ async fn carry_out(engine: &Arc<Engine>, c: &wire::Command) -> wire::Done {
             .refund(&order_no, &refund_no, amount, reason, operator_id)
             .await
             .map(|r| r.status),
+        wire::Order::Unknown => Err(crate::engine::EngineError::InvalidParams(
+            "this till does not know that command: upgrade tillpay".into(),
+        )),
     };
     match result {
         Ok(status) => wire::Done {

@@ -154,6 +154,9 @@ pub enum Order {
         reason: Option<String>,
         operator_id: Option<String>,
     },
+    /// A command of a newer HQ: refused, not a reason to stop syncing.
+    #[serde(other)]
+    Unknown,
 }
 
 /// What a command came to on the till.

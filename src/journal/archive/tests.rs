@@ -252,6 +252,10 @@ fn a_till_that_syncs_to_hq_archives_only_what_hq_has() {
         j.sale("H2").expect("read").is_some(),
         "not at HQ yet: stays"
     );
+    // The sync knows how far the archive took history, should HQ ever ask
+    // for events from before it again.
+    let (_, archived) = j.sync_bounds().expect("bounds");
+    assert_eq!(archived, h1_last);
     // A till set up for HQ that never synced archives nothing.
     let (dir2, fresh) = journal();
     sale_on(
