@@ -189,19 +189,40 @@ async fn tills_sell_and_sync_through_an_hq_restart_and_the_fleet_api_agrees() {
         .await
         .expect("db");
     tokio::spawn(conn);
-    let text: String = client
+    let mut text: String = client
         .query_one(
-            "SELECT (SELECT string_agg(detail::text || coalesce(out_trade_no, ''), ' ') FROM events)
-                 || (SELECT string_agg(code_masked || coalesce(error_message, ''), ' ') FROM attempts)",
+            "SELECT concat_ws(' ',
+                 (SELECT string_agg(t::text, ' ') FROM events t),
+                 (SELECT string_agg(t::text, ' ') FROM sales t),
+                 (SELECT string_agg(t::text, ' ') FROM attempts t),
+                 (SELECT string_agg(t::text, ' ') FROM refunds t))",
             &[],
         )
         .await
         .expect("dump")
         .get(0);
-    for serial in [1_000u64, 2_001, 3_002, 10_003] {
-        for p in [Provider::Wechat, Provider::Alipay] {
-            let code = Behaviour::PaysAtOnce.code(p, serial);
-            assert!(!text.contains(&code), "full code {code} at HQ");
+    // Nor the logs, HQ's or the tills'.
+    for log in [&hq.log, &hq2.log] {
+        text.push_str(&std::fs::read_to_string(log).unwrap_or_default());
+    }
+    for t in &tills {
+        text.push_str(&t.log());
+    }
+    // Every code sold with, paid and declined alike (as `sell` makes them).
+    for (serial, n) in [(1_000u64, 30u64), (2_000, 30), (3_000, 30), (10_000, 560)] {
+        for i in 0..n {
+            let provider = if i % 2 == 0 {
+                Provider::Wechat
+            } else {
+                Provider::Alipay
+            };
+            let b = if i % 10 == 9 {
+                Behaviour::InsufficientFunds
+            } else {
+                Behaviour::PaysAtOnce
+            };
+            let code = b.code(provider, serial + i);
+            assert!(!text.contains(&code), "full code {code} at HQ or in a log");
         }
     }
     drop((hq, hq2));
