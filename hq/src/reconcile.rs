@@ -84,7 +84,127 @@ pub async fn reconcile(
         .map(|r| (r.get(0), (r.get(1), r.get(2))))
         .collect();
     let day = date.to_string();
-    let mut attempts: BTreeMap<String, Vec<AttemptRow>> = BTreeMap::new();
+    // A refund is in the bill of the local day it was made.
+    let start = date
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| chrono::Local.from_local_datetime(&t).earliest())
+        .ok_or_else(|| DbError::Other(format!("day {date}")))?;
+    let end = start + chrono::Duration::days(1);
+    // The tills with rows at HQ near the day (each is loaded on its own
+    // below, so memory holds one till's day at a time, beside the bills).
+    let (before, after) = (
+        date.pred_opt().unwrap_or(date),
+        date.succ_opt().unwrap_or(date),
+    );
+    let with_rows: Vec<String> = client
+        .query(
+            "SELECT till_id FROM sales WHERE local_date BETWEEN $1 AND $2
+             UNION SELECT till_id FROM attempts
+                 WHERE paid_at IS NOT NULL AND left(paid_at, 10) BETWEEN $3 AND $4
+             UNION SELECT till_id FROM refunds WHERE created_at >= $5 AND created_at < $6",
+            &[
+                &before,
+                &after,
+                &before.to_string(),
+                &after.to_string(),
+                &start,
+                &end,
+            ],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // Each till's part of each bill; rows of tills HQ does not know aside.
+    let mut unknown = Vec::new();
+    let mut per_till: BTreeMap<&str, Vec<(Provider, Bill)>> = BTreeMap::new();
+    let mut seen: BTreeSet<&str> = with_rows.iter().map(String::as_str).collect();
+    for (provider, bill) in bills {
+        let mut parts: BTreeMap<&str, Vec<BillRow>> = BTreeMap::new();
+        for row in &bill.rows {
+            if row.provider != *provider {
+                continue;
+            }
+            if tills.contains_key(&row.till) {
+                parts
+                    .entry(row.till.as_str())
+                    .or_default()
+                    .push(row.clone());
+            } else {
+                unknown.push(UnknownRow {
+                    provider: row.provider,
+                    till: row.till.clone(),
+                    out_trade_no: row.out_trade_no.clone(),
+                    transaction_id: row.transaction_id.clone(),
+                    kind: kind_str(row),
+                    amount: row.amount.0,
+                });
+            }
+        }
+        seen.extend(parts.keys().copied());
+        // Every till reconciled gets each provider's bill, empty if need be.
+        for till in seen.iter() {
+            let rows = parts.remove(till).unwrap_or_default();
+            per_till.entry(till).or_default().push((
+                *provider,
+                Bill {
+                    total_rows: rows.len() as u64,
+                    rows,
+                    other_tills: 0,
+                },
+            ));
+        }
+    }
+    let mut results = Vec::new();
+    let mut matched = 0;
+    for till in &seen {
+        let mut own_bills = per_till.remove(till).unwrap_or_default();
+        // A provider whose bill came before this till's first row there.
+        for (provider, _) in bills {
+            if !own_bills.iter().any(|(p, _)| p == provider) {
+                own_bills.push((*provider, Bill::default()));
+            }
+        }
+        let attempts = attempts_of(&client, till, date).await?;
+        let refunds = refunds_of(&client, till, start, end).await?;
+        let report = matching::reconcile(&day, &attempts, &refunds, &own_bills);
+        matched += report.matched;
+        results.push(TillResult {
+            till_id: till.to_string(),
+            store_id: tills.get(*till).map(|t| t.0.clone()).unwrap_or_default(),
+            matched: report.matched,
+            discrepancies: report.discrepancies,
+        });
+    }
+    // A live till syncs at least once a minute; one silent since before
+    // the day ended, for more than a few minutes, may hold rows HQ lacks.
+    let quiet = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let not_synced = tills
+        .iter()
+        .filter(|(_, (_, last))| last.is_none_or(|l| l < end && l < quiet))
+        .filter(|(till, _)| seen.contains(till.as_str()))
+        .map(|(till, (store, last))| NotSynced {
+            till_id: till.clone(),
+            store_id: store.clone(),
+            last_sync_at: last.map(|l| l.timestamp_millis()),
+        })
+        .collect();
+    Ok(FleetReport {
+        date: day,
+        matched,
+        tills: results,
+        unknown_till_rows: unknown,
+        not_synced,
+    })
+}
+
+/// One till's attempts that belong to `date`.
+async fn attempts_of(
+    client: &deadpool_postgres::Client,
+    till: &str,
+    date: NaiveDate,
+) -> Result<Vec<AttemptRow>, DbError> {
+    let mut attempts = Vec::new();
     // As on the till: a booked attempt belongs to the local day of its
     // paid_at (the gateway's time; HQ runs in the merchant's time zone, as
     // its tills do: Beijing time, the bills' day), any other to its sale's
@@ -104,9 +224,10 @@ pub async fn reconcile(
                     a.code_masked, a.phase, a.submitted_at, a.updated_at, a.transaction_id,
                     a.paid_at, a.booked_amount, a.revoke_tries, a.revoke_effect, s.local_date
              FROM attempts a JOIN sales s USING (till_id, order_no)
-             WHERE (a.paid_at IS NOT NULL AND left(a.paid_at, 10) BETWEEN $1 AND $2)
-                OR s.local_date = $3",
-            &[&before, &after, &date],
+             WHERE a.till_id = $4
+               AND ((a.paid_at IS NOT NULL AND left(a.paid_at, 10) BETWEEN $1 AND $2)
+                    OR s.local_date = $3)",
+            &[&before, &after, &date, &till],
         )
         .await?
     {
@@ -164,22 +285,26 @@ pub async fn reconcile(
             booked: r.get::<_, Option<i64>>(13).map(|f| Fen(f as u64)),
             paid_by: PaidBy::default(),
         };
-        attempts.entry(r.get(0)).or_default().push(row);
+        attempts.push(row);
     }
-    // A refund is in the bill of the local day it was made.
-    let start = date
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| chrono::Local.from_local_datetime(&t).earliest())
-        .ok_or_else(|| DbError::Other(format!("day {date}")))?;
-    let end = start + chrono::Duration::days(1);
-    let mut refunds: BTreeMap<String, Vec<(Provider, RefundRow)>> = BTreeMap::new();
+    Ok(attempts)
+}
+
+/// One till's refunds made between `start` and `end`.
+async fn refunds_of(
+    client: &deadpool_postgres::Client,
+    till: &str,
+    start: chrono::DateTime<chrono::Local>,
+    end: chrono::DateTime<chrono::Local>,
+) -> Result<Vec<(Provider, RefundRow)>, DbError> {
+    let mut refunds = Vec::new();
     for r in client
         .query(
             "SELECT f.till_id, f.refund_no, f.out_refund_no, f.order_no, f.out_trade_no, f.amount,
                     f.status, f.refund_id, f.created_at, a.provider
              FROM refunds f JOIN attempts a USING (till_id, out_trade_no)
-             WHERE f.created_at >= $1 AND f.created_at < $2",
-            &[&start, &end],
+             WHERE f.till_id = $3 AND f.created_at >= $1 AND f.created_at < $2",
+            &[&start, &end, &till],
         )
         .await?
     {
@@ -209,95 +334,9 @@ pub async fn reconcile(
                 .timestamp_millis(),
             operator_id: None,
         };
-        refunds.entry(r.get(0)).or_default().push((provider, row));
+        refunds.push((provider, row));
     }
-    // Each till's part of each bill; rows of tills HQ does not know aside.
-    let mut unknown = Vec::new();
-    let mut per_till: BTreeMap<&str, Vec<(Provider, Bill)>> = BTreeMap::new();
-    let mut seen: BTreeSet<&str> = attempts.keys().map(String::as_str).collect();
-    seen.extend(refunds.keys().map(String::as_str));
-    for (provider, bill) in bills {
-        let mut parts: BTreeMap<&str, Vec<BillRow>> = BTreeMap::new();
-        for row in &bill.rows {
-            if row.provider != *provider {
-                continue;
-            }
-            if tills.contains_key(&row.till) {
-                parts
-                    .entry(row.till.as_str())
-                    .or_default()
-                    .push(row.clone());
-            } else {
-                unknown.push(UnknownRow {
-                    provider: row.provider,
-                    till: row.till.clone(),
-                    out_trade_no: row.out_trade_no.clone(),
-                    transaction_id: row.transaction_id.clone(),
-                    kind: kind_str(row),
-                    amount: row.amount.0,
-                });
-            }
-        }
-        seen.extend(parts.keys().copied());
-        // Every till reconciled gets each provider's bill, empty if need be.
-        for till in seen.iter() {
-            let rows = parts.remove(till).unwrap_or_default();
-            per_till.entry(till).or_default().push((
-                *provider,
-                Bill {
-                    total_rows: rows.len() as u64,
-                    rows,
-                    other_tills: 0,
-                },
-            ));
-        }
-    }
-    let mut results = Vec::new();
-    let mut matched = 0;
-    let none_a = Vec::new();
-    let none_r = Vec::new();
-    for till in &seen {
-        let mut own_bills = per_till.remove(till).unwrap_or_default();
-        // A provider whose bill came before this till's first row there.
-        for (provider, _) in bills {
-            if !own_bills.iter().any(|(p, _)| p == provider) {
-                own_bills.push((*provider, Bill::default()));
-            }
-        }
-        let report = matching::reconcile(
-            &day,
-            attempts.get(*till).unwrap_or(&none_a),
-            refunds.get(*till).unwrap_or(&none_r),
-            &own_bills,
-        );
-        matched += report.matched;
-        results.push(TillResult {
-            till_id: till.to_string(),
-            store_id: tills.get(*till).map(|t| t.0.clone()).unwrap_or_default(),
-            matched: report.matched,
-            discrepancies: report.discrepancies,
-        });
-    }
-    // A live till syncs at least once a minute; one silent since before
-    // the day ended, for more than a few minutes, may hold rows HQ lacks.
-    let quiet = chrono::Utc::now() - chrono::Duration::minutes(5);
-    let not_synced = tills
-        .iter()
-        .filter(|(_, (_, last))| last.is_none_or(|l| l < end && l < quiet))
-        .filter(|(till, _)| seen.contains(till.as_str()))
-        .map(|(till, (store, last))| NotSynced {
-            till_id: till.clone(),
-            store_id: store.clone(),
-            last_sync_at: last.map(|l| l.timestamp_millis()),
-        })
-        .collect();
-    Ok(FleetReport {
-        date: day,
-        matched,
-        tills: results,
-        unknown_till_rows: unknown,
-        not_synced,
-    })
+    Ok(refunds)
 }
 
 /// The day's bill of each configured channel (or of the file given for
