@@ -387,29 +387,28 @@ async fn an_operator_at_hq_resolves_and_refunds_and_the_till_carries_it_out() {
         let (status, why) = post(&url, path, body.clone()).await;
         assert_eq!(status, want, "{path} {body}: {why}");
     }
-    // The two that fit are queued, and the till carries them out.
-    let (status, r) = post(
-        &url,
-        "/v1/sales/T1/N1/resolve",
-        json!({"as": "unpaid", "note": "the merchant portal shows no payment", "operator": "finance-li"}),
-    )
-    .await;
-    assert_eq!(status, 202, "{r}");
-    // A second verdict on the same sale waits for the first.
-    let (status, r) = post(
-        &url,
-        "/v1/sales/T1/N1/resolve",
-        json!({"as": "paid", "note": "no, it was paid", "operator": "finance-wang"}),
-    )
-    .await;
-    assert_eq!(status, 409, "{r}");
-    let (status, r) = post(
-        &url,
-        "/v1/sales/T1/P1/refund",
-        json!({"refund_no": "HQR1", "amount": 200, "reason": "broken cup", "operator": "finance-li"}),
-    )
-    .await;
-    assert_eq!(status, 202, "{r}");
+    // The two that fit are queued, in turn; a second verdict on the same
+    // sale waits for the first.
+    for (path, body, want) in [
+        (
+            "/v1/sales/T1/N1/resolve",
+            json!({"as": "unpaid", "note": "the merchant portal shows no payment", "operator": "finance-li"}),
+            202,
+        ),
+        (
+            "/v1/sales/T1/N1/resolve",
+            json!({"as": "paid", "note": "no, it was paid", "operator": "finance-wang"}),
+            409,
+        ),
+        (
+            "/v1/sales/T1/P1/refund",
+            json!({"refund_no": "HQR1", "amount": 200, "reason": "broken cup", "operator": "finance-li"}),
+            202,
+        ),
+    ] {
+        let (status, r) = post(&url, path, body.clone()).await;
+        assert_eq!(status, want, "{path} {body}: {r}");
+    }
     let url2 = url.clone();
     eventually(30, "both commands done", || {
         let url = url2.clone();
