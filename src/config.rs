@@ -12,10 +12,10 @@ use crate::domain::{is_valid_id, Provider};
 use crate::gateway::channel::ChannelConfig;
 use crate::gateway::{setup, Gateway, SetupError, CHANNELS};
 
-mod hq;
+mod hq_sync;
 mod web;
 
-pub use hq::HqConfig;
+pub use hq_sync::HqConfig;
 pub use web::WebConfig;
 
 pub const DEFAULT_PATH: &str = "/etc/tillpay/tillpay.toml";
@@ -143,7 +143,7 @@ struct Raw {
     scanner: Option<RawScanner>,
     payment: Option<RawPayment>,
     web: Option<web::RawWeb>,
-    hq: Option<hq::RawHq>,
+    hq: Option<hq_sync::RawHq>,
 }
 
 #[derive(Deserialize)]
@@ -207,13 +207,19 @@ impl Config {
         let base = origin.parent().unwrap_or(Path::new("."));
         // Each channel checks its own table; what is left is tillpay's.
         let mut channels = Vec::new();
+        const OWN: [&str; 7] = ["till", "pos", "scanner", "payment", "routes", "web", "hq"];
         for channel in CHANNELS {
-            if let Some(t) = table.remove(channel.name()) {
+            // A table that is tillpay's own as well (`[hq]`) stays for it.
+            let t = if OWN.contains(&channel.name()) {
+                table.get(channel.name()).cloned()
+            } else {
+                table.remove(channel.name())
+            };
+            if let Some(t) = t.filter(|t| channel.configured_by(t)) {
                 channels.push(channel.check_config(t, base)?);
             }
         }
         let routes = check_routes(table.remove("routes"), &channels)?;
-        const OWN: [&str; 7] = ["till", "pos", "scanner", "payment", "routes", "web", "hq"];
         if let Some(key) = table.keys().find(|k| !OWN.contains(&k.as_str())) {
             let channels: Vec<&str> = CHANNELS.iter().map(|c| c.name()).collect();
             return Err(invalid(
@@ -246,7 +252,7 @@ impl Config {
             channels,
             routes,
             web: raw.web.map(|w| web::check(w, base)).transpose()?,
-            hq: raw.hq.map(|h| hq::check(h, base)).transpose()?,
+            hq: raw.hq.map(|h| hq_sync::check(h, base)).transpose()?,
         })
     }
 

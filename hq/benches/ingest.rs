@@ -8,7 +8,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tillpay::sync::wire::{Attempt, Batch, Event, OrderSnapshot, Sale};
@@ -91,6 +91,7 @@ fn main() {
         let hq = Arc::new(http::Hq {
             pool: pool.clone(),
             api_token: "bench-api-token-0123456789abcdef".into(),
+            relay: tillpay_hq::relay::Relay::new(Vec::new(), Duration::from_secs(8)),
         });
         tokio::spawn(http::serve(listener, hq));
         let per_batch = tillpay::sync::wire::MAX_EVENTS as i64;

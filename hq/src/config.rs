@@ -32,6 +32,9 @@ pub struct Config {
     /// The merchant's gateway accounts (`[wechat]`, `[alipay]`,
     /// `[acquirer]`, as on a till): for fleet reconciliation's bills.
     pub channels: Vec<std::sync::Arc<dyn tillpay::gateway::channel::ChannelConfig>>,
+    /// How long HQ waits for a gateway's answer to a relayed call. A
+    /// till's own `http_timeout_ms` should be longer, or it gives up first.
+    pub gateway_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -47,6 +50,7 @@ impl std::fmt::Debug for Config {
 #[serde(deny_unknown_fields)]
 struct Raw {
     listen: Option<String>,
+    gateway_timeout_ms: Option<u64>,
     database: Option<RawDatabase>,
     api: Option<RawApi>,
 }
@@ -87,7 +91,8 @@ impl Config {
         let base = origin.parent().unwrap_or(Path::new("."));
         // Each channel checks its own table, as on a till.
         let mut channels = Vec::new();
-        for ch in tillpay::gateway::CHANNELS {
+        // The relay is a till's way to HQ, not a gateway HQ can call.
+        for ch in tillpay::gateway::CHANNELS.iter().filter(|c| !c.is_relay()) {
             if let Some(t) = table.remove(ch.name()) {
                 let c = ch.check_config(t, base).map_err(|e| ConfigError::Invalid {
                     key: e.key,
@@ -151,12 +156,20 @@ impl Config {
                 ),
             ));
         }
+        let gateway_timeout_ms = raw.gateway_timeout_ms.unwrap_or(8000);
+        if !(100..=60_000).contains(&gateway_timeout_ms) {
+            return Err(invalid(
+                "gateway_timeout_ms",
+                format!("{gateway_timeout_ms} is outside 100..=60000"),
+            ));
+        }
         Ok(Config {
             listen,
             database_url,
             pool_size,
             api_token,
             channels,
+            gateway_timeout: std::time::Duration::from_millis(gateway_timeout_ms),
         })
     }
 }

@@ -144,6 +144,17 @@ pub async fn sale(pool: &Pool, till: &str, order: &str) -> Result<Option<Value>,
             })
         })
         .collect();
+    drop(client);
+    // In relay mode: each call HQ made for the sale, with its answer.
+    let numbers: Vec<String> = sale["attempts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["out_trade_no"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    sale["relayed"] = crate::relay::journal::calls(pool, till, &numbers).await?;
     Ok(Some(sale))
 }
 

@@ -23,6 +23,7 @@ use crate::commands::{self, CommandError};
 use crate::fleet::{self, SalesFilter};
 use crate::ingest::{self, IngestError};
 use crate::tills;
+use tillpay::gateway::hq::wire as relay_wire;
 
 /// A batch of 500 events with their orders' rows is well under this.
 const MAX_BODY: usize = 8 << 20;
@@ -34,6 +35,8 @@ type Answer = Response<Full<Bytes>>;
 pub struct Hq {
     pub pool: Pool,
     pub api_token: String,
+    /// The merchant's gateways, for tills in relay mode.
+    pub relay: crate::relay::Relay,
 }
 
 pub async fn serve(listener: TcpListener, hq: Arc<Hq>) {
@@ -104,6 +107,7 @@ async fn route(req: Request<Incoming>, hq: &Hq) -> Answer {
             Err(e) => error(503, format!("database: {e}")),
         },
         (&Method::POST, tillpay::sync::wire::SYNC_PATH) => sync(req, hq).await,
+        (&Method::POST, relay_wire::RELAY_PATH) => relay(req, hq).await,
         (&Method::GET, tillpay::sync::wire::SYNC_PATH) => whoami(&req, hq).await,
         (&Method::GET, p) if p.starts_with("/v1/") => {
             if !bearer(&req).is_some_and(|t| same(t, &hq.api_token)) {
@@ -175,6 +179,55 @@ async fn sync(req: Request<Incoming>, hq: &Hq) -> Answer {
             error(503, e)
         }
     }
+}
+
+/// `POST /v1/relay`: one gateway call of a till in relay mode. Every
+/// request from a known till gets a 200 with a signed, classified answer
+/// (a call HQ could not journal is answered "not sent"); an unknown token
+/// or a body that is not a call gets an unsigned error, which the till
+/// treats as no answer.
+async fn relay(req: Request<Incoming>, hq: &Hq) -> Answer {
+    let Some(token) = bearer(&req).map(str::to_string) else {
+        return error(
+            401,
+            "a till relays with its token (Authorization: Bearer …)",
+        );
+    };
+    let till = match tills::by_token(&hq.pool, &token).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            tracing::warn!("relay refused: unknown till token");
+            return error(401, "unknown till token");
+        }
+        Err(e) => return error(503, e),
+    };
+    let body = match Limited::new(req.into_body(), 64 << 10).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(413, "a relayed call is at most 64 KiB"),
+    };
+    let request: relay_wire::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(400, format!("not a relayed call: {e}")),
+    };
+    let op = request.call.op();
+    tracing::info!(till = %till.till_id, op, "relayed call");
+    let answer = hq.relay.answer(&hq.pool, &till.till_id, request.call).await;
+    let reply = relay_wire::Reply {
+        nonce: request.nonce,
+        answer,
+    };
+    let bytes = match serde_json::to_vec(&reply) {
+        Ok(b) => b,
+        Err(e) => return error(500, e),
+    };
+    let signature = relay_wire::sign(&token, &bytes);
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&signature) {
+        r.headers_mut().insert(relay_wire::SIGNATURE, v);
+    }
+    r
 }
 
 /// `key=value&…`, percent-decoded.
@@ -333,8 +386,19 @@ async fn fleet_post(req: Request<Incoming>, hq: &Hq, path: &str) -> Answer {
         }
         _ => return error(404, format!("no such endpoint: POST {path}")),
     };
-    match commands::request(&hq.pool, &till, &operator, order).await {
-        Ok(id) => answer(202, &json!({"command_id": id, "state": "queued"})),
+    match commands::request(&hq.pool, &till, &operator, order.clone()).await {
+        Ok(id) => {
+            // Recorded for the till first; a sale paid through HQ is
+            // refunded by HQ now, whether or not its till is online.
+            let by_hq = match hq.relay.operator_refund(&hq.pool, &till, &order).await {
+                Ok(a) => a.map(|a| serde_json::to_value(a).unwrap_or_default()),
+                Err(e) => return error(503, format!("queued for the till as command {id}; {e}")),
+            };
+            answer(
+                202,
+                &json!({"command_id": id, "state": "queued", "refunded_by_hq": by_hq}),
+            )
+        }
         Err(e @ CommandError::NoSale { .. }) => error(404, e),
         Err(e @ CommandError::Conflict(_)) => error(409, e),
         Err(e @ CommandError::Invalid(_)) => error(400, e),

@@ -5,7 +5,9 @@
 //!   `tillpay::sync::wire`).
 //! - `fleet`: what operators read across tills; `commands`: what they
 //!   ask of a till (a resolve, a refund), delivered in its sync answers.
-//! - `http`: the one HTTP service both speak to; `db` its storage.
+//! - `relay`: relay mode, where a till's gateway calls go through HQ,
+//!   which holds the merchant's keys.
+//! - `http`: the one HTTP service all of them speak to; `db` its storage.
 
 pub mod commands;
 pub mod config;
@@ -14,5 +16,6 @@ pub mod fleet;
 pub mod http;
 pub mod ingest;
 pub mod reconcile;
+pub mod relay;
 pub mod status;
 pub mod tills;

@@ -209,6 +209,7 @@ async fn run(cmd: Command) -> Result<(), String> {
             let hq = Arc::new(http::Hq {
                 pool,
                 api_token: cfg.api_token.clone(),
+                relay: tillpay_hq::relay::Relay::new(cfg.channels.clone(), cfg.gateway_timeout),
             });
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

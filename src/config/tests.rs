@@ -331,3 +331,51 @@ fn hq_sync_is_off_by_default_wants_https_off_loopback_and_names_each_key() {
         "{e}"
     );
 }
+
+#[test]
+fn relay_mode_is_the_hq_channel_carrying_every_code_and_needs_no_gateway_key() {
+    let d = Dir::new();
+    d.write("hq-token", "hq-token-0123456789abcdefghij\n", 0o600);
+    let till = "[till]\nid = \"S001-T03\"\nstate_dir = \"/tmp/x\"\n";
+    let hq = "[hq]\nurl = \"https://hq.example.com\"\ntoken_file = \"hq-token\"\n";
+    // Sync alone is not a channel: the till still needs one.
+    let e = err(d.parse(&format!("{till}{hq}")));
+    assert!(e.contains("no payment provider"), "{e}");
+    let c = d
+        .parse(&format!("{till}{hq}relay = true\n"))
+        .expect("relay only");
+    assert!(c.hq.is_some(), "relay mode syncs too");
+    for p in [Provider::Wechat, Provider::Alipay, Provider::Unionpay] {
+        assert_eq!(c.route(p), Some("hq"), "{p}");
+    }
+    let relay = c
+        .channel_as::<crate::gateway::hq::RelayConfig>()
+        .expect("relay config");
+    assert_eq!(relay.url, "https://hq.example.com");
+    assert_eq!(relay.min_revoke_delay, Duration::from_millis(15_000));
+    assert!(!format!("{relay:?}").contains("hq-token-"));
+    // With a till's own keys as well, its own channels go first unless
+    // routed through HQ.
+    let both = d.parse(&format!("{GOOD}{hq}relay = true\n")).expect("both");
+    assert_eq!(both.route(Provider::Wechat), Some("wechat"));
+    let routed = d
+        .parse(&format!(
+            "{GOOD}{hq}relay = true\n[routes]\nwechat = \"hq\"\n"
+        ))
+        .expect("routed");
+    assert_eq!(routed.route(Provider::Wechat), Some("hq"));
+    for (extra, key) in [
+        (
+            "relay = true\nmin_revoke_delay_ms = -1\n",
+            "hq.min_revoke_delay_ms",
+        ),
+        (
+            "relay = true\nmin_revoke_delay_ms = 999999\n",
+            "hq.min_revoke_delay_ms",
+        ),
+        ("relay = true\nrelays = true\n", "hq"),
+    ] {
+        let e = err(d.parse(&format!("{till}{hq}{extra}")));
+        assert!(e.contains(key), "{extra}: {e}");
+    }
+}

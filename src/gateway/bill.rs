@@ -1,7 +1,7 @@
 //! Bills: what a gateway serves for a day, and the rows a channel's bill
 //! parser reads from it, normalised across channels for reconciliation.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{Fen, Provider};
 use crate::gateway::GatewayNote;
@@ -20,7 +20,7 @@ pub enum BillAnswer {
 }
 
 /// What a bill row records, normalised across both gateways.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowKind {
     /// Money taken for an order.
@@ -32,7 +32,7 @@ pub enum RowKind {
     RevokeRefund,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillRow {
     pub provider: Provider,
     /// The till the bill names (WeChat 设备号, Alipay 终端号, the

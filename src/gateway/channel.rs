@@ -45,6 +45,20 @@ pub trait Channel: Sync {
 
     /// What the bill file given as `--<name>-bill` is, for `--help`.
     fn bill_help(&self) -> &'static str;
+
+    /// Whether `table` turns this channel on. A channel's table is its
+    /// own, so its presence does (the default); the HQ relay shares
+    /// `[hq]` with the journal's sync and is on only when it says so.
+    fn configured_by(&self, table: &toml::Value) -> bool {
+        let _ = table;
+        true
+    }
+
+    /// A channel that hands calls to the merchant's HQ instead of a
+    /// gateway: HQ itself cannot use it.
+    fn is_relay(&self) -> bool {
+        false
+    }
 }
 
 /// One channel's checked config: it builds the gateway client and knows

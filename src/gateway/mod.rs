@@ -23,7 +23,7 @@ macro_rules! channels {
     };
 }
 
-channels![wechat, alipay, acquirer];
+channels![wechat, alipay, acquirer, hq];
 
 pub use crate::domain::recognise;
 pub use bill::BillAnswer;
@@ -128,7 +128,8 @@ pub struct PayRequest {
 }
 
 /// Classified answer to a pay call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum PayAnswer {
     /// Money taken; signature verified.
     Paid(PaidInfo),
@@ -156,7 +157,8 @@ pub enum PayAnswer {
 }
 
 /// Classified answer to an order query (payment-rules.md §9).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum QueryAnswer {
     Paid(PaidInfo),
     /// Not final yet, or the query itself failed: keep polling.
@@ -184,7 +186,8 @@ pub enum RevokeEffect {
 }
 
 /// Classified answer to a revoke (WeChat reverse / Alipay cancel), payment-rules.md §12.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum RevokeAnswer {
     Revoked(RevokeEffect),
     /// Try again after `revoke_interval_ms`: `recall=Y`, `retry_flag=Y`,
@@ -198,7 +201,7 @@ pub enum RevokeAnswer {
     NotFound(GatewayNote),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefundRequest {
     pub out_trade_no: String,
     pub transaction_id: Option<String>,
@@ -215,7 +218,8 @@ pub struct RefundRequest {
 }
 
 /// Classified answer to a refund or refund query.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum RefundAnswer {
     Refunded {
         refund_id: Option<String>,

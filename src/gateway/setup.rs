@@ -106,3 +106,53 @@ pub fn read_secret(path: &Path, key: &str) -> Result<String, SetupError> {
     }
     read_public(path, key)
 }
+
+/// A URL that a secret travels to: `https://`, or plain `http://` only to
+/// a loopback address (tests, a relay on the same machine). Trailing
+/// slashes are dropped.
+pub fn secret_url(url: Option<String>, key: &str) -> Result<String, SetupError> {
+    let url = required(url, key)?.trim_end_matches('/').to_string();
+    let loopback = |host: &str| {
+        host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    let host_of = |rest: &str| {
+        let authority = rest.split('/').next().unwrap_or_default();
+        match authority.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h.to_string(),
+            _ => authority.to_string(),
+        }
+    };
+    match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) if !host_of(rest).is_empty() => Ok(url),
+        (_, Some(rest)) if loopback(&host_of(rest)) => Ok(url),
+        (_, Some(_)) => Err(invalid(
+            key,
+            format!("{url}: the till's token and sales cross the network: use https://"),
+        )),
+        _ => Err(invalid(
+            key,
+            format!("{url:?} is not a URL such as \"https://hq.example.com\""),
+        )),
+    }
+}
+
+/// A bearer token from a secret file (mode 0600): one line of 24 or more
+/// printable characters. `what` says where it comes from, for the error.
+pub fn read_token(path: &Path, key: &str, what: &str) -> Result<String, SetupError> {
+    let token = read_secret(path, key)?.trim().to_string();
+    if token.len() < 24 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            key,
+            format!(
+                "{} must hold {what} (24 characters or more)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(token)
+}

@@ -11,6 +11,7 @@ mod acquirer_sim;
 mod alipay_conformance;
 mod alipay_sim;
 mod gateway_tls;
+mod hq_relay;
 mod wechat_client;
 mod wechat_conformance;
 mod wechat_failover;

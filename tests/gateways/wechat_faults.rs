@@ -40,7 +40,7 @@ enum Fault {
 }
 
 /// Reads one HTTP request (headers and a Content-Length body).
-async fn read_request(s: &mut TcpStream) -> Vec<u8> {
+pub(crate) async fn read_request(s: &mut TcpStream) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {

@@ -130,6 +130,33 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE attempts ADD COLUMN revoke_effect text;
     "#,
+    // 4: relay mode. Each order number a till had HQ send, to which
+    // gateway (or closed by a revoke before any pay went out), and every
+    // relayed call with its answer, journaled before it went out.
+    r#"
+    CREATE TABLE relay_orders (
+        out_trade_no text PRIMARY KEY,
+        till_id      text NOT NULL REFERENCES tills (till_id),
+        provider     text,
+        channel      text,
+        amount       bigint,
+        closed       boolean NOT NULL,
+        created_at   timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE relay_calls (
+        id           bigserial PRIMARY KEY,
+        till_id      text NOT NULL REFERENCES tills (till_id),
+        out_trade_no text,
+        op           text NOT NULL,
+        channel      text,
+        detail       jsonb NOT NULL,
+        started_at   timestamptz NOT NULL DEFAULT now(),
+        answered_at  timestamptz,
+        answer       jsonb
+    );
+    CREATE INDEX relay_calls_order ON relay_calls (till_id, out_trade_no);
+    CREATE INDEX relay_calls_unanswered ON relay_calls (started_at) WHERE answered_at IS NULL;
+    "#,
 ];
 
 pub const VERSION: usize = MIGRATIONS.len();

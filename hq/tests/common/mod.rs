@@ -192,6 +192,31 @@ impl TillProcess {
         let tables = sim
             .write_config_tables(dir.path(), 0, tillpay::sim::WechatApi::V2)
             .expect("sim tables");
+        let payment = "poll_interval_ms = 100\npay_timeout_ms = 2000\nrevoke_interval_ms = 100\nrevoke_max_attempts = 3\nhttp_timeout_ms = 1000\n";
+        TillProcess::start_in(dir, id, hq_url, token, payment, "", &tables).await
+    }
+
+    /// A till in relay mode: no gateway key of its own, every call through
+    /// HQ. Its timings are the binary end-to-end tests' (WeChat's reverse
+    /// 1 s after the pay request), except that a revoke is retried for
+    /// 3 s, longer than HQ takes to restart, and its HTTP timeout is
+    /// longer than HQ's own towards the gateways.
+    pub async fn start_relay(id: &str, hq_url: &str, token: &str) -> TillProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let payment = "poll_interval_ms = 200\npay_timeout_ms = 2000\nrevoke_interval_ms = 100\nrevoke_max_attempts = 30\nhttp_timeout_ms = 3000\n";
+        let relay = "relay = true\nmin_revoke_delay_ms = 1000\n";
+        TillProcess::start_in(dir, id, hq_url, token, payment, relay, "").await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        id: &str,
+        hq_url: &str,
+        token: &str,
+        payment: &str,
+        hq_extra: &str,
+        tables: &str,
+    ) -> TillProcess {
         secret(&dir.path().join("hq-token"), token);
         let socket = dir.path().join("pos.sock");
         let config = dir.path().join("tillpay.toml");
@@ -199,8 +224,8 @@ impl TillProcess {
             &config,
             format!(
                 "[till]\nid = {id:?}\nstate_dir = {state:?}\n[pos]\nsocket = {sock:?}\nsocket_mode = \"0600\"\n\
-                 [payment]\npoll_interval_ms = 100\npay_timeout_ms = 2000\nrevoke_interval_ms = 100\nrevoke_max_attempts = 3\nhttp_timeout_ms = 1000\n\
-                 [hq]\nurl = {hq_url:?}\ntoken_file = \"hq-token\"\nsync_interval_ms = 200\n{tables}",
+                 [payment]\n{payment}\
+                 [hq]\nurl = {hq_url:?}\ntoken_file = \"hq-token\"\nsync_interval_ms = 200\n{hq_extra}{tables}",
                 state = dir.path().join("state").display().to_string(),
                 sock = socket.display().to_string(),
             ),
