@@ -74,12 +74,7 @@ async fn tills_sell_and_sync_through_an_hq_restart_and_the_fleet_api_agrees() {
     let cfg = common::hq_config(dir.path(), &db, 0);
     let mut hq = HqProcess::start(&cfg);
     // Restarts come back on the same address.
-    let port: u16 = hq
-        .addr
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let port = hq.port();
     let cfg = common::hq_config(dir.path(), &db, port);
     let url = hq.url();
     let tokens: Vec<(String, &str, &str)> = [("S1", "T1"), ("S1", "T2"), ("S2", "T3")]

@@ -51,12 +51,7 @@ async fn fleet() -> Option<Fleet> {
         .expect("tables");
     let cfg = relay_hq_config(dir.path(), &db, 0, &tables);
     let hq = HqProcess::start(&cfg);
-    let port: u16 = hq
-        .addr
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let port = hq.port();
     // Restarts come back on the same address.
     let cfg = relay_hq_config(dir.path(), &db, port, &tables);
     let token = common::add_till(&cfg, "S1", "T1");

@@ -146,6 +146,15 @@ impl HqProcess {
         format!("http://{}", self.addr)
     }
 
+    /// The port it listens on, for a restart on the same address.
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
