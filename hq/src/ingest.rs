@@ -92,6 +92,22 @@ pub async fn ingest(
     till: &Till,
     batch: &wire::Batch,
 ) -> Result<wire::Answer, IngestError> {
+    match apply(pool, till, batch).await {
+        // A day this process made sure of has no partition any more (it
+        // was detached for retention, or the database is another one):
+        // forget what it knew and make sure again, once.
+        Err(IngestError::Db(DbError::Postgres(e)))
+            if e.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION) =>
+        {
+            tracing::warn!(error = %e, "an events partition went missing: making it again");
+            PARTITIONS.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            apply(pool, till, batch).await
+        }
+        other => other,
+    }
+}
+
+async fn apply(pool: &Pool, till: &Till, batch: &wire::Batch) -> Result<wire::Answer, IngestError> {
     if batch.till_id != till.till_id {
         return Err(IngestError::NotYours {
             token_till: till.till_id.clone(),

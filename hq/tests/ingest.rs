@@ -242,3 +242,80 @@ async fn instances_starting_at_once_migrate_the_database_once() {
         "each migration applied once, by one of them"
     );
 }
+
+/// A till offline since yesterday morning comes back: its backlog of two
+/// days arrives in batches, each event lands in its own day's partition,
+/// and each day's totals count that day's sales.
+#[tokio::test]
+async fn a_till_back_after_a_day_offline_lands_each_day_in_its_own_day() {
+    let Some(base) = common::pg_base() else {
+        return;
+    };
+    let pool = db::pool(&common::fresh_db(&base).await, 4).expect("pool");
+    db::migrate(&pool).await.expect("migrate");
+    tills::add(&pool, "S1", "T1").await.expect("T1");
+    let t1 = tills::Till {
+        till_id: "T1".into(),
+        store_id: "S1".into(),
+    };
+    const DAY_MS: i64 = 86_400_000;
+    let days = ["2026-11-30", "2026-12-01"];
+    // 40 sales a day, each a paid event and its snapshot.
+    let mut backlog = Vec::new();
+    for (d, day) in days.iter().enumerate() {
+        for i in 0..40 {
+            let id = (d * 40 + i + 1) as i64;
+            let order = format!("D{d}S{i}");
+            let mut e = event(id, &order, "paid");
+            e.at = 1_796_000_000_000 + d as i64 * DAY_MS + i as i64 * 1000;
+            let mut s = snapshot(&order, id, "paid");
+            s.sale.local_date = (*day).into();
+            backlog.push((e, s));
+        }
+    }
+    let mut mark = 0;
+    for chunk in backlog.chunks(25) {
+        let (events, orders): (Vec<_>, Vec<_>) = chunk.iter().cloned().unzip();
+        let answer = ingest(&pool, &t1, &batch("T1", mark, events, orders))
+            .await
+            .expect("caught up");
+        assert_eq!(answer.high_water, chunk.last().map_or(0, |(e, _)| e.id));
+        mark = answer.high_water;
+    }
+    assert_eq!(mark, 80);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"
+        )
+        .await,
+        2,
+        "one partition per day"
+    );
+    for day in days {
+        let totals = tillpay_hq::fleet::totals(
+            &pool,
+            chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").expect("date"),
+        )
+        .await
+        .expect("totals");
+        assert_eq!(totals["stores"][0]["paid_count"], 40, "{day}: {totals}");
+        assert_eq!(totals["stores"][0]["paid_amount"], 40 * 1200, "{day}");
+    }
+    // The older day's events are archived away (its partition detached
+    // and dropped); one more event of that day still finds a home.
+    pool.get()
+        .await
+        .expect("client")
+        .batch_execute(
+            "ALTER TABLE events DETACH PARTITION events_20261130; DROP TABLE events_20261130",
+        )
+        .await
+        .expect("detach");
+    let mut late = event(81, "D0S0", "refund_requested");
+    late.at = 1_796_000_000_000 + 50_000;
+    let answer = ingest(&pool, &t1, &batch("T1", 80, vec![late], vec![]))
+        .await
+        .expect("a late event of an archived day");
+    assert_eq!(answer.high_water, 81);
+}
