@@ -109,13 +109,38 @@ pub async fn request(pool: &Pool, till: &str, by: &str, order: Order) -> Result<
                 )));
             }
         }
-        Order::Refund { amount, .. } => {
-            // What is left: paid, less refunds confirmed and those asked
-            // from HQ and not yet done.
+        Order::Refund {
+            amount, refund_no, ..
+        } => {
+            // A refund number names one refund of the till's, whoever
+            // asked for it: a POS's own or an operator's.
+            let used = tx
+                .query_opt(
+                    "SELECT 1 FROM refunds WHERE till_id = $1 AND refund_no = $2
+                     UNION ALL
+                     SELECT 1 FROM commands WHERE till_id = $1 AND kind = 'refund'
+                       AND command->>'refund_no' = $2
+                     LIMIT 1",
+                    &[&till, refund_no],
+                )
+                .await?;
+            if used.is_some() {
+                return Err(CommandError::Conflict(format!(
+                    "refund number {refund_no} is already used at till {till}"
+                )));
+            }
+            // What is left: paid, less refunds confirmed, those asked
+            // from HQ and not yet done, and those HQ made itself that the
+            // till has not recorded (it may have refused the command).
             let queued: i64 = tx
                 .query_one(
-                    "SELECT COALESCE(sum((command->>'amount')::bigint), 0)::bigint FROM commands
-                     WHERE till_id = $1 AND order_no = $2 AND kind = 'refund' AND done_at IS NULL",
+                    "SELECT COALESCE(sum((c.command->>'amount')::bigint), 0)::bigint FROM commands c
+                     WHERE c.till_id = $1 AND c.order_no = $2 AND c.kind = 'refund'
+                       AND (c.done_at IS NULL
+                            OR (c.refunded_by_hq IS NOT NULL
+                                AND c.refunded_by_hq->>'kind' NOT IN ('failed', 'not_found')
+                                AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.till_id = c.till_id
+                                                  AND r.refund_no = c.command->>'refund_no')))",
                     &[&till, &order_no],
                 )
                 .await?

@@ -20,6 +20,119 @@ pub struct SalesFilter {
     pub limit: i64,
 }
 
+/// A search for sales (the console's): a number (order no, out_trade_no
+/// or transaction id), a masked code's first and last four digits, an
+/// amount, and the list's filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Search {
+    pub number: Option<String>,
+    pub code: Option<(String, String)>,
+    pub amount: Option<i64>,
+    pub filter: SalesFilter,
+}
+
+/// Sales matching `s`, newest first.
+pub async fn search(pool: &Pool, s: &Search) -> Result<Value, DbError> {
+    let client = pool.get().await?;
+    let code = s.code.as_ref().map(|(head, tail)| format!("{head}%{tail}"));
+    let f = &s.filter;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {SALE_COLS} FROM sales s
+                 WHERE ($1::text IS NULL OR s.order_no = $1 OR EXISTS (
+                          SELECT 1 FROM attempts a WHERE a.till_id = s.till_id AND a.order_no = s.order_no
+                            AND (a.out_trade_no = $1 OR a.transaction_id = $1)))
+                   AND ($2::text IS NULL OR EXISTS (
+                          SELECT 1 FROM attempts a WHERE a.till_id = s.till_id AND a.order_no = s.order_no
+                            AND a.code_masked LIKE $2))
+                   AND ($3::bigint IS NULL OR s.amount = $3)
+                   AND ($4::date IS NULL OR s.local_date = $4)
+                   AND ($5::text IS NULL OR s.store_id = $5)
+                   AND ($6::text IS NULL OR s.till_id = $6)
+                   AND ($7::text IS NULL OR s.status = $7)
+                 ORDER BY s.created_at DESC LIMIT $8"
+            ),
+            &[&s.number, &code, &s.amount, &f.day, &f.store, &f.till, &f.status, &f.limit],
+        )
+        .await?;
+    Ok(Value::Array(rows.iter().map(sale_json).collect()))
+}
+
+/// A day's paid sales and refunds per store, provider and cashier, and
+/// per till and cashier (a till's shifts, as HQ sees them).
+pub async fn breakdown(pool: &Pool, day: NaiveDate) -> Result<Value, DbError> {
+    let client = pool.get().await?;
+    let group = |cols: &str| {
+        format!(
+            "SELECT {cols}, COALESCE(s.operator_id, ''), count(*)::bigint,
+                    COALESCE(sum(s.paid_amount), 0)::bigint, COALESCE(sum(s.refunded_amount), 0)::bigint
+             FROM sales s JOIN attempts a
+               ON a.till_id = s.till_id AND a.order_no = s.order_no AND a.phase = 'paid'
+             WHERE s.local_date = $1
+             GROUP BY {cols}, s.operator_id ORDER BY {cols}, s.operator_id"
+        )
+    };
+    let rows = |rows: Vec<Row>| -> Vec<Value> {
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "key": r.get::<_, String>(0),
+                    "key2": r.get::<_, String>(1),
+                    "cashier": r.get::<_, String>(2),
+                    "paid_count": r.get::<_, i64>(3),
+                    "paid_amount": r.get::<_, i64>(4),
+                    "refunded_amount": r.get::<_, i64>(5),
+                })
+            })
+            .collect()
+    };
+    let by_provider = client
+        .query(&group("s.store_id, a.provider"), &[&day])
+        .await?;
+    let by_till = client
+        .query(&group("s.store_id, s.till_id"), &[&day])
+        .await?;
+    Ok(json!({
+        "day": day.to_string(),
+        "store_provider_cashier": rows(by_provider),
+        "till_cashier": rows(by_till),
+    }))
+}
+
+/// Refunds made on `day` (the till's local day), newest first, with the
+/// requests asked at HQ and not yet done.
+pub async fn refunds(pool: &Pool, day: NaiveDate) -> Result<Value, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT r.till_id, r.order_no, r.refund_no, r.amount, r.status, r.refund_id,
+                    r.operator_id, r.created_at, r.error_code, r.error_message
+             FROM refunds r JOIN sales s USING (till_id, order_no)
+             WHERE (r.created_at AT TIME ZONE 'UTC')::date BETWEEN $1::date - 1 AND $1::date + 1
+             ORDER BY r.created_at DESC LIMIT 1000",
+            &[&day],
+        )
+        .await?;
+    Ok(Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "till_id": r.get::<_, String>(0),
+                    "order_no": r.get::<_, String>(1),
+                    "refund_no": r.get::<_, String>(2),
+                    "amount": r.get::<_, i64>(3),
+                    "status": r.get::<_, String>(4),
+                    "refund_id": r.get::<_, Option<String>>(5),
+                    "operator_id": r.get::<_, Option<String>>(6),
+                    "created_at": ms(r.get(7)),
+                    "error": r.get::<_, Option<String>>(8).map(|c| json!({"code": c, "message": r.get::<_, Option<String>>(9)})),
+                })
+            })
+            .collect(),
+    ))
+}
+
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }

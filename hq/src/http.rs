@@ -390,7 +390,7 @@ async fn fleet_post(req: Request<Incoming>, hq: &Hq, path: &str) -> Answer {
         Ok(id) => {
             // Recorded for the till first; a sale paid through HQ is
             // refunded by HQ now, whether or not its till is online.
-            let by_hq = match hq.relay.operator_refund(&hq.pool, &till, &order).await {
+            let by_hq = match hq.relay.operator_refund(&hq.pool, &till, id, &order).await {
                 Ok(a) => a.map(|a| serde_json::to_value(a).unwrap_or_default()),
                 Err(e) => return error(503, format!("queued for the till as command {id}; {e}")),
             };

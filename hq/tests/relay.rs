@@ -284,6 +284,27 @@ async fn every_path_through_hq_ends_as_with_the_tills_own_keys_and_hq_refunds_fo
     }
     assert_eq!(refunded(&f.sim, &otn), 300, "refunded once, not twice");
     assert_eq!(f.sim.ledger.refund_history(&otn).0, 1);
+    // The same refund number again, or more than is left, is refused.
+    for (body, why) in [
+        (
+            json!({"operator": "olga", "refund_no": "HQR1", "amount": 100}),
+            "a refund number used",
+        ),
+        (
+            json!({"operator": "olga", "refund_no": "HQR2", "amount": 1234 - 300 + 1}),
+            "more than is left",
+        ),
+    ] {
+        let res = reqwest::Client::new()
+            .post(format!("{}/v1/sales/T1/{order}/refund", f.hq.url()))
+            .bearer_auth(common::API_TOKEN)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST refund");
+        assert_eq!(res.status().as_u16(), 409, "{why}");
+    }
+    assert_eq!(refunded(&f.sim, &otn), 300);
     let end = Instant::now() + Duration::from_secs(30);
     loop {
         let cmds = common::get(&f.hq.url(), "/v1/commands?till=T1").await;
@@ -464,4 +485,138 @@ async fn killing_the_till_and_hq_at_random_points_charges_no_one_twice_and_loses
         f.till.log()
     );
     assert!(paid > 0, "no sale was paid: the run proved nothing");
+}
+
+/// One relayed call as a till with `token` makes it; HQ's answer.
+async fn relay_call(
+    hq: &HqProcess,
+    token: &str,
+    call: tillpay::gateway::hq::wire::Call,
+) -> tillpay::gateway::hq::wire::Answer {
+    use tillpay::gateway::hq::wire;
+    let body = serde_json::to_vec(&wire::Request {
+        nonce: "n1".into(),
+        call,
+    })
+    .expect("json");
+    let res = reqwest::Client::new()
+        .post(format!("{}{}", hq.url(), wire::RELAY_PATH))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .expect("POST /v1/relay");
+    let sig = res
+        .headers()
+        .get(wire::SIGNATURE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .expect("signed");
+    let bytes = res.bytes().await.expect("body");
+    assert!(
+        wire::verify(token, &bytes, &sig),
+        "signed for the asking till"
+    );
+    serde_json::from_slice::<wire::Reply>(&bytes)
+        .expect("reply")
+        .answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_till_cannot_pay_revoke_or_refund_under_another_tills_numbers() {
+    use tillpay::domain::{out_refund_no, out_trade_no, Fen};
+    use tillpay::gateway::hq::wire::{Answer, Call, Code};
+    use tillpay::gateway::{PayAnswer, RefundAnswer, RefundRequest, RevokeAnswer};
+    let Some(f) = fleet().await else {
+        return;
+    };
+    let t2 = common::add_till(&f.cfg, "S2", "T2");
+    let t1 = std::fs::read_to_string(f.cfg.with_file_name("token-T1")).expect("T1's token");
+    let t1 = t1.trim();
+    let pay = |till: &str, order: &str, otn: String, serial: u64| Call::Pay {
+        out_trade_no: otn,
+        order_no: order.into(),
+        seq: 1,
+        amount: Fen(500),
+        auth_code: Code(Behaviour::PaysAtOnce.code(Provider::Alipay, serial)),
+        subject: format!("sold at {till}"),
+        operator_id: None,
+    };
+    // T2 sells through HQ.
+    let theirs = out_trade_no("T2", "A", 1);
+    let a = relay_call(&f.hq, &t2, pay("T2", "A", theirs.clone(), 1)).await;
+    assert!(matches!(a, Answer::Pay(PayAnswer::Paid(_))), "{a:?}");
+    // T1 (or whoever holds its token) tries T2's number: to pay under it,
+    // to revoke it, to refund it. Each is refused and nothing moves.
+    let a = relay_call(&f.hq, t1, pay("T1", "A", theirs.clone(), 2)).await;
+    assert!(
+        matches!(&a, Answer::Pay(PayAnswer::Failed { note, .. }) if note.code == "OTHER_TILL"),
+        "{a:?}"
+    );
+    let a = relay_call(
+        &f.hq,
+        t1,
+        Call::Revoke {
+            out_trade_no: theirs.clone(),
+        },
+    )
+    .await;
+    assert!(
+        matches!(a, Answer::Revoke(RevokeAnswer::Refused(_))),
+        "{a:?}"
+    );
+    let refund = RefundRequest {
+        out_trade_no: theirs.clone(),
+        transaction_id: None,
+        refund_no: out_refund_no("T1", "R1"),
+        total_amount: Fen(500),
+        refund_amount: Fen(500),
+        reason: None,
+        operator_id: None,
+    };
+    let a = relay_call(&f.hq, t1, Call::Refund(refund)).await;
+    assert!(
+        matches!(a, Answer::Refund(RefundAnswer::Failed(_))),
+        "{a:?}"
+    );
+    let order = f.sim.ledger.order(&theirs).expect("T2's payment");
+    assert_eq!(
+        (
+            order.charges,
+            f.sim.ledger.money_kept(&theirs),
+            order.refunded().0
+        ),
+        (1, 500, 0)
+    );
+    // T2's own pay sent again is not sent again: its outcome is asked.
+    let a = relay_call(&f.hq, &t2, pay("T2", "A", theirs.clone(), 1)).await;
+    assert!(
+        matches!(&a, Answer::Pay(PayAnswer::Unknown { note, .. }) if note.code == "PAY_ALREADY_SENT"),
+        "{a:?}"
+    );
+    assert_eq!(f.sim.ledger.order(&theirs).map(|o| o.charges), Some(1));
+    // A number HQ never sent is closed by a revoke, said as "no such
+    // order"; a pay that turns up for it afterwards is never sent.
+    let late = out_trade_no("T2", "B", 1);
+    let a = relay_call(
+        &f.hq,
+        &t2,
+        Call::Revoke {
+            out_trade_no: late.clone(),
+        },
+    )
+    .await;
+    assert!(
+        matches!(a, Answer::Revoke(RevokeAnswer::NotFound(_))),
+        "{a:?}"
+    );
+    let a = relay_call(&f.hq, &t2, pay("T2", "B", late.clone(), 3)).await;
+    assert!(
+        matches!(&a, Answer::Pay(PayAnswer::Failed { note, .. }) if note.code == "ORDER_CLOSED"),
+        "{a:?}"
+    );
+    assert!(
+        f.sim.ledger.order(&late).is_none(),
+        "the late pay never reached a gateway"
+    );
 }

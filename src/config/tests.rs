@@ -374,6 +374,10 @@ fn relay_mode_is_the_hq_channel_carrying_every_code_and_needs_no_gateway_key() {
             "hq.min_revoke_delay_ms",
         ),
         ("relay = true\nrelays = true\n", "hq"),
+        (
+            "relay = true\nmin_revoke_delay_ms = 1000\n",
+            "hq.min_revoke_delay_ms",
+        ),
     ] {
         let e = err(d.parse(&format!("{till}{hq}{extra}")));
         assert!(e.contains(key), "{extra}: {e}");

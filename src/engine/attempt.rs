@@ -92,6 +92,8 @@ impl AttemptRun {
         );
         let req = PayRequest {
             out_trade_no: row.out_trade_no.clone(),
+            order_no: row.order_no.clone(),
+            seq: row.seq,
             amount: row.amount,
             auth_code: code,
             subject: sale.as_ref().map(|s| s.subject.clone()).unwrap_or_default(),

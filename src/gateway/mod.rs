@@ -119,6 +119,10 @@ pub fn mask_payer(id: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct PayRequest {
     pub out_trade_no: String,
+    /// The sale and attempt `out_trade_no` was made from, for a channel
+    /// that must show the number is its till's (the HQ relay).
+    pub order_no: String,
+    pub seq: u32,
     pub amount: Fen,
     pub auth_code: AuthCode,
     pub subject: String,

@@ -77,6 +77,8 @@ fn pay_req(b: Behaviour, serial: u64, otn: &str, fen: u64) -> PayRequest {
     PayRequest {
         operator_id: None,
         out_trade_no: otn.into(),
+        order_no: "A".into(),
+        seq: 1,
         amount: Fen(fen),
         auth_code: tillpay::gateway::recognise(&code).expect("alipay code"),
         subject: "咖啡 {大杯} \"热\"".into(),

@@ -110,6 +110,8 @@ fn request(behaviour: Behaviour, serial: u64) -> PayRequest {
     PayRequest {
         operator_id: None,
         out_trade_no: format!("MTLS_{serial}"),
+        order_no: "A".into(),
+        seq: 1,
         amount: Fen(800),
         auth_code: tillpay::gateway::recognise(&code).expect("code"),
         subject: "mTLS".into(),
@@ -230,6 +232,8 @@ async fn alipay_over_tls_trusts_the_configured_ca() {
     let req = PayRequest {
         operator_id: None,
         out_trade_no: "TLS_3".into(),
+        order_no: "A".into(),
+        seq: 1,
         amount: Fen(1),
         auth_code: tillpay::gateway::recognise(&code).expect("code"),
         subject: "TLS".into(),

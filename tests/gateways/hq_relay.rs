@@ -138,6 +138,8 @@ fn relay(url: &str) -> RelayGateway {
 fn pay_request() -> PayRequest {
     PayRequest {
         out_trade_no: "T1_A_1".into(),
+        order_no: "A".into(),
+        seq: 1,
         amount: Fen(100),
         auth_code: AuthCode::new(CODE, Provider::Wechat),
         subject: "Shop".into(),

@@ -160,6 +160,8 @@ fn pay_request() -> PayRequest {
     PayRequest {
         operator_id: None,
         out_trade_no: "F1".into(),
+        order_no: "A".into(),
+        seq: 1,
         amount: Fen(100),
         auth_code: tillpay::gateway::recognise(&code).expect("valid"),
         subject: "x".into(),

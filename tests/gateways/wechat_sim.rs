@@ -87,6 +87,8 @@ pub fn request_of(provider: Provider, b: Behaviour, serial: u64, amount: u64) ->
     PayRequest {
         operator_id: None,
         out_trade_no: format!("S001T03_B{serial}_1"),
+        order_no: "A".into(),
+        seq: 1,
         amount: Fen(amount),
         auth_code: tillpay::gateway::recognise(&code).expect("a valid payment code"),
         subject: format!("{} 测试", b.describe()),

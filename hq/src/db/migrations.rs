@@ -157,6 +157,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX relay_calls_order ON relay_calls (till_id, out_trade_no);
     CREATE INDEX relay_calls_unanswered ON relay_calls (started_at) WHERE answered_at IS NULL;
     "#,
+    // 5: a refund HQ made itself (relay mode) stays counted, whatever its
+    // till later says of the command.
+    r#"
+    ALTER TABLE commands ADD COLUMN refunded_by_hq jsonb;
+    "#,
 ];
 
 pub const VERSION: usize = MIGRATIONS.len();

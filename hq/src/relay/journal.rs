@@ -18,19 +18,31 @@ pub enum Order {
     OtherTill,
     /// Revoked before any pay request went out: none ever will.
     Closed,
-    /// Sent (or being sent) to `channel`; `age_ms` since HQ first sent it.
+    /// Sent (or being sent) to `channel`; `age_ms` since the latest pay
+    /// request under it could have reached the gateway (its answer, or
+    /// its start and the gateway timeout when it has none).
     Sent { channel: String, age_ms: i64 },
 }
 
-/// An order's standing, as one till asks about it.
-pub async fn order(pool: &Pool, till: &str, out_trade_no: &str) -> Result<Order, DbError> {
+/// An order's standing, as one till asks about it; `timeout_ms` is how
+/// long HQ waits for a gateway.
+pub async fn order(
+    pool: &Pool,
+    till: &str,
+    out_trade_no: &str,
+    timeout_ms: i64,
+) -> Result<Order, DbError> {
     let client = pool.get().await?;
     let row = client
         .query_opt(
-            "SELECT till_id, closed, channel,
-                    (extract(epoch FROM now() - created_at) * 1000)::bigint
-             FROM relay_orders WHERE out_trade_no = $1",
-            &[&out_trade_no],
+            "SELECT o.till_id, o.closed, o.channel,
+                    (extract(epoch FROM now() - COALESCE(
+                        (SELECT max(COALESCE(c.answered_at, c.started_at + make_interval(secs => $2::float8 / 1000)))
+                         FROM relay_calls c
+                         WHERE c.till_id = o.till_id AND c.out_trade_no = o.out_trade_no AND c.op = 'pay'),
+                        o.created_at)) * 1000)::bigint
+             FROM relay_orders o WHERE o.out_trade_no = $1",
+            &[&out_trade_no, &(timeout_ms as f64)],
         )
         .await?;
     Ok(match row {
@@ -77,6 +89,18 @@ pub async fn begin_pay(
     if row.get::<_, bool>(1) {
         return Ok(Err(Order::Closed));
     }
+    let sent_before = tx
+        .query_opt(
+            "SELECT 1 FROM relay_calls WHERE till_id = $1 AND out_trade_no = $2 AND op = 'pay' LIMIT 1",
+            &[&till, &out_trade_no],
+        )
+        .await?;
+    if sent_before.is_some() {
+        return Ok(Err(Order::Sent {
+            channel: channel.to_string(),
+            age_ms: 0,
+        }));
+    }
     let id = insert_call(&tx, till, Some(out_trade_no), "pay", Some(channel), detail).await?;
     tx.commit().await?;
     Ok(Ok(id))
@@ -85,7 +109,12 @@ pub async fn begin_pay(
 /// A revoke of an order number HQ never sent anywhere: closes it for good
 /// (a pay request for it arriving later is refused), unless a pay claimed
 /// it first. What HQ knows of it afterwards.
-pub async fn close_unseen(pool: &Pool, till: &str, out_trade_no: &str) -> Result<Order, DbError> {
+pub async fn close_unseen(
+    pool: &Pool,
+    till: &str,
+    out_trade_no: &str,
+    timeout_ms: i64,
+) -> Result<Order, DbError> {
     let client = pool.get().await?;
     client
         .execute(
@@ -95,7 +124,7 @@ pub async fn close_unseen(pool: &Pool, till: &str, out_trade_no: &str) -> Result
         )
         .await?;
     drop(client);
-    order(pool, till, out_trade_no).await
+    order(pool, till, out_trade_no, timeout_ms).await
 }
 
 async fn insert_call(

@@ -20,7 +20,7 @@ use tillpay::gateway::channel::ChannelConfig;
 use tillpay::gateway::hq::wire::{Answer, BillReply, Call};
 use tillpay::gateway::{
     BillAnswer, Gateway, GatewayNote, PayAnswer, PayRequest, QueryAnswer, RefundAnswer,
-    RefundRequest, RevokeAnswer, RevokeEffect,
+    RefundRequest, RevokeAnswer,
 };
 
 use journal::Order;
@@ -51,6 +51,10 @@ impl Relay {
             timeout,
             clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn timeout_ms(&self) -> i64 {
+        i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// The channel HQ sends `provider`'s codes through: the first
@@ -91,10 +95,29 @@ impl Relay {
         match call {
             Call::Pay {
                 out_trade_no,
+                order_no,
+                seq,
+                ..
+            } if tillpay::domain::out_trade_no(till, &order_no, seq) != out_trade_no => {
+                // Made again from the asking till's id: another till's
+                // number (or one made up) is refused before it can be
+                // claimed, queried, revoked or refunded.
+                tracing::warn!(
+                    till,
+                    "relay refused: an order number not made from this till's id"
+                );
+                Answer::Pay(PayAnswer::Failed {
+                    note: note("OTHER_TILL", "the order number is not this till's"),
+                    config_error: true,
+                })
+            }
+            Call::Pay {
+                out_trade_no,
                 amount,
                 auth_code,
                 subject,
                 operator_id,
+                ..
             } => Answer::Pay(
                 self.pay(
                     pool,
@@ -183,6 +206,17 @@ impl Relay {
                     false,
                 )
             }
+            // Sent once already: sending it again would break "one number,
+            // one pay request"; the till learns how it ended by a query.
+            Ok(Err(Order::Sent { .. })) => {
+                return PayAnswer::Unknown {
+                    note: note(
+                        "PAY_ALREADY_SENT",
+                        "HQ sent a pay under this number before: ask how it ended",
+                    ),
+                    user_paying: false,
+                }
+            }
             Ok(Err(_)) => return failed(note("OTHER_TILL", "another till's order number"), true),
             Err(e) => {
                 tracing::warn!(till, error = %e, "pay not journaled, so not sent");
@@ -191,6 +225,9 @@ impl Relay {
         };
         let req = PayRequest {
             out_trade_no,
+            // No gateway sends these: the number was checked against them.
+            order_no: String::new(),
+            seq: 0,
             amount,
             auth_code: code,
             subject,
@@ -211,7 +248,7 @@ impl Relay {
         op: &str,
         detail: Value,
     ) -> Result<(Arc<dyn Gateway>, i64, i64), Result<Order, GatewayNote>> {
-        let order = journal::order(pool, till, out_trade_no)
+        let order = journal::order(pool, till, out_trade_no, self.timeout_ms())
             .await
             .map_err(|e| Err(note(NO_DB, e.to_string())))?;
         let Order::Sent { channel, age_ms } = order else {
@@ -244,7 +281,8 @@ impl Relay {
                 "NOT_AT_HQ",
                 "HQ has no pay request under this number (yet)",
             )),
-            Err(Ok(_)) => QueryAnswer::NotPaid(note(
+            // Closed by a revoke, whose own answer settles it.
+            Err(Ok(_)) => pending(note(
                 "ORDER_CLOSED",
                 "revoked before any pay request went out",
             )),
@@ -253,13 +291,21 @@ impl Relay {
     }
 
     async fn revoke(&self, pool: &Pool, till: &str, out_trade_no: &str) -> RevokeAnswer {
-        let order = match journal::close_unseen(pool, till, out_trade_no).await {
+        let order = match journal::close_unseen(pool, till, out_trade_no, self.timeout_ms()).await {
             Ok(o) => o,
             Err(e) => return RevokeAnswer::Retry(note(NO_DB, e.to_string())),
         };
         match order {
+            // No pay went out under this number through this HQ's journal,
+            // and none will now. Said as a gateway says it has no such
+            // order, so the till still waits out the pay window and trusts
+            // a paid answer it saw over this: a journal restored from an
+            // old backup may lack a pay that did go out.
             Order::Closed => {
-                let a = RevokeAnswer::Revoked(RevokeEffect::Closed);
+                let a = RevokeAnswer::NotFound(note(
+                    "NOT_SENT_BY_HQ",
+                    "HQ sent no pay under this number, and will not now",
+                ));
                 if let Ok(id) =
                     journal::begin(pool, till, Some(out_trade_no), "revoke", None, &json!({})).await
                 {
@@ -439,6 +485,7 @@ impl Relay {
         &self,
         pool: &Pool,
         till: &str,
+        command: i64,
         order: &tillpay::sync::wire::Order,
     ) -> Result<Option<RefundAnswer>, crate::db::DbError> {
         let tillpay::sync::wire::Order::Refund {
@@ -475,7 +522,17 @@ impl Relay {
             reason: reason.clone(),
             operator_id: operator_id.clone(),
         };
-        Ok(Some(self.refund(pool, till, &req).await))
+        let answer = self.refund(pool, till, &req).await;
+        // Kept with the command: what is left to refund counts it even if
+        // the till later refuses the command.
+        let client = pool.get().await?;
+        client
+            .execute(
+                "UPDATE commands SET refunded_by_hq = $2 WHERE id = $1",
+                &[&command, &serde_json::to_value(&answer).unwrap_or_default()],
+            )
+            .await?;
+        Ok(Some(answer))
     }
 }
 

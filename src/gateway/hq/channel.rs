@@ -88,6 +88,14 @@ fn check(table: &toml::Value, base: &Path) -> Result<RelayConfig, SetupError> {
             .filter(|n| *n <= 120_000)
             .ok_or_else(|| invalid("hq.min_revoke_delay_ms", "must be 0..=120000 (milliseconds)"))?,
     };
+    // A shorter wait breaks WeChat's rule; only a test HQ on this machine
+    // (plain http is allowed to loopback only) may ask for one.
+    if delay < DEFAULT_MIN_REVOKE_DELAY_MS && !url.starts_with("http://") {
+        return Err(invalid(
+            "hq.min_revoke_delay_ms",
+            format!("{delay}: WeChat refuses a reverse sooner than 15 s after the pay request (only a loopback test HQ may shorten it)"),
+        ));
+    }
     Ok(RelayConfig {
         url,
         token,

@@ -154,6 +154,8 @@ impl Gateway for RelayGateway {
     async fn pay(&self, req: &PayRequest) -> PayAnswer {
         let call = Call::Pay {
             out_trade_no: req.out_trade_no.clone(),
+            order_no: req.order_no.clone(),
+            seq: req.seq,
             amount: req.amount,
             auth_code: Code(req.auth_code.expose().to_string()),
             subject: req.subject.clone(),

@@ -43,10 +43,16 @@ impl fmt::Debug for Code {
 
 /// The gateway calls of the channel trait, one each.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+// Unknown fields are ignored, so a till upgraded before its HQ still
+// gets answers.
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum Call {
     Pay {
         out_trade_no: String,
+        /// What `out_trade_no` is made of: HQ makes it again from the
+        /// till's id and refuses a number that is not the till's own.
+        order_no: String,
+        seq: u32,
         amount: Fen,
         auth_code: Code,
         subject: String,
@@ -162,7 +168,9 @@ mod tests {
     #[test]
     fn calls_and_answers_round_trip_and_a_code_debugs_masked() {
         let call = Call::Pay {
-            out_trade_no: "T1_A".into(),
+            out_trade_no: "T1_A_1".into(),
+            order_no: "A".into(),
+            seq: 1,
             amount: Fen(1234),
             auth_code: Code("134567890123456789".into()),
             subject: "Shop".into(),

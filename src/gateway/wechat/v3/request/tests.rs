@@ -25,6 +25,8 @@ fn pay(subject: &str) -> PayRequest {
     PayRequest {
         operator_id: None,
         out_trade_no: "T1_A1_1".into(),
+        order_no: "A".into(),
+        seq: 1,
         amount: Fen(1234),
         auth_code: AuthCode::new("134567890123456789", Provider::Wechat),
         subject: subject.into(),
