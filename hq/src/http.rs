@@ -45,8 +45,8 @@ pub async fn serve(listener: TcpListener, hq: Arc<Hq>) {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -57,7 +57,7 @@ pub async fn serve(listener: TcpListener, hq: Arc<Hq>) {
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let hq = hq.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(req, &hq).await) }
+                async move { Ok::<_, std::convert::Infallible>(route(req, &hq, peer).await) }
             });
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -96,9 +96,12 @@ fn same(a: &str, b: &str) -> bool {
 
 const NEEDS_TOKEN: &str = "the fleet API needs the API token (Authorization: Bearer …)";
 
-async fn route(req: Request<Incoming>, hq: &Hq) -> Answer {
+async fn route(req: Request<Incoming>, hq: &Hq, peer: std::net::SocketAddr) -> Answer {
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
+        (_, p) if p == "/console" || p.starts_with("/console/") => {
+            crate::console::route(req, hq, peer.ip().to_string()).await
+        }
         (&Method::GET, "/healthz") => match hq.pool.get().await {
             Ok(c) => match c.query_one("SELECT 1", &[]).await {
                 Ok(_) => answer(200, &json!({"ok": true})),
@@ -231,7 +234,7 @@ async fn relay(req: Request<Incoming>, hq: &Hq) -> Answer {
 }
 
 /// `key=value&…`, percent-decoded.
-fn params(query: &str) -> Vec<(String, String)> {
+pub(crate) fn params(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -242,7 +245,7 @@ fn params(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     let hex = |b: u8| (b as char).to_digit(16);
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -7,10 +7,13 @@
 //!   ask of a till (a resolve, a refund), delivered in its sync answers.
 //! - `relay`: relay mode, where a till's gateway calls go through HQ,
 //!   which holds the merchant's keys.
+//! - `console`: the operators' web pages, with accounts, roles, sessions
+//!   and the audit log.
 //! - `http`: the one HTTP service all of them speak to; `db` its storage.
 
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod fleet;
 pub mod http;

@@ -52,6 +52,27 @@ enum Command {
         #[command(subcommand)]
         command: TillCommand,
     },
+    /// The console's accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Add an account, or give one a new role and password (its sessions
+    /// end). The password is read from standard input, one line, so it
+    /// never stands on a command line.
+    Set {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long)]
+        user: String,
+        /// viewer, operator or admin.
+        #[arg(long)]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -194,6 +215,35 @@ async fn run(cmd: Command) -> Result<(), String> {
                 "till {till} of store {store}: token written to {} (copy it to the till, mode 0600, as [hq] token_file)",
                 token_file.display()
             );
+            Ok(())
+        }
+        Command::Account {
+            command: AccountCommand::Set { config, user, role },
+        } => {
+            let role = tillpay_hq::console::auth::Role::parse(&role)
+                .ok_or_else(|| format!("--role {role:?}: viewer, operator or admin"))?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| format!("reading the password from standard input: {e}"))?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let cfg = load(&config)?;
+            let pool = db::pool(&cfg.database_url, 1).map_err(|e| e.to_string())?;
+            db::migrate(&pool).await.map_err(|e| e.to_string())?;
+            tillpay_hq::console::auth::set_account(&pool, &user, role, password)
+                .await
+                .map_err(|e| e.to_string())?;
+            tillpay_hq::console::audit::record(
+                &pool,
+                None,
+                "command line",
+                "account_set",
+                Some(&user),
+                serde_json::json!({"role": role.as_str()}),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            println!("account {user}: {} (sessions ended)", role.as_str());
             Ok(())
         }
         Command::Serve { config } => {

@@ -35,14 +35,7 @@ async fn the_fleets_bills_find_the_payment_no_till_synced() {
         .await
         .expect("simulator");
     // HQ holds the merchant's keys for the bills: the same tables as a till.
-    let keys = dir.path().join("keys");
-    std::fs::create_dir_all(&keys).expect("keys");
-    let tables = sim
-        .write_config_tables(&keys, 0, tillpay::sim::WechatApi::V2)
-        .expect("tables");
-    let cfg = common::hq_config(dir.path(), &db, 0);
-    let text = std::fs::read_to_string(&cfg).expect("config");
-    std::fs::write(&cfg, format!("{text}{tables}")).expect("config");
+    let cfg = common::hq_config_with_gateways(dir.path(), &db, 0, &sim, 0, "");
     let hq = HqProcess::start(&cfg);
     let t1_token = common::add_till(&cfg, "S1", "T1");
     let t9_token = common::add_till(&cfg, "S1", "T9");

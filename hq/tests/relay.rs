@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{HqProcess, TillProcess};
@@ -28,15 +28,6 @@ struct Fleet {
     till: TillProcess,
 }
 
-/// HQ's config with the simulator's tables (WeChat's reverse allowed 1 s
-/// after the pay request, as the till is told), on `port`.
-fn relay_hq_config(dir: &Path, db: &str, port: u16, tables: &str) -> PathBuf {
-    let cfg = common::hq_config(dir, db, port);
-    let text = std::fs::read_to_string(&cfg).expect("config");
-    std::fs::write(&cfg, format!("gateway_timeout_ms = 1000\n{text}{tables}")).expect("config");
-    cfg
-}
-
 async fn fleet() -> Option<Fleet> {
     let base = common::pg_base()?;
     let db = common::fresh_db(&base).await;
@@ -44,16 +35,13 @@ async fn fleet() -> Option<Fleet> {
     let sim = Simulator::start(Duration::from_millis(200))
         .await
         .expect("simulator");
-    let keys = dir.path().join("keys");
-    std::fs::create_dir_all(&keys).expect("keys");
-    let tables = sim
-        .write_config_tables(&keys, 1000, tillpay::sim::WechatApi::V2)
-        .expect("tables");
-    let cfg = relay_hq_config(dir.path(), &db, 0, &tables);
+    // WeChat's reverse allowed 1 s after the pay request, as the till is told.
+    let top = "gateway_timeout_ms = 1000\n";
+    let cfg = common::hq_config_with_gateways(dir.path(), &db, 0, &sim, 1000, top);
     let hq = HqProcess::start(&cfg);
     let port = hq.port();
     // Restarts come back on the same address.
-    let cfg = relay_hq_config(dir.path(), &db, port, &tables);
+    let cfg = common::hq_config_with_gateways(dir.path(), &db, port, &sim, 1000, top);
     let token = common::add_till(&cfg, "S1", "T1");
     let till = TillProcess::start_relay("T1", &hq.url(), &token).await;
     Some(Fleet {

@@ -162,6 +162,43 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE commands ADD COLUMN refunded_by_hq jsonb;
     "#,
+    // 6: the operators' console. Accounts with a role and an argon2id
+    // hash; sessions by the SHA-256 of their cookie, each with its CSRF
+    // token; failed logins, to slow down guessing; the audit log.
+    r#"
+    CREATE TABLE accounts (
+        username      text PRIMARY KEY,
+        password_hash text NOT NULL,
+        role          text NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        disabled      boolean NOT NULL DEFAULT false,
+        created_at    timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE sessions (
+        token_sha256 bytea PRIMARY KEY,
+        username     text NOT NULL REFERENCES accounts (username),
+        csrf         text NOT NULL,
+        created_at   timestamptz NOT NULL DEFAULT now(),
+        expires_at   timestamptz NOT NULL
+    );
+    CREATE TABLE login_failures (
+        id       bigserial PRIMARY KEY,
+        username text NOT NULL,
+        address  text NOT NULL,
+        at       timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX login_failures_username ON login_failures (username, at);
+    CREATE INDEX login_failures_address ON login_failures (address, at);
+    CREATE TABLE audit (
+        id       bigserial PRIMARY KEY,
+        at       timestamptz NOT NULL DEFAULT now(),
+        username text,
+        address  text NOT NULL,
+        action   text NOT NULL,
+        target   text,
+        detail   jsonb NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX attempts_out_trade_no ON attempts (out_trade_no);
+    "#,
 ];
 
 pub const VERSION: usize = MIGRATIONS.len();

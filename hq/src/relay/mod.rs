@@ -53,6 +53,11 @@ impl Relay {
         }
     }
 
+    /// The merchant's gateway accounts HQ holds.
+    pub fn channels(&self) -> &[Arc<dyn ChannelConfig>] {
+        &self.channels
+    }
+
     fn timeout_ms(&self) -> i64 {
         i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX)
     }

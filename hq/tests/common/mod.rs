@@ -67,6 +67,29 @@ pub fn hq_config(dir: &Path, db: &str, port: u16) -> PathBuf {
     path
 }
 
+/// As [`hq_config`], with the merchant's gateway accounts at the
+/// simulator (its keys written under `dir/keys`, WeChat's reverse allowed
+/// `min_reverse_delay_ms` after the pay request) and `top` (top-level keys)
+/// first.
+pub fn hq_config_with_gateways(
+    dir: &Path,
+    db: &str,
+    port: u16,
+    sim: &tillpay::sim::Simulator,
+    min_reverse_delay_ms: u64,
+    top: &str,
+) -> PathBuf {
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).expect("keys");
+    let tables = sim
+        .write_config_tables(&keys, min_reverse_delay_ms, tillpay::sim::WechatApi::V2)
+        .expect("tables");
+    let cfg = hq_config(dir, db, port);
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, format!("{top}{text}{tables}")).expect("config");
+    cfg
+}
+
 pub fn hq_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tillpay-hq"))
 }
