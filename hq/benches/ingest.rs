@@ -92,6 +92,7 @@ fn main() {
             pool: pool.clone(),
             api_token: "bench-api-token-0123456789abcdef".into(),
             relay: tillpay_hq::relay::Relay::new(Vec::new(), Duration::from_secs(8)),
+            trust_forwarded_for: false,
         });
         tokio::spawn(http::serve(listener, hq));
         let per_batch = tillpay::sync::wire::MAX_EVENTS as i64;
@@ -111,6 +112,7 @@ fn main() {
                         events,
                         orders,
                         done: vec![],
+        shifts: vec![],
                     };
                     let res = client
                         .post(format!("http://{addr}/v1/sync"))

@@ -129,23 +129,27 @@ pub async fn request(pool: &Pool, till: &str, by: &str, order: Order) -> Result<
                     "refund number {refund_no} is already used at till {till}"
                 )));
             }
-            // What is left: paid, less refunds confirmed, those asked
-            // from HQ and not yet done, and those HQ made itself that the
-            // till has not recorded (it may have refused the command).
-            let queued: i64 = tx
+            // What is left: paid, less the till's refunds that have not
+            // failed (confirmed or still on their way), the requests asked
+            // at HQ that the till has not recorded yet, and the refunds
+            // HQ made itself that the till has not recorded (it may have
+            // refused the command).
+            let taken = tx
                 .query_one(
-                    "SELECT COALESCE(sum((c.command->>'amount')::bigint), 0)::bigint FROM commands c
-                     WHERE c.till_id = $1 AND c.order_no = $2 AND c.kind = 'refund'
-                       AND (c.done_at IS NULL
-                            OR (c.refunded_by_hq IS NOT NULL
-                                AND c.refunded_by_hq->>'kind' NOT IN ('failed', 'not_found')
-                                AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.till_id = c.till_id
-                                                  AND r.refund_no = c.command->>'refund_no')))",
+                    "SELECT
+                       (SELECT COALESCE(sum(amount), 0) FROM refunds
+                        WHERE till_id = $1 AND order_no = $2 AND status <> 'failed')::bigint,
+                       (SELECT COALESCE(sum((c.command->>'amount')::bigint), 0) FROM commands c
+                        WHERE c.till_id = $1 AND c.order_no = $2 AND c.kind = 'refund'
+                          AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.till_id = c.till_id
+                                            AND r.refund_no = c.command->>'refund_no')
+                          AND (c.done_at IS NULL
+                               OR (c.refunded_by_hq IS NOT NULL
+                                   AND c.refunded_by_hq->>'kind' NOT IN ('failed', 'not_found'))))::bigint",
                     &[&till, &order_no],
                 )
-                .await?
-                .get(0);
-            let left = sale.get::<_, i64>(1) - sale.get::<_, i64>(2) - queued;
+                .await?;
+            let left = sale.get::<_, i64>(1) - taken.get::<_, i64>(0) - taken.get::<_, i64>(1);
             if i64::try_from(*amount).map_or(true, |a| a > left) {
                 return Err(CommandError::Conflict(format!(
                     "order {order_no}: {amount} fen is more than the {} fen left to refund",

@@ -35,6 +35,10 @@ pub struct Config {
     /// How long HQ waits for a gateway's answer to a relayed call. A
     /// till's own `http_timeout_ms` should be longer, or it gives up first.
     pub gateway_timeout: std::time::Duration,
+    /// Behind a load balancer: the console takes a client's address from
+    /// the last `X-Forwarded-For` entry (the one the balancer added), for
+    /// its login limit and audit log.
+    pub trust_forwarded_for: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -51,6 +55,7 @@ impl std::fmt::Debug for Config {
 struct Raw {
     listen: Option<String>,
     gateway_timeout_ms: Option<u64>,
+    trust_forwarded_for: Option<bool>,
     database: Option<RawDatabase>,
     api: Option<RawApi>,
 }
@@ -170,6 +175,7 @@ impl Config {
             api_token,
             channels,
             gateway_timeout: std::time::Duration::from_millis(gateway_timeout_ms),
+            trust_forwarded_for: raw.trust_forwarded_for.unwrap_or(false),
         })
     }
 }

@@ -67,8 +67,11 @@ pub async fn breakdown(pool: &Pool, day: NaiveDate) -> Result<Value, DbError> {
         format!(
             "SELECT {cols}, COALESCE(s.operator_id, ''), count(*)::bigint,
                     COALESCE(sum(s.paid_amount), 0)::bigint, COALESCE(sum(s.refunded_amount), 0)::bigint
-             FROM sales s JOIN attempts a
-               ON a.till_id = s.till_id AND a.order_no = s.order_no AND a.phase = 'paid'
+             FROM sales s CROSS JOIN LATERAL (
+                 -- One provider a sale: its latest paid attempt's.
+                 SELECT provider FROM attempts x
+                 WHERE x.till_id = s.till_id AND x.order_no = s.order_no AND x.phase = 'paid'
+                 ORDER BY x.seq DESC LIMIT 1) a
              WHERE s.local_date = $1
              GROUP BY {cols}, s.operator_id ORDER BY {cols}, s.operator_id"
         )
@@ -109,7 +112,7 @@ pub async fn refunds(pool: &Pool, day: NaiveDate) -> Result<Value, DbError> {
             "SELECT r.till_id, r.order_no, r.refund_no, r.amount, r.status, r.refund_id,
                     r.operator_id, r.created_at, r.error_code, r.error_message
              FROM refunds r JOIN sales s USING (till_id, order_no)
-             WHERE (r.created_at AT TIME ZONE 'UTC')::date BETWEEN $1::date - 1 AND $1::date + 1
+             WHERE (r.created_at AT TIME ZONE current_setting('TimeZone'))::date = $1
              ORDER BY r.created_at DESC LIMIT 1000",
             &[&day],
         )
@@ -127,6 +130,35 @@ pub async fn refunds(pool: &Pool, day: NaiveDate) -> Result<Value, DbError> {
                     "operator_id": r.get::<_, Option<String>>(6),
                     "created_at": ms(r.get(7)),
                     "error": r.get::<_, Option<String>>(8).map(|c| json!({"code": c, "message": r.get::<_, Option<String>>(9)})),
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// The tills' shifts closed on `day` (HQ's local day), with their
+/// reports, by store and till.
+pub async fn shifts(pool: &Pool, day: NaiveDate) -> Result<Value, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT t.store_id, s.till_id, s.shift_no, s.opened_at, s.closed_at, s.report
+             FROM shifts s JOIN tills t USING (till_id)
+             WHERE (s.closed_at AT TIME ZONE current_setting('TimeZone'))::date = $1
+             ORDER BY t.store_id, s.till_id, s.shift_no",
+            &[&day],
+        )
+        .await?;
+    Ok(Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "store_id": r.get::<_, String>(0),
+                    "till_id": r.get::<_, String>(1),
+                    "shift_no": r.get::<_, i64>(2),
+                    "opened_at": ms(r.get(3)),
+                    "closed_at": ms(r.get(4)),
+                    "report": r.get::<_, Value>(5),
                 })
             })
             .collect(),

@@ -37,6 +37,8 @@ pub struct Hq {
     pub api_token: String,
     /// The merchant's gateways, for tills in relay mode.
     pub relay: crate::relay::Relay,
+    /// Whether a client's address is the last `X-Forwarded-For` entry.
+    pub trust_forwarded_for: bool,
 }
 
 pub async fn serve(listener: TcpListener, hq: Arc<Hq>) {
@@ -100,7 +102,15 @@ async fn route(req: Request<Incoming>, hq: &Hq, peer: std::net::SocketAddr) -> A
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (_, p) if p == "/console" || p.starts_with("/console/") => {
-            crate::console::route(req, hq, peer.ip().to_string()).await
+            let forwarded = hq
+                .trust_forwarded_for
+                .then(|| req.headers().get("x-forwarded-for")?.to_str().ok())
+                .flatten()
+                .and_then(|v| v.rsplit(',').next())
+                .map(|a| a.trim().chars().take(64).collect::<String>())
+                .filter(|a| !a.is_empty());
+            let address = forwarded.unwrap_or_else(|| peer.ip().to_string());
+            crate::console::route(req, hq, address).await
         }
         (&Method::GET, "/healthz") => match hq.pool.get().await {
             Ok(c) => match c.query_one("SELECT 1", &[]).await {

@@ -200,6 +200,21 @@ async fn apply(pool: &Pool, till: &Till, batch: &wire::Batch) -> Result<wire::An
         &[&till.till_id, &new_hw],
     )
     .await?;
+    // Its closed shifts' reports, each kept as first sent.
+    for sh in &batch.shifts {
+        tx.execute(
+            "INSERT INTO shifts (till_id, shift_no, opened_at, closed_at, report)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[
+                &till.till_id,
+                &sh.shift_no,
+                &time_of(sh.opened_at)?,
+                &time_of(sh.closed_at)?,
+                &sh.report,
+            ],
+        )
+        .await?;
+    }
     // What the till did with earlier commands: only its own, once.
     for d in &batch.done {
         tx.execute(

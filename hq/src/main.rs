@@ -260,6 +260,7 @@ async fn run(cmd: Command) -> Result<(), String> {
                 pool,
                 api_token: cfg.api_token.clone(),
                 relay: tillpay_hq::relay::Relay::new(cfg.channels.clone(), cfg.gateway_timeout),
+                trust_forwarded_for: cfg.trust_forwarded_for,
             });
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -158,6 +158,12 @@ async fn operators_find_resolve_refund_and_reconcile_in_the_console() {
             v["out_trade_no"].as_str().unwrap_or("").to_string(),
         ));
     }
+    // The cashier closes the shift: its Z-report goes to HQ with the sync.
+    let closed = pos
+        .call("shift.close", json!({}), |_| {})
+        .await
+        .expect("shift.close");
+    assert_eq!(closed["shift_no"], 1, "{closed}");
     let end = Instant::now() + Duration::from_secs(30);
     while common::get(&url, "/v1/sales?till=T1")
         .await
@@ -177,12 +183,14 @@ async fn operators_find_resolve_refund_and_reconcile_in_the_console() {
         account(&cfg, user, role);
     }
 
-    // Guessing a password: five wrong tries, then even the right one waits.
+    // Guessing a password: twelve wrong tries sent at once get five
+    // answers at most; then even the right password waits, until an
+    // admin sets the account again.
     let guesser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let login = |pw: &str| {
+    let login = |pw: String| {
         guesser
             .post(format!("{url}/console/login"))
             .header("content-type", "application/x-www-form-urlencoded")
@@ -192,20 +200,34 @@ async fn operators_find_resolve_refund_and_reconcile_in_the_console() {
             ))
             .send()
     };
-    for i in 0..5 {
-        assert_eq!(
-            login(&format!("guess number {i}"))
-                .await
-                .expect("login")
-                .status()
-                .as_u16(),
-            401
-        );
+    let mut at_once = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        at_once.spawn(login(format!("guess number {i}")));
     }
+    let mut tries = Vec::new();
+    while let Some(r) = at_once.join_next().await {
+        tries.push(r.expect("join").expect("login").status().as_u16());
+    }
+    assert_eq!(tries.iter().filter(|s| **s == 401).count(), 5, "{tries:?}");
+    assert_eq!(tries.iter().filter(|s| **s == 429).count(), 7, "{tries:?}");
     assert_eq!(
-        login(PASSWORD).await.expect("login").status().as_u16(),
+        login(PASSWORD.into())
+            .await
+            .expect("login")
+            .status()
+            .as_u16(),
         429,
         "locked out"
+    );
+    account(&cfg, "mallory", "viewer");
+    assert_eq!(
+        login(PASSWORD.into())
+            .await
+            .expect("login")
+            .status()
+            .as_u16(),
+        303,
+        "an admin lifts the lock"
     );
     // No session, no page; no session, no action.
     let anon = guesser
@@ -241,6 +263,16 @@ async fn operators_find_resolve_refund_and_reconcile_in_the_console() {
         .await,
         403
     );
+    // A whole code typed into the search is refused, not echoed.
+    let whole = &codes[2].1;
+    let found = client
+        .get(format!("{url}/console/sales?code={whole}"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(found.status().as_u16(), 400);
+    assert!(!found.text().await.expect("page").contains(whole.as_str()));
     let (vclient, vcookie, vcsrf) = logged_in(&url, "vic").await;
     let vbody = format!("csrf={vcsrf}&amount=8.00&refund_no=X3");
     assert_eq!(

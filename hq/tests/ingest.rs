@@ -66,6 +66,7 @@ fn batch(till: &str, after: i64, events: Vec<Event>, orders: Vec<OrderSnapshot>)
         events,
         orders,
         done: vec![],
+        shifts: vec![],
     }
 }
 

@@ -12,6 +12,7 @@ use super::{Journal, Result};
 use crate::sync::wire;
 
 const HIGH_WATER: &str = "hq_high_water";
+const SHIFT_MARK: &str = "hq_shift_mark";
 
 impl Journal {
     /// The high-water mark HQ last acknowledged; `None` if this till has
@@ -35,6 +36,49 @@ impl Journal {
             rusqlite::params![HIGH_WATER, high_water],
         )?;
         Ok(())
+    }
+
+    /// The newest shift HQ has taken (0: none).
+    pub fn hq_shift_mark(&self) -> Result<i64> {
+        let conn = self.lock();
+        Ok(conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [SHIFT_MARK], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    pub fn set_hq_shift_mark(&self, shift_no: i64) -> Result<()> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = ?2",
+            rusqlite::params![SHIFT_MARK, shift_no],
+        )?;
+        Ok(())
+    }
+
+    /// Up to `limit` closed shifts after `after`, oldest first, with their
+    /// reports.
+    pub fn closed_shifts_after(&self, after: i64, limit: usize) -> Result<Vec<wire::ShiftReport>> {
+        let conn = self.lock();
+        let mut s = conn.prepare(
+            "SELECT shift_no, opened_at, closed_at, report FROM shifts
+             WHERE shift_no > ?1 AND closed_at IS NOT NULL ORDER BY shift_no LIMIT ?2",
+        )?;
+        let rows = s.query_map(rusqlite::params![after, limit as i64], |r| {
+            let report: Option<String> = r.get(3)?;
+            Ok(wire::ShiftReport {
+                shift_no: r.get(0)?,
+                opened_at: r.get(1)?,
+                closed_at: r.get(2)?,
+                report: report
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or(serde_json::Value::Null),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// The newest event id this journal ever had (archived ones count),
@@ -143,6 +187,7 @@ impl Journal {
             events,
             orders: snapshots,
             done: Vec::new(),
+            shifts: Vec::new(),
         })
     }
 }

@@ -80,11 +80,9 @@ async fn step(
     let j = journal.clone();
     let (mut batch, (newest, archived), mut results) = tokio::task::spawn_blocking(move || {
         let after = j.hq_high_water()?.unwrap_or(0);
-        Ok::<_, crate::journal::JournalError>((
-            j.outbox(after, wire::MAX_EVENTS)?,
-            j.sync_bounds()?,
-            j.hq_results()?,
-        ))
+        let mut batch = j.outbox(after, wire::MAX_EVENTS)?;
+        batch.shifts = j.closed_shifts_after(j.hq_shift_mark()?, wire::MAX_SHIFTS)?;
+        Ok::<_, crate::journal::JournalError>((batch, j.sync_bounds()?, j.hq_results()?))
     })
     .await
     .map_err(|e| format!("reading the outbox: {e}"))?
@@ -162,8 +160,13 @@ async fn step(
     results.drain(..keep);
     let j = journal.clone();
     let pending = results.iter().any(|(_, reported)| !reported);
+    let shift_mark = batch.shifts.last().map(|s| s.shift_no);
+    let more_shifts = batch.shifts.len() >= wire::MAX_SHIFTS;
     tokio::task::spawn_blocking(move || {
         j.set_hq_high_water(hw)?;
+        if let Some(m) = shift_mark {
+            j.set_hq_shift_mark(m)?;
+        }
         j.set_hq_results(&results)
     })
     .await
@@ -175,7 +178,10 @@ async fn step(
     let progressed = hw != batch.after;
     Ok((
         hw,
-        carried || pending && !answer.commands.is_empty() || (progressed && (full || hw < last)),
+        carried
+            || more_shifts
+            || pending && !answer.commands.is_empty()
+            || (progressed && (full || hw < last)),
     ))
 }
 

@@ -29,7 +29,24 @@ pub struct Batch {
     /// What became of the commands HQ sent before.
     #[serde(default)]
     pub done: Vec<Done>,
+    /// Shifts closed since the last one HQ took, with their reports.
+    #[serde(default)]
+    pub shifts: Vec<ShiftReport>,
 }
+
+/// A closed shift and its report (the till's Z-report, as `tillpay shift
+/// report` prints it as JSON). Sent once; HQ keeps the first it gets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShiftReport {
+    pub shift_no: i64,
+    /// Wall-clock ms.
+    pub opened_at: i64,
+    pub closed_at: i64,
+    pub report: serde_json::Value,
+}
+
+/// Closed shifts per batch, at most.
+pub const MAX_SHIFTS: usize = 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -116,7 +116,10 @@ try {
   assert.equal(csv.status(), 200);
   assert.match(await csv.text(), /^day,table,store,provider_or_till,cashier/);
   await shot(page, "console-totals.png");
-  step("read the reconciliation and the totals, and their CSV");
+  await page.click("nav >> text=Shifts");
+  await until(page, "the till's closed shift is at HQ", async () => /amy/.test(await page.textContent("#shifts")));
+  await shot(page, "console-shifts.png");
+  step("read the reconciliation, the totals and their CSV, and the till's shift report");
 
   // A page of another site posts a refund form to the console, in the
   // operator's own browser: nothing is refunded.

@@ -8,7 +8,9 @@ use super::html::{csrf, esc, page, table, time};
 use super::{audit, Ctx, Outcome};
 
 pub async fn audit_log(ctx: &Ctx<'_>) -> Outcome {
-    let entries = match audit::recent(&ctx.hq.pool, 500).await {
+    let before = ctx.param("before").and_then(|b| b.parse().ok());
+    let user = ctx.param("user");
+    let entries = match audit::recent(&ctx.hq.pool, 200, before, user).await {
         Ok(e) => e,
         Err(e) => return Outcome::Refused(503, e.to_string()),
     };
@@ -25,11 +27,23 @@ pub async fn audit_log(ctx: &Ctx<'_>) -> Outcome {
             ]
         })
         .collect();
-    let body = table(
+    let mut body = format!(
+        "<form method=\"get\" action=\"/console/audit\"><label>Who <input name=\"user\" value=\"{}\"></label> <button>Show</button></form>",
+        esc(user.unwrap_or(""))
+    );
+    body.push_str(&table(
         "audit",
         &["when", "who", "from", "action", "on", "detail"],
         &rows,
-    );
+    ));
+    // Older entries page by page: a flood of new ones hides nothing.
+    if let Some(last) = entries.last().filter(|_| entries.len() == 200) {
+        body.push_str(&format!(
+            "<p><a href=\"/console/audit?before={}&amp;user={}\">Older entries</a></p>",
+            last.id,
+            esc(&super::html::url_part(user.unwrap_or("")))
+        ));
+    }
     Outcome::Page(page("Audit log", Some(&ctx.session), None, &body, None))
 }
 
@@ -80,7 +94,7 @@ pub async fn change_account(ctx: &Ctx<'_>) -> Outcome {
             let Some(role) = ctx.param("role").and_then(Role::parse) else {
                 return Outcome::Refused(400, "role: viewer, operator or admin".into());
             };
-            let password = ctx.param("password").unwrap_or("");
+            let password = ctx.raw("password").unwrap_or("");
             if let Err(e) = auth::set_account(&ctx.hq.pool, &username, role, password).await {
                 return Outcome::Refused(400, e.to_string());
             }

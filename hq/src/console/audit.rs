@@ -33,25 +33,37 @@ pub struct Entry {
     pub action: String,
     pub target: Option<String>,
     pub detail: Value,
+    pub id: i64,
 }
 
-/// The newest `limit` entries.
-pub async fn recent(pool: &Pool, limit: i64) -> Result<Vec<Entry>, DbError> {
+/// The newest `limit` entries before id `before` (all, when `None`), of
+/// `user` only when given.
+pub async fn recent(
+    pool: &Pool,
+    limit: i64,
+    before: Option<i64>,
+    user: Option<&str>,
+) -> Result<Vec<Entry>, DbError> {
     let client = pool.get().await?;
     Ok(client
         .query(
-            "SELECT at, username, address, action, target, detail FROM audit ORDER BY id DESC LIMIT $1",
-            &[&limit],
+            "SELECT at, username, address, action, target, detail, id FROM audit
+             WHERE ($2::bigint IS NULL OR id < $2) AND ($3::text IS NULL OR username = $3)
+             ORDER BY id DESC LIMIT $1",
+            &[&limit, &before, &user],
         )
         .await?
         .iter()
         .map(|r| Entry {
-            at_ms: r.get::<_, chrono::DateTime<chrono::Utc>>(0).timestamp_millis(),
+            at_ms: r
+                .get::<_, chrono::DateTime<chrono::Utc>>(0)
+                .timestamp_millis(),
             username: r.get(1),
             address: r.get(2),
             action: r.get(3),
             target: r.get(4),
             detail: r.get(5),
+            id: r.get(6),
         })
         .collect())
 }

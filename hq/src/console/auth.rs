@@ -126,9 +126,15 @@ pub async fn set_account(
             &[&username, &phc, &role.as_str()],
         )
         .await?;
-    // A new password ends the account's sessions.
+    // A new password ends the account's sessions and lifts its lock.
     client
         .execute("DELETE FROM sessions WHERE username = $1", &[&username])
+        .await?;
+    client
+        .execute(
+            "DELETE FROM login_failures WHERE username = $1",
+            &[&username],
+        )
         .await?;
     Ok(())
 }
@@ -194,10 +200,22 @@ pub async fn login(
     password: &str,
     address: &str,
 ) -> Result<Login, DbError> {
-    let client = pool.get().await?;
-    let failures = client
+    let mut client = pool.get().await?;
+    // Counted and recorded before the password is looked at, one login of
+    // an account at a time (a lock per name, across instances): logins
+    // sent at once cannot all slip under the limit. The attempt counts as
+    // a failure until it succeeds. The account's limit is per address, so
+    // a stranger guessing cannot lock its owner out from elsewhere.
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('tillpay-hq login ' || $1))",
+        &[&username],
+    )
+    .await?;
+    let failures = tx
         .query_one(
-            "SELECT count(*) FILTER (WHERE username = $1), count(*) FILTER (WHERE address = $2)
+            "SELECT count(*) FILTER (WHERE username = $1 AND address = $2),
+                    count(*) FILTER (WHERE address = $2)
              FROM login_failures WHERE at > now() - make_interval(mins => $3::int)",
             &[&username, &address, &(WINDOW_MIN as i32)],
         )
@@ -207,6 +225,12 @@ pub async fn login(
     {
         return Ok(Login::Locked);
     }
+    tx.execute(
+        "INSERT INTO login_failures (username, address) VALUES ($1, $2)",
+        &[&username, &address],
+    )
+    .await?;
+    tx.commit().await?;
     let row = client
         .query_opt(
             "SELECT password_hash, role FROM accounts WHERE username = $1 AND NOT disabled",
@@ -217,17 +241,16 @@ pub async fn login(
         Some(r) => (r.get::<_, String>(0), Role::parse(&r.get::<_, String>(1))),
         None => (decoy().to_string(), None),
     };
+    // Argon2 takes about 19 MiB a check: a few at a time, whatever comes.
+    static VERIFYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let Ok(_permit) = VERIFYING.acquire().await else {
+        return Ok(Login::Wrong);
+    };
     let password = password.to_string();
     let ok = tokio::task::spawn_blocking(move || verify(&password, &phc))
         .await
         .unwrap_or(false);
     let Some(role) = role.filter(|_| ok) else {
-        client
-            .execute(
-                "INSERT INTO login_failures (username, address) VALUES ($1, $2)",
-                &[&username, &address],
-            )
-            .await?;
         return Ok(Login::Wrong);
     };
     let token = random_token()?;
@@ -239,11 +262,12 @@ pub async fn login(
             &[&sha(&token), &username, &csrf, &(SESSION_HOURS as i32)],
         )
         .await?;
-    // A success forgives the account's failures, not the address's.
+    // A success forgives the account's failures from this address (this
+    // attempt among them).
     client
         .execute(
-            "DELETE FROM login_failures WHERE username = $1",
-            &[&username],
+            "DELETE FROM login_failures WHERE username = $1 AND address = $2",
+            &[&username, &address],
         )
         .await?;
     Ok(Login::Ok(

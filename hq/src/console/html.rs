@@ -74,6 +74,7 @@ pub fn page(
             ("/console/refunds", "Refunds"),
             ("/console/reconcile", "Reconciliation"),
             ("/console/totals", "Totals"),
+            ("/console/shifts", "Shifts"),
         ] {
             let _ = write!(out, "<a href=\"{href}\">{label}</a>");
         }

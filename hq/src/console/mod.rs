@@ -43,6 +43,14 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// A value as sent, untrimmed (a password).
+    pub fn raw(&self, k: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn param(&self, k: &str) -> Option<&str> {
         self.query
             .iter()
@@ -232,7 +240,8 @@ pub async fn route(req: Request<Incoming>, hq: &Hq, address: String) -> Answer {
             }
             return r;
         }
-        ctx.query.extend(f);
+        // An action reads its form only, never the query string.
+        ctx.query = f;
         post(&ctx, &path).await
     } else if method == Method::GET {
         get(&ctx, &path).await
@@ -276,6 +285,7 @@ async fn get(ctx: &Ctx<'_>, path: &str) -> Outcome {
         "/console/reconcile" => reports::reconcile(ctx).await,
         "/console/totals" => reports::totals(ctx, false).await,
         "/console/totals.csv" => reports::totals(ctx, true).await,
+        "/console/shifts" => reports::shifts(ctx).await,
         "/console/audit" => match need(ctx, Role::Admin) {
             Some(r) => r,
             None => admin::audit_log(ctx).await,
@@ -361,9 +371,19 @@ async fn login(req: Request<Incoming>, hq: &Hq, address: String) -> Answer {
     } else {
         Ok(Login::Wrong)
     };
+    // What the log keeps of a name: a valid one, or a cut-down mark of
+    // one that is not (a flood of junk names stays small).
+    let logged = if auth::valid_username(username) {
+        username.to_string()
+    } else {
+        format!(
+            "(invalid: {})",
+            username.chars().take(16).collect::<String>()
+        )
+    };
     let note = |action: &'static str| {
         let pool = hq.pool.clone();
-        let (user, addr) = (username.to_string(), address.clone());
+        let (user, addr) = (logged.clone(), address.clone());
         async move {
             if let Err(e) = audit::record(&pool, Some(&user), &addr, action, None, json!({})).await
             {

@@ -182,6 +182,87 @@ pub async fn reconcile(ctx: &Ctx<'_>) -> Outcome {
     ))
 }
 
+/// The tills' closed shifts of a day, each with its report's figures and
+/// its cashiers.
+pub async fn shifts(ctx: &Ctx<'_>) -> Outcome {
+    let day = match day_of(ctx) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
+    let list = match fleet::shifts(&ctx.hq.pool, day).await {
+        Ok(v) => v,
+        Err(e) => return Outcome::Refused(503, e.to_string()),
+    };
+    let tally = |r: &Value, k: &str| {
+        format!(
+            "{} · {}",
+            r[k]["count"].as_i64().unwrap_or(0),
+            yuan(r[k]["amount"].as_i64().unwrap_or(0))
+        )
+    };
+    let rows: Vec<Vec<String>> = list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    let r = &s["report"];
+                    let cashiers = r["by_operator"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .map(|(who, x)| {
+                                    format!(
+                                        "{}: {} · {}",
+                                        esc(who),
+                                        x["count"].as_i64().unwrap_or(0),
+                                        yuan(x["amount"].as_i64().unwrap_or(0))
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                                .join("<br>")
+                        })
+                        .unwrap_or_default();
+                    vec![
+                        esc(s["store_id"].as_str().unwrap_or("")),
+                        esc(s["till_id"].as_str().unwrap_or("")),
+                        s["shift_no"].to_string(),
+                        format!(
+                            "{} – {}",
+                            time(s["opened_at"].as_i64()),
+                            time(s["closed_at"].as_i64())
+                        ),
+                        tally(r, "sales"),
+                        tally(r, "refunds"),
+                        tally(r, "revoked"),
+                        r["failed"].as_i64().unwrap_or(0).to_string(),
+                        r["needs_attention"].as_i64().unwrap_or(0).to_string(),
+                        cashiers,
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut body = day_form("/console/shifts", day);
+    body.push_str("<p class=\"hint\">Each till's shift (Z) reports as it closed them (<code>tillpay shift close</code>), synced with its journal.</p>");
+    body.push_str(&table(
+        "shifts",
+        &[
+            "store",
+            "till",
+            "shift",
+            "open",
+            "paid",
+            "refunded",
+            "revoked",
+            "failed",
+            "for an operator",
+            "per cashier",
+        ],
+        &rows,
+    ));
+    Outcome::Page(page("Shifts", Some(&ctx.session), None, &body, None))
+}
+
 /// Yuan for a CSV cell: `12.34`, integer arithmetic only.
 fn csv_yuan(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
@@ -192,7 +273,8 @@ fn csv_yuan(fen: i64) -> String {
 /// A CSV cell: quoted when it holds a comma, quote or line break; a
 /// leading `=`, `+`, `-` or `@` is defused so a spreadsheet does not run it.
 fn cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    let risky = s.starts_with(['\t', '\r']) || s.trim_start().starts_with(['=', '+', '-', '@']);
+    let s = if risky {
         format!("'{s}")
     } else {
         s.to_string()
@@ -290,6 +372,8 @@ mod tests {
         assert_eq!(super::cell("a,b"), "\"a,b\"");
         assert_eq!(super::cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(super::cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(super::cell("  =1+1"), "'  =1+1");
+        assert_eq!(super::cell("\t=1"), "'\t=1");
         assert_eq!(super::csv_yuan(1234), "12.34");
         assert_eq!(super::csv_yuan(-5), "-0.05");
     }

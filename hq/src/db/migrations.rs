@@ -198,6 +198,20 @@ const MIGRATIONS: &[&str] = &[
         detail   jsonb NOT NULL DEFAULT '{}'
     );
     CREATE INDEX attempts_out_trade_no ON attempts (out_trade_no);
+    -- The console finds a sale by its masked code's first four digits on.
+    CREATE INDEX attempts_code ON attempts (code_masked text_pattern_ops);
+    "#,
+    // 7: the tills' closed shifts with their reports (Z-reports).
+    r#"
+    CREATE TABLE shifts (
+        till_id   text NOT NULL REFERENCES tills (till_id),
+        shift_no  bigint NOT NULL,
+        opened_at timestamptz NOT NULL,
+        closed_at timestamptz NOT NULL,
+        report    jsonb NOT NULL,
+        PRIMARY KEY (till_id, shift_no)
+    );
+    CREATE INDEX shifts_closed ON shifts (closed_at);
     "#,
 ];
 
