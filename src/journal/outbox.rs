@@ -15,48 +15,42 @@ const HIGH_WATER: &str = "hq_high_water";
 const SHIFT_MARK: &str = "hq_shift_mark";
 
 impl Journal {
+    fn meta_i64(&self, key: &str) -> Result<Option<i64>> {
+        let conn = self.lock();
+        Ok(conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_meta_i64(&self, key: &str, value: i64) -> Result<()> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = ?2",
+            rusqlite::params![key, value],
+        )?;
+        Ok(())
+    }
+
     /// The high-water mark HQ last acknowledged; `None` if this till has
     /// never synced.
     pub fn hq_high_water(&self) -> Result<Option<i64>> {
-        let conn = self.lock();
-        Ok(conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [HIGH_WATER], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        self.meta_i64(HIGH_WATER)
     }
 
     /// Records HQ's acknowledgement: events up to `high_water` are kept
     /// at HQ. It may go down (an HQ restored from a backup asks for more).
     pub fn set_hq_high_water(&self, high_water: i64) -> Result<()> {
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = ?2",
-            rusqlite::params![HIGH_WATER, high_water],
-        )?;
-        Ok(())
+        self.set_meta_i64(HIGH_WATER, high_water)
     }
 
     /// The newest shift HQ has taken (0: none).
     pub fn hq_shift_mark(&self) -> Result<i64> {
-        let conn = self.lock();
-        Ok(conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [SHIFT_MARK], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .unwrap_or(0))
+        Ok(self.meta_i64(SHIFT_MARK)?.unwrap_or(0))
     }
 
     pub fn set_hq_shift_mark(&self, shift_no: i64) -> Result<()> {
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = ?2",
-            rusqlite::params![SHIFT_MARK, shift_no],
-        )?;
-        Ok(())
+        self.set_meta_i64(SHIFT_MARK, shift_no)
     }
 
     /// Up to `limit` closed shifts after `after`, oldest first, with their
