@@ -103,37 +103,40 @@ pub async fn breakdown(pool: &Pool, day: NaiveDate) -> Result<Value, DbError> {
     }))
 }
 
-/// Refunds made on `day` (the till's local day), newest first, with the
-/// requests asked at HQ and not yet done.
+/// Refunds asked on `day` (HQ's local day), newest first, on every
+/// till.
 pub async fn refunds(pool: &Pool, day: NaiveDate) -> Result<Value, DbError> {
     let client = pool.get().await?;
     let rows = client
         .query(
-            "SELECT r.till_id, r.order_no, r.refund_no, r.amount, r.status, r.refund_id,
-                    r.operator_id, r.created_at, r.error_code, r.error_message
-             FROM refunds r JOIN sales s USING (till_id, order_no)
-             WHERE (r.created_at AT TIME ZONE current_setting('TimeZone'))::date = $1
-             ORDER BY r.created_at DESC LIMIT 1000",
+            &format!(
+                "SELECT {REFUND_COLS} FROM refunds
+                 WHERE (created_at AT TIME ZONE current_setting('TimeZone'))::date = $1
+                 ORDER BY created_at DESC LIMIT 1000"
+            ),
             &[&day],
         )
         .await?;
-    Ok(Value::Array(
-        rows.iter()
-            .map(|r| {
-                json!({
-                    "till_id": r.get::<_, String>(0),
-                    "order_no": r.get::<_, String>(1),
-                    "refund_no": r.get::<_, String>(2),
-                    "amount": r.get::<_, i64>(3),
-                    "status": r.get::<_, String>(4),
-                    "refund_id": r.get::<_, Option<String>>(5),
-                    "operator_id": r.get::<_, Option<String>>(6),
-                    "created_at": ms(r.get(7)),
-                    "error": r.get::<_, Option<String>>(8).map(|c| json!({"code": c, "message": r.get::<_, Option<String>>(9)})),
-                })
-            })
-            .collect(),
-    ))
+    Ok(Value::Array(rows.iter().map(refund_json).collect()))
+}
+
+const REFUND_COLS: &str = "till_id, order_no, refund_no, out_trade_no, amount, status, refund_id, \
+                           operator_id, created_at, error_code, error_message";
+
+fn refund_json(r: &Row) -> Value {
+    json!({
+        "till_id": r.get::<_, String>("till_id"),
+        "order_no": r.get::<_, String>("order_no"),
+        "refund_no": r.get::<_, String>("refund_no"),
+        "out_trade_no": r.get::<_, String>("out_trade_no"),
+        "amount": r.get::<_, i64>("amount"),
+        "status": r.get::<_, String>("status"),
+        "refund_id": r.get::<_, Option<String>>("refund_id"),
+        "operator_id": r.get::<_, Option<String>>("operator_id"),
+        "created_at": ms(r.get("created_at")),
+        "error": r.get::<_, Option<String>>("error_code").map(|c| json!({
+            "code": c, "message": r.get::<_, Option<String>>("error_message")})),
+    })
 }
 
 /// The tills' shifts closed on `day` (HQ's local day), with their
@@ -251,25 +254,13 @@ pub async fn sale(pool: &Pool, till: &str, order: &str) -> Result<Option<Value>,
         .collect();
     let refunds = client
         .query(
-            "SELECT refund_no, out_trade_no, amount, status, refund_id, operator_id, created_at
-             FROM refunds WHERE till_id = $1 AND order_no = $2 ORDER BY created_at",
+            &format!(
+                "SELECT {REFUND_COLS} FROM refunds WHERE till_id = $1 AND order_no = $2 ORDER BY created_at"
+            ),
             &key,
         )
         .await?;
-    sale["refunds"] = refunds
-        .iter()
-        .map(|r| {
-            json!({
-                "refund_no": r.get::<_, String>(0),
-                "out_trade_no": r.get::<_, String>(1),
-                "amount": r.get::<_, i64>(2),
-                "status": r.get::<_, String>(3),
-                "refund_id": r.get::<_, Option<String>>(4),
-                "operator_id": r.get::<_, Option<String>>(5),
-                "created_at": ms(r.get(6)),
-            })
-        })
-        .collect();
+    sale["refunds"] = refunds.iter().map(refund_json).collect();
     let events = client
         .query(
             "SELECT event_id, at, out_trade_no, kind, detail FROM events
