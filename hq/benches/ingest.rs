@@ -93,6 +93,7 @@ fn main() {
             api_token: "bench-api-token-0123456789abcdef".into(),
             relay: tillpay_hq::relay::Relay::new(Vec::new(), Duration::from_secs(8)),
             trust_forwarded_for: false,
+            console_origin: None,
         });
         tokio::spawn(http::serve(listener, hq));
         let per_batch = tillpay::sync::wire::MAX_EVENTS as i64;

@@ -77,6 +77,7 @@ fn main() {
             api_token: "bench-api-token-0123456789abcdef".into(),
             relay: tillpay_hq::relay::Relay::new(vec![wechat.clone()], Duration::from_secs(8)),
             trust_forwarded_for: false,
+            console_origin: None,
         });
         tokio::spawn(http::serve(listener, hq));
         let direct = wechat.gateway("T1", Duration::from_secs(5)).expect("direct");

@@ -37,9 +37,26 @@ fn valid_id(s: &str) -> bool {
     crate::tills::valid_id(s)
 }
 
+/// Who asked, for the audit log: the console's account (or the fleet
+/// API's `api:<operator>`), from where, and what else to keep.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    pub username: String,
+    pub address: String,
+    pub detail: Value,
+}
+
 /// Queues `order` for `till`, asked by `by`; its command id. Checked
 /// against HQ's copy of the sale (the till checks again against its own).
-pub async fn request(pool: &Pool, till: &str, by: &str, order: Order) -> Result<i64, CommandError> {
+/// The audit log's entry goes in the same transaction: no request without
+/// its entry.
+pub async fn request(
+    pool: &Pool,
+    till: &str,
+    by: &str,
+    order: Order,
+    asked: &Asked,
+) -> Result<i64, CommandError> {
     if by.trim().is_empty() || by.chars().count() > 64 {
         return Err(CommandError::Invalid("operator: 1-64 characters".into()));
     }
@@ -168,6 +185,21 @@ pub async fn request(pool: &Pool, till: &str, by: &str, order: Order) -> Result<
         )
         .await?
         .get(0);
+    let mut detail = asked.detail.clone();
+    if let Value::Object(m) = &mut detail {
+        m.insert("command".into(), json!(id));
+    }
+    tx.execute(
+        "INSERT INTO audit (username, address, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &asked.username,
+            &asked.address,
+            &kind,
+            &format!("{till}/{order_no}"),
+            &detail,
+        ],
+    )
+    .await?;
     tx.commit().await?;
     Ok(id)
 }

@@ -39,6 +39,10 @@ pub struct Config {
     /// the last `X-Forwarded-For` entry (the one the balancer added), for
     /// its login limit and audit log.
     pub trust_forwarded_for: bool,
+    /// Where operators reach the console (`https://hq.example.com`): a
+    /// POST from any other origin is refused. Unset, the request's Host
+    /// decides.
+    pub console_origin: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -56,6 +60,7 @@ struct Raw {
     listen: Option<String>,
     gateway_timeout_ms: Option<u64>,
     trust_forwarded_for: Option<bool>,
+    console_origin: Option<String>,
     database: Option<RawDatabase>,
     api: Option<RawApi>,
 }
@@ -161,6 +166,25 @@ impl Config {
                 ),
             ));
         }
+        let console_origin = match raw.console_origin {
+            None => None,
+            Some(o) => {
+                let o = o.trim_end_matches('/').to_string();
+                let scheme_host = o
+                    .strip_prefix("https://")
+                    .or_else(|| o.strip_prefix("http://"))
+                    .filter(|rest| !rest.is_empty() && !rest.contains('/'));
+                if scheme_host.is_none() {
+                    return Err(invalid(
+                        "console_origin",
+                        format!(
+                            "{o:?} is not an origin such as \"https://hq.example.com\" (no path)"
+                        ),
+                    ));
+                }
+                Some(o)
+            }
+        };
         let gateway_timeout_ms = raw.gateway_timeout_ms.unwrap_or(8000);
         if !(100..=60_000).contains(&gateway_timeout_ms) {
             return Err(invalid(
@@ -176,6 +200,7 @@ impl Config {
             channels,
             gateway_timeout: std::time::Duration::from_millis(gateway_timeout_ms),
             trust_forwarded_for: raw.trust_forwarded_for.unwrap_or(false),
+            console_origin,
         })
     }
 }
@@ -249,6 +274,18 @@ mod tests {
             key(&ok.replace("dbname=hq\"", "dbname=hq\"\npool_size = 0")),
             "database.pool_size"
         );
+        assert_eq!(
+            key(&format!(
+                "console_origin = \"https://hq.example.com/console\"\n{ok}"
+            )),
+            "console_origin"
+        );
+        let c = parse(
+            &d,
+            &format!("console_origin = \"https://hq.example.com/\"\n{ok}"),
+        )
+        .expect("parses");
+        assert_eq!(c.console_origin.as_deref(), Some("https://hq.example.com"));
         assert!(matches!(
             parse(&d, "listen = 3\n[database]\n"),
             Err(ConfigError::Syntax { .. })

@@ -39,6 +39,9 @@ pub struct Hq {
     pub relay: crate::relay::Relay,
     /// Whether a client's address is the last `X-Forwarded-For` entry.
     pub trust_forwarded_for: bool,
+    /// The console's own origin (`https://hq.example.com`), when set: a
+    /// POST must come from it.
+    pub console_origin: Option<String>,
 }
 
 pub async fn serve(listener: TcpListener, hq: Arc<Hq>) {
@@ -134,7 +137,7 @@ async fn route(req: Request<Incoming>, hq: &Hq, peer: std::net::SocketAddr) -> A
                 return error(401, NEEDS_TOKEN);
             }
             let p = p.to_string();
-            fleet_post(req, hq, &p).await
+            fleet_post(req, hq, &p, peer).await
         }
         _ => error(404, format!("no such endpoint: {} {path}", req.method())),
     }
@@ -343,7 +346,12 @@ async fn fleet_get(hq: &Hq, path: &str, query: &str) -> Answer {
 
 /// `POST /v1/sales/{till}/{order}/resolve` or `…/refund`: an operator's
 /// request, queued for the till. The body names the operator.
-async fn fleet_post(req: Request<Incoming>, hq: &Hq, path: &str) -> Answer {
+async fn fleet_post(
+    req: Request<Incoming>,
+    hq: &Hq,
+    path: &str,
+    peer: std::net::SocketAddr,
+) -> Answer {
     let Some((till, rest)) = path
         .strip_prefix("/v1/sales/")
         .and_then(|r| r.split_once('/'))
@@ -399,7 +407,13 @@ async fn fleet_post(req: Request<Incoming>, hq: &Hq, path: &str) -> Answer {
         }
         _ => return error(404, format!("no such endpoint: POST {path}")),
     };
-    match commands::request(&hq.pool, &till, &operator, order.clone()).await {
+    // The fleet API's requests are in the console's audit log too.
+    let asked = commands::Asked {
+        username: format!("api:{}", operator.chars().take(64).collect::<String>()),
+        address: peer.ip().to_string(),
+        detail: v.clone(),
+    };
+    match commands::request(&hq.pool, &till, &operator, order.clone(), &asked).await {
         Ok(id) => {
             // Recorded for the till first; a sale paid through HQ is
             // refunded by HQ now, whether or not its till is online.

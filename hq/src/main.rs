@@ -261,6 +261,7 @@ async fn run(cmd: Command) -> Result<(), String> {
                 api_token: cfg.api_token.clone(),
                 relay: tillpay_hq::relay::Relay::new(cfg.channels.clone(), cfg.gateway_timeout),
                 trust_forwarded_for: cfg.trust_forwarded_for,
+                console_origin: cfg.console_origin.clone(),
             });
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -130,7 +130,7 @@ async fn operators_find_resolve_refund_and_reconcile_in_the_console() {
         .await
         .expect("simulator");
     let cfg = common::hq_config_with_gateways(dir.path(), &db, 0, &sim, 0, "");
-    let hq = HqProcess::start(&cfg);
+    let mut hq = HqProcess::start(&cfg);
     let url = hq.url();
     let token = common::add_till(&cfg, "S1", "T1");
     let till = TillProcess::start(&sim, "T1", &url, &token).await;
@@ -392,4 +392,24 @@ async fn operators_find_resolve_refund_and_reconcile_in_the_console() {
             "a full code leaked"
         );
     }
+    // With the console's origin configured, Host no longer decides: a
+    // POST whose Origin matches Host but not the configured origin is
+    // refused; one from the configured origin goes through.
+    let port = hq.port();
+    hq.kill9();
+    let top = format!("console_origin = \"http://localhost:{port}\"\n");
+    let cfg = common::hq_config_with_gateways(dir.path(), &db, port, &sim, 0, &top);
+    let hq = HqProcess::start(&cfg);
+    let (client, cookie, csrf) = logged_in(&hq.url(), "ada").await;
+    let logout = format!("{}/console/logout", hq.url());
+    let body = format!("csrf={csrf}");
+    assert_eq!(
+        post_form(&client, &logout, &cookie, Some(&hq.url()), &body).await,
+        403
+    );
+    let own = format!("http://localhost:{port}");
+    assert_eq!(
+        post_form(&client, &logout, &cookie, Some(&own), &body).await,
+        303
+    );
 }

@@ -140,12 +140,17 @@ fn cookie(req: &Request<Incoming>) -> Option<&str> {
 /// A POST must come from a page of this console: an `Origin` of another
 /// site (a page elsewhere posting a form here) is refused, whatever the
 /// cookie.
-fn same_origin(req: &Request<Incoming>) -> bool {
+fn same_origin(req: &Request<Incoming>, hq: &Hq) -> bool {
     let Some(origin) = req.headers().get(ORIGIN).and_then(|v| v.to_str().ok()) else {
         // Browsers send Origin with every POST; a client that does not
         // still needs the session's CSRF token.
         return true;
     };
+    // The address operators use, when configured: then a proxy that
+    // rewrites Host, or a rebinding name, changes nothing.
+    if let Some(o) = &hq.console_origin {
+        return origin == o;
+    }
     let host = req
         .headers()
         .get(HOST)
@@ -203,7 +208,7 @@ pub async fn route(req: Request<Incoming>, hq: &Hq, address: String) -> Answer {
         query,
     };
     let outcome = if method == Method::POST {
-        if !same_origin(&req) {
+        if !same_origin(&req, hq) {
             tracing::warn!(user = %ctx.session.username, %path, "a POST from another site refused");
             ctx.audit("refused_cross_site", &path, json!({})).await;
             return refused(
@@ -355,7 +360,7 @@ fn login_page(error: Option<&str>) -> String {
 }
 
 async fn login(req: Request<Incoming>, hq: &Hq, address: String) -> Answer {
-    if !same_origin(&req) {
+    if !same_origin(&req, hq) {
         return refused(
             403,
             None,

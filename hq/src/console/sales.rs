@@ -399,16 +399,17 @@ pub async fn resolve(ctx: &Ctx<'_>, till: &str, order: &str) -> Outcome {
         note: ctx.param("note").unwrap_or("").to_string(),
         operator: format!("hq:{}", ctx.session.username),
     };
-    let target = format!("{till}/{order}");
-    match commands::request(&ctx.hq.pool, till, &ctx.session.username, cmd).await {
-        Ok(id) => {
-            ctx.audit("resolve", &target, json!({"as_paid": as_paid, "transaction_id": txn, "note": ctx.param("note"), "command": id})).await;
-            Outcome::SeeOther(format!(
-                "/console/sales/{}/{}?done=resolve&command={id}",
-                url_part(till),
-                url_part(order)
-            ))
-        }
+    let asked = commands::Asked {
+        username: ctx.session.username.clone(),
+        address: ctx.address.clone(),
+        detail: json!({"as_paid": as_paid, "transaction_id": txn, "note": ctx.param("note")}),
+    };
+    match commands::request(&ctx.hq.pool, till, &ctx.session.username, cmd, &asked).await {
+        Ok(id) => Outcome::SeeOther(format!(
+            "/console/sales/{}/{}?done=resolve&command={id}",
+            url_part(till),
+            url_part(order)
+        )),
         Err(e) => refused(e),
     }
 }
@@ -427,7 +428,20 @@ pub async fn refund(ctx: &Ctx<'_>, till: &str, order: &str) -> Outcome {
         operator_id: None,
     };
     let target = format!("{till}/{order}");
-    let id = match commands::request(&ctx.hq.pool, till, &ctx.session.username, cmd.clone()).await {
+    let asked = commands::Asked {
+        username: ctx.session.username.clone(),
+        address: ctx.address.clone(),
+        detail: json!({"amount": amount.0, "refund_no": refund_no}),
+    };
+    let id = match commands::request(
+        &ctx.hq.pool,
+        till,
+        &ctx.session.username,
+        cmd.clone(),
+        &asked,
+    )
+    .await
+    {
         Ok(id) => id,
         Err(e) => return refused(e),
     };
@@ -440,13 +454,14 @@ pub async fn refund(ctx: &Ctx<'_>, till: &str, order: &str) -> Outcome {
         Ok(Some(_)) => "refund_hq",
         _ => "refund",
     };
-    ctx.audit(
-        "refund",
-        &target,
-        json!({"amount": amount.0, "refund_no": refund_no, "command": id,
-               "refunded_by_hq": by_hq.as_ref().ok().and_then(|a| a.as_ref()).map(|a| serde_json::to_value(a).unwrap_or_default())}),
-    )
-    .await;
+    if let Ok(Some(a)) = &by_hq {
+        ctx.audit(
+            "refunded_by_hq",
+            &target,
+            json!({"command": id, "refund_no": refund_no, "answer": serde_json::to_value(a).unwrap_or_default()}),
+        )
+        .await;
+    }
     Outcome::SeeOther(format!(
         "/console/sales/{}/{}?done={done}&command={id}",
         url_part(till),
