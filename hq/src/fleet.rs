@@ -106,15 +106,16 @@ pub async fn breakdown(pool: &Pool, day: NaiveDate) -> Result<Value, DbError> {
 /// Refunds asked on `day` (HQ's local day), newest first, on every
 /// till.
 pub async fn refunds(pool: &Pool, day: NaiveDate) -> Result<Value, DbError> {
+    let (start, end) = local_day(day)?;
     let client = pool.get().await?;
     let rows = client
         .query(
             &format!(
                 "SELECT {REFUND_COLS} FROM refunds
-                 WHERE (created_at AT TIME ZONE current_setting('TimeZone'))::date = $1
+                 WHERE created_at >= $1 AND created_at < $2
                  ORDER BY created_at DESC LIMIT 1000"
             ),
-            &[&day],
+            &[&start, &end],
         )
         .await?;
     Ok(Value::Array(rows.iter().map(refund_json).collect()))
@@ -142,14 +143,15 @@ fn refund_json(r: &Row) -> Value {
 /// The tills' shifts closed on `day` (HQ's local day), with their
 /// reports, by store and till.
 pub async fn shifts(pool: &Pool, day: NaiveDate) -> Result<Value, DbError> {
+    let (start, end) = local_day(day)?;
     let client = pool.get().await?;
     let rows = client
         .query(
             "SELECT t.store_id, s.till_id, s.shift_no, s.opened_at, s.closed_at, s.report
              FROM shifts s JOIN tills t USING (till_id)
-             WHERE (s.closed_at AT TIME ZONE current_setting('TimeZone'))::date = $1
+             WHERE s.closed_at >= $1 AND s.closed_at < $2
              ORDER BY t.store_id, s.till_id, s.shift_no",
-            &[&day],
+            &[&start, &end],
         )
         .await?;
     Ok(Value::Array(
@@ -166,6 +168,22 @@ pub async fn shifts(pool: &Pool, day: NaiveDate) -> Result<Value, DbError> {
             })
             .collect(),
     ))
+}
+
+/// Where HQ's local `day` begins and ends, as instants (as fleet
+/// reconciliation counts a day).
+fn local_day(day: NaiveDate) -> Result<(DateTime<Utc>, DateTime<Utc>), DbError> {
+    use chrono::TimeZone;
+    let at = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .and_then(|t| chrono::Local.from_local_datetime(&t).earliest())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| DbError::Other(format!("day {d}")))
+    };
+    let next = day
+        .succ_opt()
+        .ok_or_else(|| DbError::Other(format!("day {day}")))?;
+    Ok((at(day)?, at(next)?))
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
