@@ -83,15 +83,7 @@ async fn logged_in(hq: &str, user: &str) -> (reqwest::Client, String, String) {
         assert!(set.contains(attr), "{set}");
     }
     let cookie = set.split(';').next().unwrap_or("").to_string();
-    let page = client
-        .get(format!("{hq}/console/"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("overview")
-        .text()
-        .await
-        .expect("page");
+    let (_, page) = get_page(&client, &format!("{hq}/console/"), &cookie).await;
     let csrf = page
         .split("name=\"csrf\" value=\"")
         .nth(1)
@@ -99,6 +91,18 @@ async fn logged_in(hq: &str, user: &str) -> (reqwest::Client, String, String) {
         .expect("a CSRF token on the page")
         .to_string();
     (client, cookie, csrf)
+}
+
+/// GET `url` with a session's cookie: the status and the page.
+async fn get_page(client: &reqwest::Client, url: &str, cookie: &str) -> (u16, String) {
+    let res = client
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("GET");
+    let status = res.status().as_u16();
+    (status, res.text().await.expect("page"))
 }
 
 async fn post_form(
@@ -265,31 +269,22 @@ async fn operators_find_resolve_refund_and_reconcile_in_the_console() {
     );
     // A whole code typed into the search is refused, not echoed.
     let whole = &codes[2].1;
-    let found = client
-        .get(format!("{url}/console/sales?code={whole}"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("GET");
-    assert_eq!(found.status().as_u16(), 400);
-    assert!(!found.text().await.expect("page").contains(whole.as_str()));
+    let (status, page) = get_page(
+        &client,
+        &format!("{url}/console/sales?code={whole}"),
+        &cookie,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(!page.contains(whole.as_str()));
     let (vclient, vcookie, vcsrf) = logged_in(&url, "vic").await;
     let vbody = format!("csrf={vcsrf}&amount=8.00&refund_no=X3");
     assert_eq!(
         post_form(&vclient, &refund_p2, &vcookie, Some(&url), &vbody).await,
         403
     );
-    let audit_get = vclient
-        .get(format!("{url}/console/audit"))
-        .header("cookie", &vcookie)
-        .send()
-        .await
-        .expect("GET");
-    assert_eq!(
-        audit_get.status().as_u16(),
-        403,
-        "the audit log is for admins"
-    );
+    let (status, _) = get_page(&vclient, &format!("{url}/console/audit"), &vcookie).await;
+    assert_eq!(status, 403, "the audit log is for admins");
     drop((client, vclient));
 
     if browser_tools() {
@@ -363,15 +358,7 @@ async fn operators_find_resolve_refund_and_reconcile_in_the_console() {
     assert_eq!(p2["refunded_amount"], 0, "{p2}");
     // The admin's audit log has every refusal, and (with the browser) the actions.
     let (aclient, acookie, _) = logged_in(&url, "ada").await;
-    let audit = aclient
-        .get(format!("{url}/console/audit"))
-        .header("cookie", &acookie)
-        .send()
-        .await
-        .expect("audit")
-        .text()
-        .await
-        .expect("page");
+    let (_, audit) = get_page(&aclient, &format!("{url}/console/audit"), &acookie).await;
     for action in [
         "login_failed",
         "login_locked",
